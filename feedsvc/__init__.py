@@ -1,0 +1,63 @@
+"""feedsvc: a self-hosted RSS/Atom feed service.
+
+``create_app()`` reads the settings once, opens the database (after fork: gunicorn workers
+each call it), and registers the blueprints and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def create_app(
+    overrides: dict[str, Any] | None = None,
+    *,
+    settings: Any = None,
+    clock: Any = None,
+) -> Any:
+    from flask import Flask
+
+    from feedsvc.clock import SystemClock
+    from feedsvc.config import load_settings
+    from feedsvc.context import Context
+    from feedsvc.db import Database
+    from feedsvc.feeds.cache import FeedCache
+    from feedsvc.web import api, errors, feeds, pages
+
+    settings = settings or load_settings(overrides)
+    _configure_logging()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.http.max_request_bytes
+    app.config["JSON_AS_ASCII"] = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    context = Context(
+        settings,
+        Database(settings.database.url, echo=settings.database.echo),
+        clock or SystemClock(),
+    )
+    app.extensions["feedsvc"] = context
+    app.extensions["feedsvc.feed_cache"] = FeedCache(settings.feeds.cache_entries)
+    errors.init_app(app)
+    app.register_blueprint(feeds.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    # Alembic narrates every plugin it loads at INFO; keep migrations to what they change.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -1,0 +1,358 @@
+"""The `feedsvc` command: set-up, serving, and the same writes as the API.
+
+Errors print one line on stderr and exit 1 (2 for unusable configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from feedsvc import create_app
+from feedsvc.config import ConfigError
+from feedsvc.context import Context
+from feedsvc.errors import FeedsvcError, Invalid, NotFound
+from feedsvc.repo import categories as category_repo
+from feedsvc.repo import posts as post_repo
+from feedsvc.schemas import CategoryCreate, CategoryUpdate, PostCreate, parse_input
+from feedsvc.services import categories as category_service
+from feedsvc.services import posts as post_service
+from feedsvc.services import tokens as token_service
+from feedsvc.services.samples import read_post_file, sample_files
+from feedsvc.web.api.serialize import category_json, post_json, token_json
+
+
+def _ctx() -> Context:
+    return current_app.extensions["feedsvc"]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"feedsvc: error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(FlaskGroup):
+    """Domain errors become one readable line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(str(exc), 2)
+        except FeedsvcError as exc:
+            _fail(exc.message)
+
+
+cli = _Group(
+    create_app=lambda: create_app(),
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    help="feedsvc: a self-hosted RSS/Atom feed service.",
+)
+
+
+def main() -> None:
+    cli.main(prog_name="feedsvc")
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> None:
+    cells = [headers] + [[("" if value is None else str(value)) for value in row] for row in rows]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(_pad(value, width) for value, width in zip(row, widths, strict=True)))
+
+
+def _width(text: str) -> int:
+    # CJK characters take two terminal columns.
+    return sum(2 if ord(char) > 0x2E7F else 1 for char in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+# -- set-up ------------------------------------------------------------------------------------
+
+
+@cli.command("init")
+@click.option("--no-samples", is_flag=True, help="Do not load the sample posts.")
+@with_appcontext
+def init_command(no_samples: bool) -> None:
+    """Migrate the database, sync categories.toml, load sample posts into an empty database."""
+    from feedsvc import migrate
+
+    ctx = _ctx()
+    migrate.upgrade(ctx.db)
+    click.echo(f"database: {_safe_url(ctx.db.url)} at revision {migrate.current_revision(ctx.db)}")
+    data_dir = ctx.settings.data_dir
+    categories_file = data_dir / "categories.toml"
+    if categories_file.exists():
+        report = category_service.sync_categories(ctx, categories_file)
+        click.echo(
+            f"categories: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged"
+        )
+    with ctx.db.read() as session:
+        has_posts = post_repo.count_posts(session) > 0
+    if no_samples or has_posts:
+        click.echo(
+            "sample posts: skipped (the database already has posts)"
+            if has_posts
+            else "sample posts: skipped"
+        )
+        return
+    files = sample_files(data_dir / "posts")
+    inputs = [read_post_file(path) for path in files]  # all valid before any is stored
+    with click.progressbar(inputs, label="sample posts", file=sys.stderr) as bar:
+        for data in bar:
+            post_service.create_post(ctx, data)
+    click.echo(f"sample posts: {len(inputs)} loaded")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations."""
+    from feedsvc import migrate
+
+    migrate.upgrade(_ctx().db, revision)
+    click.echo(f"database at revision {migrate.current_revision(_ctx().db)}")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve_command(host: str, port: int, workers: int) -> None:
+    """Serve with gunicorn (a production WSGI server)."""
+    from feedsvc.config import load_settings
+    from feedsvc.server import serve
+
+    try:
+        settings = load_settings()  # fail here, in one line, not in every worker
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    serve(settings, host=host, port=port, workers=workers)
+
+
+# -- categories --------------------------------------------------------------------------------
+
+
+@cli.group("category")
+def category_group() -> None:
+    """List, add, edit and remove categories."""
+
+
+@category_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@with_appcontext
+def category_list(as_json: bool) -> None:
+    ctx = _ctx()
+    with ctx.db.read() as session:
+        rows = category_repo.list_categories(session)
+        counts = {row.slug: category_repo.count_posts(session, row.id) for row in rows}
+    if as_json:
+        click.echo(
+            json.dumps([category_json(ctx, row) for row in rows], ensure_ascii=False, indent=2)
+        )
+        return
+    _table(
+        [[r.slug, r.name, r.position, r.feed_length, counts[r.slug]] for r in rows],
+        ["slug", "name", "position", "feed_length", "posts"],
+    )
+
+
+@category_group.command("add")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--description", default="")
+@click.option("--language", default="zh-CN", show_default=True)
+@click.option("--position", default=0, type=int)
+@click.option("--feed-length", default=20, type=int, show_default=True)
+@with_appcontext
+def category_add(slug: str, **fields: Any) -> None:
+    data = parse_input(CategoryCreate, {"slug": slug, **fields})
+    category = category_service.create_category(_ctx(), data)
+    click.echo(f"added category {category.slug} ({category.name})")
+
+
+@category_group.command("edit")
+@click.argument("slug")
+@click.option("--name")
+@click.option("--description")
+@click.option("--language")
+@click.option("--position", type=int)
+@click.option("--feed-length", type=int)
+@with_appcontext
+def category_edit(slug: str, **fields: Any) -> None:
+    given = {key: value for key, value in fields.items() if value is not None}
+    if not given:
+        raise Invalid("nothing to change: give at least one option")
+    category = category_service.update_category(_ctx(), slug, parse_input(CategoryUpdate, given))
+    click.echo(f"updated category {category.slug}")
+
+
+@category_group.command("remove")
+@click.argument("slug")
+@click.option("--move-to", help="Move the category's posts here first.")
+@with_appcontext
+def category_remove(slug: str, move_to: str | None) -> None:
+    moved = category_service.delete_category(_ctx(), slug, move_to=move_to)
+    suffix = f" ({moved} posts moved to {move_to})" if moved else ""
+    click.echo(f"removed category {slug}{suffix}")
+
+
+# -- posts -------------------------------------------------------------------------------------
+
+
+@cli.group("post")
+def post_group() -> None:
+    """Add, list, show and remove posts."""
+
+
+@post_group.command("add")
+@click.option("--title", required=True)
+@click.option("--category", required=True)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Content file (Markdown or HTML); '-' or absent reads stdin.",
+)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown")
+@click.option("--slug")
+@click.option("--author", default="")
+@click.option("--summary")
+@click.option("--tag", "tags", multiple=True)
+@click.option("--status", type=click.Choice(["draft", "published"]), default="published")
+@click.option("--published-at", help="ISO 8601; a naive time is in the site time zone.")
+@with_appcontext
+def post_add(path: Path | None, fmt: str, tags: tuple[str, ...], **fields: Any) -> None:
+    try:
+        content = sys.stdin.read() if path is None or str(path) == "-" else path.read_text("utf-8")
+    except OSError as exc:
+        raise Invalid(f"cannot read {path}: {exc.strerror}") from None
+    raw = {key: value for key, value in fields.items() if value is not None}
+    data = parse_input(PostCreate, {**raw, "content": content, "format": fmt, "tags": list(tags)})
+    post = post_service.create_post(_ctx(), data)
+    click.echo(f"added post {post.id} {post.slug}")
+    click.echo(post_json(_ctx(), post)["url"])
+
+
+@post_group.command("list")
+@click.option("--category")
+@click.option("--status", type=click.Choice(["draft", "published"]))
+@click.option("--limit", default=50, type=click.IntRange(1, 10_000), show_default=True)
+@with_appcontext
+def post_list(category: str | None, status: str | None, limit: int) -> None:
+    ctx = _ctx()
+    with ctx.db.read() as session:
+        category_id = None
+        if category is not None:
+            found = category_repo.get_category(session, category)
+            if found is None:
+                raise NotFound(f"no category {category!r}")
+            category_id = found.id
+        where = post_repo.PostFilter(category_id=category_id, status=status)
+        rows = post_repo.list_posts(session, where, limit=limit)
+        table = [
+            [
+                r.id,
+                r.published_at.astimezone(ctx.settings.site.tz).strftime("%Y-%m-%d %H:%M"),
+                r.status,
+                r.category.slug,
+                r.slug,
+                r.title,
+            ]
+            for r in rows
+        ]
+    _table(table, ["id", "published", "status", "category", "slug", "title"])
+
+
+def _find_post(ident: str) -> int:
+    with _ctx().db.read() as session:
+        post = (
+            post_repo.get_post(session, int(ident))
+            if ident.isdigit()
+            else post_repo.get_post_by_slug(session, ident)
+        )
+        if post is None:
+            raise NotFound(f"no post with id or slug {ident!r}")
+        return post.id
+
+
+@post_group.command("show")
+@click.argument("ident")
+@with_appcontext
+def post_show(ident: str) -> None:
+    """Print a post (by id or slug) as JSON."""
+    post_id = _find_post(ident)
+    with _ctx().db.read() as session:
+        post = post_repo.get_post(session, post_id)
+        click.echo(json.dumps(post_json(_ctx(), post), ensure_ascii=False, indent=2))
+
+
+@post_group.command("remove")
+@click.argument("ident")
+@with_appcontext
+def post_remove(ident: str) -> None:
+    """Delete a post (by id or slug)."""
+    post_id = _find_post(ident)
+    post_service.delete_post(_ctx(), post_id)
+    click.echo(f"removed post {post_id}")
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+@cli.group("token")
+def token_group() -> None:
+    """API tokens (only their hashes are stored)."""
+
+
+@token_group.command("create")
+@click.argument("name")
+@with_appcontext
+def token_create(name: str) -> None:
+    """Create a token and print it once: the token alone is the last line."""
+    row, token = token_service.create_token(_ctx(), name)
+    click.echo(f"created token {row.id} ({row.name}); it is shown only once:")
+    click.echo(token)
+
+
+@token_group.command("list")
+@with_appcontext
+def token_list() -> None:
+    rows = [token_json(_ctx(), row) for row in token_service.list_tokens(_ctx())]
+    _table(
+        [[r["id"], r["name"], r["created_at"], r["last_used_at"], r["revoked_at"]] for r in rows],
+        ["id", "name", "created", "last used", "revoked"],
+    )
+
+
+@token_group.command("revoke")
+@click.argument("ident")
+@with_appcontext
+def token_revoke(ident: str) -> None:
+    """Revoke a token by id, or every token of a name."""
+    rows = token_service.revoke_token(_ctx(), ident)
+    click.echo(f"revoked {len(rows)} token(s): " + ", ".join(str(row.id) for row in rows))

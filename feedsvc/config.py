@@ -1,0 +1,199 @@
+"""Settings: defaults → data/feedsvc.toml (or $FEEDSVC_CONFIG) → FEEDSVC_* environment.
+
+Read and validated once, at start-up, into a typed, frozen ``Settings``. Anything wrong stops
+start-up with a ``ConfigError`` whose one-line message names the bad key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+DEFAULT_CONFIG = DATA_DIR / "feedsvc.toml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(_Section):
+    title: str = Field("feedsvc", min_length=1, max_length=200)
+    description: str = Field("", max_length=1000)
+    base_url: str = "http://127.0.0.1:8000"
+    language: str = Field("zh-CN", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    timezone: str = "Asia/Shanghai"
+    author: str = Field("feedsvc", min_length=1, max_length=200)
+    # RFC 4151 tagging entity (authority and date) of guids and feed ids; fixed forever once
+    # feeds have been published. The authority defaults to base_url's host.
+    tag_authority: str = ""
+    tag_date: date = date(2026, 1, 1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def authority(self) -> str:
+        return self.tag_authority or (urlsplit(self.base_url).hostname or "localhost")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///data/feedsvc.db"
+    echo: bool = False
+
+
+class FeedSettings(_Section):
+    default_length: int = Field(20, ge=1, le=1000)
+    max_length: int = Field(100, ge=1, le=1000)
+    cache_max_age: int = Field(300, ge=0, le=86400)
+    cache_entries: int = Field(512, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> FeedSettings:
+        if self.default_length > self.max_length:
+            raise ValueError("default_length must not exceed max_length")
+        return self
+
+
+class HttpSettings(_Section):
+    max_request_bytes: int = Field(1_048_576, ge=1024, le=100 * 1_048_576)
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = True
+    related_interval_minutes: int = Field(10, ge=1, le=24 * 60)
+    related_rebuild_cron: str = "30 3 * * *"
+    sources_interval_minutes: int = Field(5, ge=1, le=24 * 60)
+    lease_seconds: int = Field(600, ge=10, le=86400)
+
+    @field_validator("related_rebuild_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression: {exc}") from exc
+        return value
+
+
+class RelatedSettings(_Section):
+    top_k: int = Field(5, ge=1, le=50)
+    min_score: float = Field(0.08, ge=0.0, le=1.0)
+
+
+class Settings(_Section):
+    site: SiteSettings = SiteSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    feeds: FeedSettings = FeedSettings()
+    http: HttpSettings = HttpSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    related: RelatedSettings = RelatedSettings()
+    # Where relative paths (sample posts, categories file, SQLite files) are resolved.
+    data_dir: Path = DATA_DIR
+
+
+_ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "FEEDSVC_DATABASE_URL": ("database", "url"),
+    "FEEDSVC_BASE_URL": ("site", "base_url"),
+    "FEEDSVC_SCHEDULER": ("scheduler", "enabled"),
+}
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(root)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{origin}: {key}: {message}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config: {path}: file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path}: invalid TOML: {exc}") from exc
+
+
+def _sqlite_relative_to(url: str, base: Path) -> str:
+    """Resolve a relative SQLite path against ``base`` so the working directory never matters."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite://" or url.startswith("sqlite:////"):
+        return url
+    path = url[len(prefix) :]
+    if path in ("", ":memory:") or path.startswith(":"):
+        return url
+    return prefix + str((base / path).resolve())
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Build ``Settings`` from the config file, the environment and ``overrides`` (tests)."""
+    env = os.environ if environ is None else environ
+    config_path = Path(env.get("FEEDSVC_CONFIG") or DEFAULT_CONFIG)
+    if "FEEDSVC_CONFIG" in env or config_path.exists():
+        raw = _read_toml(config_path)
+        origin = str(config_path)
+    else:
+        raw, origin = {}, "config"
+    for var, (section, key) in _ENV_OVERRIDES.items():
+        if var in env:
+            value: Any = env[var]
+            if var == "FEEDSVC_SCHEDULER":
+                if value not in ("0", "1", "true", "false"):
+                    raise ConfigError(f"environment: {var}: must be 0 or 1")
+                value = value in ("1", "true")
+            raw.setdefault(section, {})[key] = value
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
+    raw.setdefault("data_dir", str(config_path.resolve().parent))
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+    url = _sqlite_relative_to(settings.database.url, ROOT)
+    if url != settings.database.url:
+        settings = settings.model_copy(
+            update={"database": settings.database.model_copy(update={"url": url})}
+        )
+    return settings

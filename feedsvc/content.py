@@ -1,0 +1,124 @@
+"""Post content: Markdown/HTML → sanitized pages, summaries, slugs, XML-safe text.
+
+Pure functions: no database, no Flask. Libraries, not hand-written parsers:
+markdown-it-py renders Markdown (CommonMark), nh3 (Ammonia) sanitizes HTML against our
+allow-list, pypinyin + python-slugify make readable ASCII slugs from Chinese titles.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from html import unescape
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from markdown_it import MarkdownIt
+from pypinyin import Style, lazy_pinyin
+from slugify import slugify
+
+# WordPress's page-break marker (共N页 on the site); split before sanitizing strips comments.
+NEXTPAGE = re.compile(r"<!--\s*nextpage\s*-->", re.IGNORECASE)
+
+# XML 1.0 §2.2 Char: everything else (C0 controls but TAB/LF/CR, U+FFFE/U+FFFF, lone
+# surrogates) makes lxml, and so feedgen, refuse the whole document.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "del", "em", "figcaption",
+    "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s",
+    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "abbr": {"title"},
+}
+_URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
+
+_markdown = MarkdownIt("commonmark", {"html": True, "linkify": False}).enable("table")
+_cleaner = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    clean_content_tags={"script", "style"},
+    url_schemes={"http", "https", "mailto"},
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_xml_text(text: str) -> str:
+    """Drop characters that XML 1.0 forbids; keeps TAB, LF and CR."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def sanitize_html(html: str) -> str:
+    return _cleaner.clean(clean_xml_text(html))
+
+
+def render_pages(body: str, fmt: str) -> list[str]:
+    """Split on <!--nextpage-->, render each page, sanitize it; empty pages are dropped."""
+    pages = []
+    for raw in NEXTPAGE.split(clean_xml_text(body)):
+        if not raw.strip():
+            continue
+        html = _markdown.render(raw) if fmt == "markdown" else raw
+        cleaned = sanitize_html(html).strip()
+        if cleaned:
+            pages.append(cleaned)
+    return pages
+
+
+def html_to_text(html: str) -> str:
+    # Block ends become spaces so words of adjacent paragraphs do not run together.
+    spaced = re.sub(r"(</(?:p|li|h[1-6]|td|th|blockquote|pre)>|<br\s*/?>)", r"\1 ", html)
+    text = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
+    return _WHITESPACE.sub(" ", unescape(text)).strip()
+
+
+def derive_summary(pages: list[str], limit: int = 120) -> str:
+    """The first ``limit`` characters of the text, cut at a sentence end when one is near."""
+    text = html_to_text(" ".join(pages))
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    for mark in ("。", "！", "？", "；", ". "):
+        at = cut.rfind(mark)
+        if at >= limit // 2:
+            return cut[: at + len(mark)].strip()
+    return cut.rstrip() + "…"
+
+
+def _absolute(base: str, tag: str, attribute: str, value: str) -> str | None:
+    if (tag, attribute) in _URL_ATTRIBUTES:
+        return urljoin(base, value)
+    return value
+
+
+def absolutize_links(html: str, base: str) -> str:
+    """Make href/src absolute against ``base`` (feeds must carry no relative URLs)."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        attribute_filter=partial(_absolute, base),
+        link_rel=None,
+    )
+
+
+def slug_from_title(title: str, max_length: int = 80) -> str:
+    """Readable ASCII slug: Chinese as pinyin words, Latin kept (理财 ETF → li-cai-etf)."""
+    words = lazy_pinyin(title, style=Style.NORMAL, errors="default")
+    slug = slugify(" ".join(words), max_length=max_length, word_boundary=True)
+    return slug or "post"
+
+
+def is_url_safe_slug(value: str) -> bool:
+    return bool(re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", value))
+
+
+def is_absolute_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -1,0 +1,20 @@
+"""What every service function needs: settings, the database, and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from feedsvc.clock import Clock, SystemClock
+from feedsvc.config import Settings
+from feedsvc.db import Database
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+
+    def url(self, path: str) -> str:
+        """An absolute URL under the configured base_url (feeds carry no relative URLs)."""
+        return self.settings.site.base_url + path

@@ -1,0 +1,130 @@
+"""What goes in a feed: category + posts → a plain, typed, format-neutral document.
+
+Pure: takes rows already loaded, returns data. How the XML is written is render.py's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from feedsvc.config import SiteSettings
+from feedsvc.content import absolutize_links, clean_xml_text
+from feedsvc.models import Category, Post
+
+
+@dataclass(frozen=True)
+class EntryDocument:
+    guid: str
+    title: str
+    link: str
+    author: str
+    summary: str
+    content_html: str  # every page, sanitized, links absolute
+    published: datetime
+    updated: datetime
+    category_name: str
+    category_url: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    feed_id: str  # RFC 4287 §4.2.6: atom:id is permanent
+    title: str
+    subtitle: str
+    link: str  # the HTML page the feed mirrors
+    self_url: str  # exactly the URL the feed was fetched from
+    language: str
+    author: str
+    updated: datetime  # the newest change: lastBuildDate, atom:updated, Last-Modified
+    entries: tuple[EntryDocument, ...]
+
+
+@dataclass(frozen=True)
+class Links:
+    """Absolute URLs of the site's pages (one place knows the URL map)."""
+
+    base_url: str
+
+    def post(self, slug: str) -> str:
+        return f"{self.base_url}/posts/{slug}"
+
+    def category(self, slug: str) -> str:
+        return f"{self.base_url}/categories/{slug}"
+
+    def home(self) -> str:
+        return f"{self.base_url}/"
+
+    def feed(self, slug: str, fmt: str) -> str:
+        return f"{self.base_url}/feeds/{slug}.{fmt}"
+
+
+def _seconds(value: datetime) -> datetime:
+    # HTTP dates (Last-Modified) have whole seconds; feed dates match them.
+    return value.replace(microsecond=0)
+
+
+def entry_document(post: Post, site: SiteSettings, links: Links) -> EntryDocument:
+    link = links.post(post.slug)
+    # Pages are joined in order: a feed reader shows the whole post (共N页 is for the site).
+    content = "\n".join(absolutize_links(page, link) for page in post.pages)
+    tz = site.tz
+    return EntryDocument(
+        guid=post.guid,
+        title=clean_xml_text(post.title),
+        link=link,
+        author=clean_xml_text(post.author or site.author),
+        summary=clean_xml_text(post.summary),
+        content_html=clean_xml_text(content),
+        published=_seconds(post.published_at.astimezone(tz)),
+        updated=_seconds(max(post.updated_at, post.published_at).astimezone(tz)),
+        category_name=clean_xml_text(post.category.name),
+        category_url=links.category(post.category.slug),
+        tags=tuple(clean_xml_text(tag.name) for tag in post.tags),
+    )
+
+
+def newest_change(changed_at: datetime, posts: Sequence[Post]) -> datetime:
+    """Last write that touched the feed, or a scheduled post that has since become due."""
+    return max([changed_at, *(post.published_at for post in posts)])
+
+
+def category_document(
+    category: Category,
+    posts: Sequence[Post],
+    *,
+    site: SiteSettings,
+    self_url: str,
+    changed_at: datetime,
+) -> FeedDocument:
+    links = Links(site.base_url)
+    return FeedDocument(
+        feed_id=f"tag:{site.authority},{site.tag_date.isoformat()}:feeds/{category.slug}",
+        title=clean_xml_text(f"{category.name} - {site.title}"),
+        subtitle=clean_xml_text(category.description or site.description or category.name),
+        link=links.category(category.slug),
+        self_url=self_url,
+        language=category.language or site.language,
+        author=clean_xml_text(site.author),
+        updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
+        entries=tuple(entry_document(post, site, links) for post in posts),
+    )
+
+
+def site_document(
+    posts: Sequence[Post], *, site: SiteSettings, self_url: str, changed_at: datetime
+) -> FeedDocument:
+    links = Links(site.base_url)
+    return FeedDocument(
+        feed_id=f"tag:{site.authority},{site.tag_date.isoformat()}:feeds/all",
+        title=clean_xml_text(site.title),
+        subtitle=clean_xml_text(site.description or site.title),
+        link=links.home(),
+        self_url=self_url,
+        language=site.language,
+        author=clean_xml_text(site.author),
+        updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
+        entries=tuple(entry_document(post, site, links) for post in posts),
+    )

@@ -1,0 +1,158 @@
+"""Typed inputs of the write operations, validated once (API bodies, CLI options, data files).
+
+``parse_input(Model, data)`` turns pydantic's errors into one ``Invalid`` with a message per
+field, so the API answers 422 with ``fields`` and the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from feedsvc.content import clean_xml_text, is_url_safe_slug
+from feedsvc.errors import Invalid
+
+RESERVED_CATEGORY_SLUGS = frozenset({"all", "tags", "api", "static", "posts", "categories"})
+
+
+def _clean_text(value: Any) -> Any:
+    # XML 1.0 forbids these characters; they are dropped on write (and again on render).
+    return clean_xml_text(value).strip() if isinstance(value, str) else value
+
+
+def _slug(value: str) -> str:
+    if not is_url_safe_slug(value):
+        raise ValueError("must be lowercase ASCII letters, digits and single hyphens")
+    return value
+
+
+def _aware_or_naive_datetime(value: Any) -> Any:
+    # Only ISO 8601 / RFC 3339 strings (no epoch numbers: too easy to get wrong).
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-03-15T09:30:00+08:00")
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"cannot read {value[:40]!r} as a date-time; use ISO 8601, "
+            "e.g. 2026-03-15T09:30:00+08:00"
+        ) from None
+
+
+Text = Annotated[str, BeforeValidator(_clean_text)]
+Title = Annotated[Text, StringConstraints(min_length=1, max_length=300)]
+Slug = Annotated[Text, StringConstraints(min_length=1, max_length=100), BeforeValidator(_slug)]
+PostSlug = Annotated[Text, StringConstraints(min_length=1, max_length=200), BeforeValidator(_slug)]
+TagName = Annotated[Text, StringConstraints(min_length=1, max_length=50)]
+When = Annotated[datetime, BeforeValidator(_aware_or_naive_datetime)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class CategoryCreate(_Input):
+    slug: Slug
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[Text, StringConstraints(max_length=2000)] = ""
+    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = (
+        "zh-CN"
+    )
+    position: Annotated[int, Field(ge=0, le=100_000)] = 0
+    feed_length: Annotated[int, Field(ge=1, le=1000)] = 20
+
+    @field_validator("slug")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_CATEGORY_SLUGS:
+            raise ValueError(f"{value!r} is reserved by the URL map")
+        return value
+
+
+class CategoryUpdate(_Input):
+    """Every field optional; the slug is the feed's URL and never changes."""
+
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    description: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    language: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None
+    ) = None
+    position: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    feed_length: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+
+class PostCreate(_Input):
+    title: Title
+    category: Slug
+    content: Annotated[str, BeforeValidator(_clean_text), StringConstraints(max_length=2_000_000)]
+    format: Literal["html", "markdown"] = "markdown"
+    slug: PostSlug | None = None
+    author: Annotated[Text, StringConstraints(max_length=200)] = ""
+    summary: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    tags: Annotated[list[TagName], Field(max_length=30)] = []
+    status: Literal["draft", "published"] = "published"
+    published_at: When | None = None
+
+
+class PostUpdate(_Input):
+    title: Title | None = None
+    category: Slug | None = None
+    content: (
+        Annotated[str, BeforeValidator(_clean_text), StringConstraints(max_length=2_000_000)] | None
+    ) = None
+    format: Literal["html", "markdown"] | None = None
+    slug: PostSlug | None = None
+    author: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    # An empty string asks for the summary to be derived from the content again.
+    summary: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    tags: Annotated[list[TagName], Field(max_length=30)] | None = None
+    status: Literal["draft", "published"] | None = None
+    published_at: When | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind == "literal_error":
+        return "must be one of " + error["msg"].removeprefix("Input should be ")
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_input(model: type[M], data: Any) -> M:
+    if not isinstance(data, dict):
+        raise Invalid("the body must be a JSON object", fields={"body": "must be an object"})
+    # In a PATCH body a field is either given a value or left out; null is not a value.
+    nulls = sorted(key for key, value in data.items() if value is None)
+    if nulls and model in (CategoryUpdate, PostUpdate):
+        fields = {key: "must not be null" for key in nulls}
+        raise Invalid(f"invalid input: {', '.join(nulls)} must not be null", fields=fields)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for error in exc.errors():
+            fields.setdefault(_field_name(error["loc"]), _message(error))
+        summary = "; ".join(f"{key}: {value}" for key, value in fields.items())
+        raise Invalid(f"invalid input: {summary}", fields=fields) from None

@@ -1,0 +1,137 @@
+"""Category writes: API and CLI edits, and the sync from data/categories.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import update
+
+from feedsvc.context import Context
+from feedsvc.errors import Conflict, Invalid, NotFound
+from feedsvc.models import Category, Post
+from feedsvc.repo import categories as category_repo
+from feedsvc.repo import feedstate
+from feedsvc.schemas import CategoryCreate, CategoryUpdate, parse_input
+
+_FEED_FIELDS = ("name", "description", "language", "feed_length")
+
+
+def create_category(ctx: Context, data: CategoryCreate) -> Category:
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        if category_repo.get_category(session, data.slug) is not None:
+            raise Conflict(f"category {data.slug!r} exists", fields={"slug": "is already taken"})
+        category = category_repo.add_category(
+            session,
+            Category(**data.model_dump(), created_at=now, updated_at=now, feed_changed_at=now),
+        )
+        return category
+
+
+def update_category(ctx: Context, slug: str, data: CategoryUpdate) -> Category:
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        category = category_repo.get_category(session, slug)
+        if category is None:
+            raise NotFound(f"no category {slug!r}")
+        changes = {
+            key: value
+            for key, value in data.model_dump(exclude_unset=True).items()
+            if getattr(category, key) != value
+        }
+        if not changes:
+            return category
+        for key, value in changes.items():
+            setattr(category, key, value)
+        category.updated_at = now
+        session.flush()
+        if any(key in _FEED_FIELDS for key in changes):
+            # The category's name shows in the site feed too (each item's category).
+            feedstate.bump(session, [category.id], now, visible=True)
+        session.refresh(category)
+        return category
+
+
+def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> int:
+    """Delete a category; its posts must be moved first. Returns how many posts moved."""
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        category = category_repo.get_category(session, slug)
+        if category is None:
+            raise NotFound(f"no category {slug!r}")
+        count = category_repo.count_posts(session, category.id)
+        moved = 0
+        if move_to is not None:
+            target = category_repo.get_category(session, move_to)
+            if target is None or target.id == category.id:
+                reason = "is the category being removed" if target else "is not a category"
+                raise Invalid(
+                    f"invalid input: move_to: {move_to!r} {reason}", fields={"move_to": reason}
+                )
+            if count:
+                session.execute(
+                    update(Post)
+                    .where(Post.category_id == category.id)
+                    .values(category_id=target.id, updated_at=now)
+                )
+                moved = count
+                feedstate.bump(session, [target.id], now, visible=True)
+        elif count:
+            raise Conflict(
+                f"category {slug!r} still has {count} posts; move them first (move_to)",
+                fields={"move_to": "required while the category has posts"},
+            )
+        session.expire_all()
+        category_repo.delete_category(session, category_repo.get_category(session, slug))
+        feedstate.bump(session, [], now, visible=True)
+        return moved
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int
+    updated: int
+    unchanged: int
+
+
+def read_categories_file(path: Path) -> list[CategoryCreate]:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise Invalid(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise Invalid(f"{path}: invalid TOML: {exc}") from None
+    entries = raw.get("categories", [])
+    if not isinstance(entries, list):
+        raise Invalid(f"{path}: 'categories' must be an array of tables ([[categories]])")
+    result = []
+    for index, entry in enumerate(entries, start=1):
+        if isinstance(entry, dict):
+            entry = {key: value for key, value in entry.items() if key != "sources"}
+        try:
+            result.append(parse_input(CategoryCreate, entry))
+        except Invalid as exc:
+            raise Invalid(f"{path}: category #{index}: {exc.message}") from None
+    return result
+
+
+def sync_categories(ctx: Context, path: Path) -> SyncReport:
+    """Add and update categories from the file; never deletes (posts are never lost)."""
+    added = updated = unchanged = 0
+    for data in read_categories_file(path):
+        with ctx.db.read() as session:
+            current = category_repo.get_category(session, data.slug)
+        if current is None:
+            create_category(ctx, data)
+            added += 1
+            continue
+        fields = data.model_dump(exclude={"slug"})
+        if all(getattr(current, key) == value for key, value in fields.items()):
+            unchanged += 1
+        else:
+            update_category(ctx, data.slug, CategoryUpdate(**fields))
+            updated += 1
+    return SyncReport(added, updated, unchanged)

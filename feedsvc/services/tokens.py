@@ -1,0 +1,73 @@
+"""API tokens: created once and shown once, kept only as SHA-256 hashes, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from feedsvc.context import Context
+from feedsvc.errors import Invalid, NotFound
+from feedsvc.models import ApiToken
+from feedsvc.repo import tokens as token_repo
+
+TOKEN_PREFIX = "fsv_"
+# Record last use at most this often: authenticated reads must not all become writes.
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(ctx: Context, name: str) -> tuple[ApiToken, str]:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Invalid("token name must be 1 to 100 characters", fields={"name": "1-100 chars"})
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        row = ApiToken(name=name, token_hash=hash_token(token), created_at=now)
+        session.add(row)
+        session.flush()
+        return row, token
+
+
+def authenticate(ctx: Context, token: str) -> ApiToken | None:
+    """The live token row for this bearer token, or None (unknown or revoked)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    with ctx.db.read() as session:
+        row = token_repo.find_by_hash(session, digest)
+    if row is None or row.revoked_at is not None:
+        return None
+    now = ctx.clock.now()
+    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_GRANULARITY:
+        with ctx.db.write() as session:
+            live = token_repo.get_token(session, row.id)
+            if live is not None:
+                live.last_used_at = now
+    return row
+
+
+def revoke_token(ctx: Context, ident: str) -> list[ApiToken]:
+    """Revoke by id or by name (all tokens of that name)."""
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        if ident.isdigit():
+            found = token_repo.get_token(session, int(ident))
+            rows = [found] if found is not None else []
+        else:
+            rows = token_repo.find_by_name(session, ident)
+        if not rows:
+            raise NotFound(f"no token with id or name {ident!r}")
+        for row in rows:
+            if row.revoked_at is None:
+                row.revoked_at = now
+        return rows
+
+
+def list_tokens(ctx: Context) -> list[ApiToken]:
+    with ctx.db.read() as session:
+        return token_repo.list_tokens(session)

@@ -1,0 +1,16 @@
+"""HTTP: one blueprint per module (feeds, pages, api) and the error handlers."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from feedsvc.context import Context
+from feedsvc.feeds.cache import FeedCache
+
+
+def ctx() -> Context:
+    return current_app.extensions["feedsvc"]
+
+
+def feed_cache() -> FeedCache:
+    return current_app.extensions["feedsvc.feed_cache"]
