@@ -356,3 +356,7 @@ def token_revoke(ident: str) -> None:
     """Revoke a token by id, or every token of a name."""
     rows = token_service.revoke_token(_ctx(), ident)
     click.echo(f"revoked {len(rows)} token(s): " + ", ".join(str(row.id) for row in rows))
+
+
+if __name__ == "__main__":
+    main()

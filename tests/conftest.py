@@ -82,8 +82,9 @@ def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path)
         tables = [row[0] for row in connection.execute(text(_TABLES_ORDER_SQL))]
         connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         connection.execute(
-            text("INSERT INTO site_state (id, content_version, feed_changed_at) "
-                 "VALUES (1, 1, :now)"),
+            text(
+                "INSERT INTO site_state (id, content_version, feed_changed_at) VALUES (1, 1, :now)"
+            ),
             {"now": NOW},
         )
     db.dispose()

@@ -38,8 +38,10 @@ class Factory:
         data: dict[str, Any] = {
             "title": f"第{self._n}篇：每月结余先存一半",
             "category": category,
-            "content": f"## 小标题\n\n第{self._n}篇正文：工资到账先把一半转入储蓄账户，余下再花。\n\n"
-            "理财有风险，投资需谨慎。",
+            "content": (
+                f"## 小标题\n\n第{self._n}篇正文：工资到账先把一半转入储蓄账户，余下再花。"
+                "\n\n理财有风险，投资需谨慎。"
+            ),
             "author": "林晓",
             "tags": ["储蓄", "预算"],
             "status": "published",
@@ -68,8 +70,17 @@ class Factory:
                 for c in session.scalars(select(Category).order_by(Category.id))
             ]
             rows += [
-                (p.id, p.slug, p.title, p.body, p.status, p.published_at, p.updated_at,
-                 p.category_id, tuple(t.name for t in p.tags))
+                (
+                    p.id,
+                    p.slug,
+                    p.title,
+                    p.body,
+                    p.status,
+                    p.published_at,
+                    p.updated_at,
+                    p.category_id,
+                    tuple(t.name for t in p.tags),
+                )
                 for p in session.scalars(select(Post).order_by(Post.id))
             ]
             return rows

@@ -38,8 +38,10 @@ def test_create_returns_every_field(client, auth, jijin, ctx) -> None:
     assert post["slug"] == "ru-he-yong-ding-tou-ping-hua-ji-jin-bo-dong"
     assert post["guid"].startswith("tag:feeds.example.test,2026-11-28:post/")
     assert post["url"] == f"{BASE_URL}/posts/{post['slug']}"
-    assert post["feeds"] == {"rss": f"{BASE_URL}/feeds/jijin.rss",
-                             "atom": f"{BASE_URL}/feeds/jijin.atom"}
+    assert post["feeds"] == {
+        "rss": f"{BASE_URL}/feeds/jijin.rss",
+        "atom": f"{BASE_URL}/feeds/jijin.atom",
+    }
     assert post["title"] == BODY["title"] and post["category"] == "jijin"
     assert post["author"] == "林晓" and post["tags"] == ["定投", "指数基金"]
     assert post["status"] == "published" and post["format"] == "markdown"
@@ -51,7 +53,9 @@ def test_create_returns_every_field(client, auth, jijin, ctx) -> None:
     assert post["created_at"] == NOW.isoformat()
     with ctx.db.read() as session:
         stored = session.scalar(select(Post))
-        assert stored.published_at == datetime(2026, 3, 15, 1, 30, tzinfo=stored.published_at.tzinfo)
+        assert stored.published_at == datetime(
+            2026, 3, 15, 1, 30, tzinfo=stored.published_at.tzinfo
+        )
         assert stored.published_at.utcoffset() == timedelta(0)  # stored as UTC, read back aware
 
 
@@ -69,8 +73,9 @@ def test_auto_slugs_are_unique_and_stable(client, auth, jijin) -> None:
     first = client.post("/api/v1/posts", json=BODY, headers=auth).json
     second = client.post("/api/v1/posts", json=BODY, headers=auth).json
     assert second["slug"] == first["slug"] + "-2"
-    edited = client.patch(f"/api/v1/posts/{first['id']}", json={"title": "完全不同的标题"},
-                          headers=auth).json
+    edited = client.patch(
+        f"/api/v1/posts/{first['id']}", json={"title": "完全不同的标题"}, headers=auth
+    ).json
     assert edited["slug"] == first["slug"] and edited["guid"] == first["guid"]
 
 
@@ -84,8 +89,11 @@ def test_defaults_published_now_and_summary_derived(client, auth, jijin) -> None
 
 
 def test_html_format_is_sanitized(client, auth, jijin) -> None:
-    body = {**BODY, "format": "html",
-            "content": "<p>段落</p><script>alert(1)</script><img src=x onerror=alert(1)>"}
+    body = {
+        **BODY,
+        "format": "html",
+        "content": "<p>段落</p><script>alert(1)</script><img src=x onerror=alert(1)>",
+    }
     post = client.post("/api/v1/posts", json=body, headers=auth).json
     assert post["content_html"] == '<p>段落</p><img src="x">'
 
@@ -132,8 +140,9 @@ def test_cursor_pagination_walks_everything_once(client, factory: Factory) -> No
 def test_patch_changes_only_given_fields(client, factory: Factory, auth, clock) -> None:
     post = factory.post(summary="手写摘要")
     clock.advance(minutes=5)
-    response = client.patch(f"/api/v1/posts/{post.id}",
-                            json={"content": "新的正文。", "tags": ["新标签"]}, headers=auth)
+    response = client.patch(
+        f"/api/v1/posts/{post.id}", json={"content": "新的正文。", "tags": ["新标签"]}, headers=auth
+    )
     assert response.status_code == 200
     body = response.json
     assert body["content_html"] == "<p>新的正文。</p>"
@@ -169,8 +178,11 @@ def test_delete(client, factory: Factory, auth, ctx) -> None:
 
 
 def test_post_page_serves_all_pages_in_order(client, factory: Factory) -> None:
-    post = factory.post(content="第一页内容\n\n<!--nextpage-->\n\n第二页内容", title="两页的文章",
-                        published_at=datetime(2026, 3, 1, 8, 0, tzinfo=BEIJING))
+    post = factory.post(
+        content="第一页内容\n\n<!--nextpage-->\n\n第二页内容",
+        title="两页的文章",
+        published_at=datetime(2026, 3, 1, 8, 0, tzinfo=BEIJING),
+    )
     page = client.get(f"/posts/{post.slug}")
     assert page.status_code == 200
     text = page.get_data(as_text=True)

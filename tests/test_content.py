@@ -15,7 +15,9 @@ from feedsvc.content import (
 
 
 def test_markdown_pages_split_on_wordpress_marker() -> None:
-    pages = render_pages("第一页 **重点**\n\n<!--nextpage-->\n\n第二页\n<!-- NextPage -->\n第三页", "markdown")
+    pages = render_pages(
+        "第一页 **重点**\n\n<!--nextpage-->\n\n第二页\n<!-- NextPage -->\n第三页", "markdown"
+    )
     assert pages == ["<p>第一页 <strong>重点</strong></p>", "<p>第二页</p>", "<p>第三页</p>"]
 
 
@@ -57,7 +59,9 @@ def test_summary_cut_at_a_sentence_end() -> None:
 
 
 def test_text_of_html_unescapes_entities() -> None:
-    assert html_to_text("<p>A &amp; B &lt;C&gt;</p><p>下一段&nbsp;文字</p>") == "A & B <C> 下一段 文字"
+    assert (
+        html_to_text("<p>A &amp; B &lt;C&gt;</p><p>下一段&nbsp;文字</p>") == "A & B <C> 下一段 文字"
+    )
 
 
 @pytest.mark.parametrize(

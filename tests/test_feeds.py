@@ -15,8 +15,12 @@ pytestmark = pytest.mark.usefixtures("backend")
 
 def test_category_rss_channel_and_items(client, factory: Factory) -> None:
     factory.category("jijin")
-    old = factory.post("jijin", title="定投指数基金的三个误区", tags=["定投", "ETF"],
-                       published_at=datetime(2026, 3, 15, 9, 30, tzinfo=BEIJING))
+    old = factory.post(
+        "jijin",
+        title="定投指数基金的三个误区",
+        tags=["定投", "ETF"],
+        published_at=datetime(2026, 3, 15, 9, 30, tzinfo=BEIJING),
+    )
     new = factory.post(
         "jijin",
         title="债券基金为什么也会亏",
@@ -61,8 +65,11 @@ def test_category_rss_channel_and_items(client, factory: Factory) -> None:
 
 
 def test_category_atom_feed_and_entries(client, factory: Factory) -> None:
-    post = factory.post(title="年末家庭财务复盘", author="",
-                        published_at=datetime(2026, 11, 20, 19, 0, tzinfo=BEIJING))
+    post = factory.post(
+        title="年末家庭财务复盘",
+        author="",
+        published_at=datetime(2026, 11, 20, 19, 0, tzinfo=BEIJING),
+    )
     response = client.get("/feeds/licai-fangfa.atom")
     assert response.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
     parsed, root = parse(response.data)
@@ -72,8 +79,10 @@ def test_category_atom_feed_and_entries(client, factory: Factory) -> None:
     assert parsed.feed.author == "测试编辑部"  # RFC 4287: an author at feed level
     assert parsed.feed.id.startswith("tag:feeds.example.test,")
     links = {link.get("rel"): link.get("href") for link in root.findall("atom:link", NS)}
-    assert links == {"self": f"{BASE_URL}/feeds/licai-fangfa.atom",
-                     "alternate": f"{BASE_URL}/categories/licai-fangfa"}
+    assert links == {
+        "self": f"{BASE_URL}/feeds/licai-fangfa.atom",
+        "alternate": f"{BASE_URL}/categories/licai-fangfa",
+    }
     (entry,) = parsed.entries
     assert entry.id == post.guid
     assert entry.title == "年末家庭财务复盘"
@@ -186,7 +195,9 @@ def test_guid_survives_title_slug_and_category_changes(client, factory: Factory,
 
 
 def test_sanitized_html_in_feed(client, factory: Factory) -> None:
-    factory.post(format="html", content='<p>安全</p><script>alert("x")</script><a href="javascript:x">链</a>')
+    factory.post(
+        format="html", content='<p>安全</p><script>alert("x")</script><a href="javascript:x">链</a>'
+    )
     parsed, _ = parse(client.get("/feeds/licai-fangfa.rss").data)
     content = parsed.entries[0].content[0].value
     assert "安全" in content and "alert" not in content and "javascript" not in content

@@ -129,7 +129,9 @@ def test_write_in_one_category_leaves_other_feeds_validators(client, factory: Fa
     clock.advance(minutes=10)
     factory.post("jijin", title="基金二")
     assert client.get("/feeds/gupiao.atom").headers["ETag"] == gupiao.headers["ETag"]
-    assert client.get("/feeds/gupiao.atom").headers["Last-Modified"] == gupiao.headers["Last-Modified"]
+    assert (
+        client.get("/feeds/gupiao.atom").headers["Last-Modified"] == gupiao.headers["Last-Modified"]
+    )
     changed = client.get("/feeds/jijin.rss")
     assert changed.headers["ETag"] != jijin.headers["ETag"]
     assert parse_date(changed.headers["Last-Modified"]) == (NOW + timedelta(minutes=10))

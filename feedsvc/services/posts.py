@@ -105,6 +105,20 @@ def new_guid(ctx: Context, now: datetime) -> str:
     return f"tag:{ctx.settings.site.authority},{day}:post/{uuid.uuid4().hex}"
 
 
+def _insert(session: Session, post: Post, *, slug_given: bool) -> None:
+    """Insert; a generated slug taken meanwhile by a concurrent writer gets the next suffix."""
+    for _ in range(5):
+        try:
+            with session.begin_nested():
+                post_repo.add_post(session, post)
+            return
+        except IntegrityError:
+            if slug_given:
+                raise _slug_conflict(post.slug) from None
+            post.slug = _free_slug(session, post.title)
+    raise Conflict("could not find a free slug; give one explicitly", fields={"slug": "busy"})
+
+
 def create_post(ctx: Context, data: PostCreate) -> Post:
     now = ctx.clock.now()
     pages = _pages(data.content, data.format)
@@ -116,7 +130,8 @@ def create_post(ctx: Context, data: PostCreate) -> Post:
         post = Post(
             slug=data.slug or _free_slug(session, data.title),
             guid=new_guid(ctx, now),
-            category=category,
+            # By id, not relationship: the post joins the session only when inserted.
+            category_id=category.id,
             title=data.title,
             author=data.author,
             summary=data.summary or derive_summary(pages),
@@ -131,10 +146,8 @@ def create_post(ctx: Context, data: PostCreate) -> Post:
             updated_at=min(now, published_at),
             tags=get_or_create_tags(session, data.tags),
         )
-        try:
-            post_repo.add_post(session, post)
-        except IntegrityError:
-            raise _slug_conflict(post.slug) from None
+        _insert(session, post, slug_given=data.slug is not None)
+        post.category = category  # loaded now, for use after the session ends
         _bump_feeds(session, None, _FeedPresence.of(post, now), now)
         return post
 

@@ -1,0 +1,77 @@
+"""Storage: migrations, timezone-aware datetimes, SQLite settings and concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from feedsvc import migrate
+from feedsvc.db import Database
+from feedsvc.models import Post
+from tests.factories import Factory
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+def test_migrations_reach_head(ctx) -> None:
+    assert migrate.current_revision(ctx.db) == migrate.head_revision()
+    tables = set(inspect(ctx.db.engine).get_table_names())
+    assert {"categories", "posts", "tags", "post_tags", "api_tokens", "site_state"} <= tables
+
+
+def test_upgrade_is_idempotent(ctx) -> None:
+    migrate.upgrade(ctx.db)
+    assert migrate.current_revision(ctx.db) == migrate.head_revision()
+
+
+def test_datetimes_round_trip_aware(ctx, factory: Factory) -> None:
+    eastern = timezone(timedelta(hours=-5))
+    post = factory.post(published_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=eastern))
+    with ctx.db.read() as session:
+        stored = session.get(Post, post.id)
+    assert stored.published_at.tzinfo is not None
+    assert stored.published_at == datetime(2026, 1, 2, 8, 4, 5, tzinfo=UTC)
+
+
+def test_sqlite_connection_settings(ctx, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite only")
+    with ctx.db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+
+
+def test_concurrent_writers_do_not_fail(ctx, factory: Factory) -> None:
+    """BEGIN IMMEDIATE on SQLite: read-then-write transactions wait instead of failing."""
+    factory.category()
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(5):
+                factory.post(title=f"并发写入{n}-{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert factory.counts()["posts"] == 20
+    with ctx.db.read() as session:
+        versions = session.execute(text("SELECT content_version FROM categories")).scalar()
+    assert versions == 21  # one bump per write, none lost
+
+
+def test_fresh_database_file_is_created(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/sub/dir/feedsvc.db")
+    migrate.upgrade(db)
+    with db.read() as session:
+        assert session.scalar(select(Post.id)) is None
+    db.dispose()
