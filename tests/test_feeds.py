@@ -201,3 +201,13 @@ def test_sanitized_html_in_feed(client, factory: Factory) -> None:
     parsed, _ = parse(client.get("/feeds/licai-fangfa.rss").data)
     content = parsed.entries[0].content[0].value
     assert "安全" in content and "alert" not in content and "javascript" not in content
+
+
+def test_plain_text_summary_is_escaped_for_rss(client, factory: Factory) -> None:
+    factory.post(summary="收益 < 3% & 风险 > 0 的<b>产品</b>")
+    _, root = parse(client.get("/feeds/licai-fangfa.rss").data)
+    assert root.findtext("channel/item/description") == (
+        "收益 &lt; 3% &amp; 风险 &gt; 0 的&lt;b&gt;产品&lt;/b&gt;"
+    )
+    atom, _ = parse(client.get("/feeds/licai-fangfa.atom").data)
+    assert atom.entries[0].summary == "收益 < 3% & 风险 > 0 的<b>产品</b>"

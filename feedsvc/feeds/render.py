@@ -13,6 +13,7 @@ The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import escape
 from typing import Any
 
 import lxml.etree  # noqa: F401  (feedgen.util uses lxml.etree without importing it)
@@ -59,7 +60,10 @@ def _add_entry(fg: FeedGenerator, entry: EntryDocument, *, rss: bool) -> None:
     fe.pubDate(entry.published)
     fe.updated(entry.updated)
     fe.category(term=entry.category_name, scheme=entry.category_url, label=entry.category_name)
-    fe.summary(entry.summary or entry.title)
+    summary = entry.summary or entry.title
+    # RSS <description> is read as HTML by readers; the summary is plain text, so escape it.
+    # Atom <summary> without a type is text already (RFC 4287 §3.1.1).
+    fe.summary(escape(summary, quote=False) if rss else summary)
     fe.content(entry.content_html, type="html")
 
 
