@@ -17,7 +17,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from feedsvc import create_app
 from feedsvc.config import ConfigError
 from feedsvc.context import Context
-from feedsvc.errors import FeedsvcError, Invalid, NotFound
+from feedsvc.errors import Conflict, FeedsvcError, Invalid, NotFound
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.schemas import CategoryCreate, CategoryUpdate, PostCreate, parse_input
@@ -99,6 +99,15 @@ def init_command(no_samples: bool) -> None:
             f"categories: {report.added} added, {report.updated} updated, "
             f"{report.unchanged} unchanged"
         )
+        from feedsvc.services.sources import sync_sources
+
+        listed = category_service.read_category_sources(categories_file)
+        if listed:
+            synced = sync_sources(ctx, listed)
+            click.echo(
+                f"sources: {synced.added} added, {synced.updated} updated, "
+                f"{synced.unchanged} unchanged"
+            )
     with ctx.db.read() as session:
         has_posts = post_repo.count_posts(session) > 0
     if no_samples or has_posts:
@@ -142,8 +151,9 @@ def db_upgrade(revision: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-def serve_command(host: str, port: int, workers: int) -> None:
-    """Serve with gunicorn (a production WSGI server)."""
+@click.option("--no-scheduler", is_flag=True, help="Start no scheduler process beside.")
+def serve_command(host: str, port: int, workers: int, no_scheduler: bool) -> None:
+    """Serve with gunicorn, and one scheduler process beside the web workers."""
     from feedsvc.config import load_settings
     from feedsvc.server import serve
 
@@ -151,7 +161,152 @@ def serve_command(host: str, port: int, workers: int) -> None:
         settings = load_settings()  # fail here, in one line, not in every worker
     except ConfigError as exc:
         _fail(str(exc), 2)
-    serve(settings, host=host, port=port, workers=workers)
+    scheduler = settings.scheduler.enabled and not no_scheduler
+    serve(settings, host=host, port=port, workers=workers, scheduler=scheduler)
+
+
+@cli.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run the background jobs in the foreground (SIGTERM stops it between batches)."""
+    from feedsvc.jobs import run_scheduler
+
+    if not _ctx().settings.scheduler.enabled:
+        raise Invalid(
+            "the scheduler is disabled (scheduler.enabled = false or FEEDSVC_SCHEDULER=0)"
+        )
+    run_scheduler(_ctx(), tick_seconds=_ctx().settings.scheduler.tick_seconds)
+
+
+@cli.group("jobs", invoke_without_command=True)
+@click.pass_context
+def jobs_group(click_ctx: click.Context) -> None:
+    """Background jobs: next due times and recent runs (`jobs run NAME` runs one now)."""
+    if click_ctx.invoked_subcommand is None:
+        click_ctx.invoke(jobs_list)
+
+
+@jobs_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def jobs_list(as_json: bool = False) -> None:
+    from feedsvc.web.api.serialize import jobs_json
+
+    items = jobs_json(_ctx(), runs_per_job=5)
+    if as_json:
+        click.echo(json.dumps({"items": items, "next_cursor": None}, ensure_ascii=False, indent=2))
+        return
+    _table(
+        [
+            [
+                j["name"],
+                j["next_due_at"],
+                "yes" if j["running"] else "no",
+                (j["runs"][0]["status"] if j["runs"] else "-"),
+                (j["runs"][0]["started_at"] if j["runs"] else "-"),
+            ]
+            for j in items
+        ],
+        ["job", "next due", "running", "last run", "last started"],
+    )
+    runs = sorted(
+        (r for j in items for r in j["runs"]), key=lambda r: r["started_at"], reverse=True
+    )[:10]
+    if runs:
+        click.echo()
+        _table(
+            [
+                [
+                    r["id"],
+                    r["job"],
+                    r["trigger"],
+                    r["status"],
+                    r["started_at"],
+                    r["finished_at"],
+                    r["items"],
+                    r["error"] or "",
+                ]
+                for r in runs
+            ],
+            ["run", "job", "trigger", "status", "started", "finished", "items", "error"],
+        )
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@with_appcontext
+def jobs_run(name: str) -> None:
+    """Run a job now, in the foreground, under the same lease as the scheduler."""
+    from feedsvc import jobs
+
+    if name not in jobs.specs():
+        raise NotFound(f"no job {name!r}; jobs are: {', '.join(sorted(jobs.specs()))}")
+    outcome = jobs.run_job(_ctx(), name, trigger="cli")
+    if outcome is jobs.Outcome.BUSY:
+        raise Conflict(f"job {name!r} is running in another process")
+    click.echo(f"{name}: {outcome.value}")
+    if outcome is not jobs.Outcome.SUCCEEDED:
+        sys.exit(1)
+
+
+@cli.group("related")
+def related_group() -> None:
+    """Related posts (相关内容)."""
+
+
+@related_group.command("rebuild")
+@with_appcontext
+def related_rebuild() -> None:
+    """Recompute every related list now: a recorded run under the jobs' lease, with progress."""
+    import dataclasses
+    import time
+
+    from feedsvc import jobs
+    from feedsvc.related import refresh
+
+    reports: list[refresh.RefreshReport] = []
+    started = time.perf_counter()
+    with click.progressbar(length=1, label="related lists", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        def work(ctx: Context, lease: jobs.Lease) -> int:
+            reports.append(refresh.rebuild(ctx, lease, progress))
+            return reports[-1].compared
+
+        spec = dataclasses.replace(jobs.specs()["related-rebuild"], work=work)
+        owner = jobs.new_owner()
+        if not jobs.acquire(_ctx(), spec, owner):
+            raise Conflict("a related job is running in another process; try again when it ends")
+        outcome = jobs.execute(_ctx(), spec, owner, trigger="cli")
+    if outcome is not jobs.Outcome.SUCCEEDED or not reports:
+        raise FeedsvcError(f"related rebuild {outcome.value}: see the log and `feedsvc jobs`")
+    report = reports[0]
+    click.echo(
+        f"related rebuild: {report.documents} posts indexed, {report.compared} lists compared, "
+        f"{report.written} written in {time.perf_counter() - started:.2f}s"
+    )
+
+
+@related_group.command("show")
+@click.argument("ident")
+@with_appcontext
+def related_show(ident: str) -> None:
+    """The stored related list of a post (by id or slug), with scores."""
+    from feedsvc.repo import related as related_repo
+
+    post_id = _find_post(ident)
+    with _ctx().db.read() as session:
+        items = related_repo.related_views(session, [post_id], _ctx().clock.now()).get(post_id, [])
+    if not items:
+        click.echo("no related posts stored (yet): run `feedsvc related rebuild`")
+        return
+    _table(
+        [[i.rank, f"{i.score:.4f}", i.slug or i.link, i.title, i.source or ""] for i in items],
+        ["rank", "score", "slug or link", "title", "source"],
+    )
 
 
 # -- categories --------------------------------------------------------------------------------
@@ -319,6 +474,133 @@ def post_remove(ident: str) -> None:
     post_id = _find_post(ident)
     post_service.delete_post(_ctx(), post_id)
     click.echo(f"removed post {post_id}")
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+@cli.group("source")
+def source_group() -> None:
+    """Upstream feeds polled on the schedule."""
+
+
+@source_group.command("add")
+@click.argument("url")
+@click.option("--category", required=True)
+@click.option(
+    "--mode", type=click.Choice(["related", "posts"]), default="related", show_default=True
+)
+@click.option("--interval", "interval_minutes", type=int, help="Minutes between polls.")
+@with_appcontext
+def source_add(url: str, category: str, mode: str, interval_minutes: int | None) -> None:
+    from feedsvc.schemas import SourceCreate
+    from feedsvc.services import sources as source_service
+
+    raw = {"url": url, "category": category, "mode": mode, "interval_minutes": interval_minutes}
+    data = parse_input(SourceCreate, {k: v for k, v in raw.items() if v is not None})
+    source = source_service.create_source(_ctx(), data)
+    click.echo(
+        f"added source {source.id} {source.url} ({source.mode}, every "
+        f"{source.interval_minutes} min)"
+    )
+
+
+@source_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def source_list(as_json: bool) -> None:
+    from feedsvc.repo import sources as source_repo
+    from feedsvc.web.api.serialize import source_json
+
+    with _ctx().db.read() as session:
+        rows = [source_json(_ctx(), row) for row in source_repo.list_sources(session)]
+    if as_json:
+        click.echo(json.dumps({"items": rows, "next_cursor": None}, ensure_ascii=False, indent=2))
+        return
+    _table(
+        [
+            [
+                r["id"],
+                r["category"],
+                r["mode"],
+                "yes" if r["enabled"] else "no",
+                r["state"]["last_status"],
+                r["state"]["last_fetched_at"],
+                r["state"]["next_fetch_at"],
+                r["state"]["consecutive_errors"],
+                r["state"]["disabled_reason"] or r["state"]["last_error"] or "",
+                r["url"],
+            ]
+            for r in rows
+        ],
+        [
+            "id",
+            "category",
+            "mode",
+            "enabled",
+            "status",
+            "last fetched",
+            "next fetch",
+            "errors",
+            "note",
+            "url",
+        ],
+    )
+
+
+def _set_enabled(ident: str, enabled: bool) -> None:
+    from feedsvc.schemas import SourceUpdate
+    from feedsvc.services import sources as source_service
+
+    source_id = source_service.find(_ctx(), ident)
+    source = source_service.update_source(_ctx(), source_id, SourceUpdate(enabled=enabled))
+    click.echo(f"source {source.id} {'enabled' if enabled else 'disabled'}")
+
+
+@source_group.command("enable")
+@click.argument("ident")
+@with_appcontext
+def source_enable(ident: str) -> None:
+    _set_enabled(ident, True)
+
+
+@source_group.command("disable")
+@click.argument("ident")
+@with_appcontext
+def source_disable(ident: str) -> None:
+    _set_enabled(ident, False)
+
+
+@source_group.command("remove")
+@click.argument("ident")
+@with_appcontext
+def source_remove(ident: str) -> None:
+    """Remove a source (by id or URL); posts it brought in stay."""
+    from feedsvc.services import sources as source_service
+
+    source_id = source_service.find(_ctx(), ident)
+    source_service.delete_source(_ctx(), source_id)
+    click.echo(f"removed source {source_id}")
+
+
+@cli.command("import")
+@click.argument("target", metavar="URL_OR_FILE")
+@click.option("--category", required=True)
+@with_appcontext
+def import_command(target: str, category: str) -> None:
+    """Bring in an existing RSS or Atom feed once; running it again changes nothing."""
+    from feedsvc.sources.importer import import_feed
+
+    with click.progressbar(length=1, label="importing", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        report = import_feed(_ctx(), target, category, progress)
+    click.echo(f"import: {report.new} new, {report.updated} updated, {report.skipped} skipped")
+    for error in report.errors[:10]:
+        click.echo(f"  skipped {error}", err=True)
 
 
 # -- tokens ------------------------------------------------------------------------------------

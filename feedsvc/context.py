@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from feedsvc.clock import Clock, SystemClock
 from feedsvc.config import Settings
@@ -14,6 +15,8 @@ class Context:
     settings: Settings
     db: Database
     clock: Clock = field(default_factory=SystemClock)
+    # Long-lived state a process keeps between job runs (the related index); never shared.
+    memory: dict[str, Any] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         """An absolute URL under the configured base_url (feeds carry no relative URLs)."""

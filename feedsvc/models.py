@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -116,6 +117,8 @@ class Post(Base):
     published_at: Mapped[datetime]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Posts aggregated from an upstream feed link to the original article.
+    origin_link: Mapped[str | None] = mapped_column(String(2000))
 
     category: Mapped[Category] = relationship(back_populates="posts", lazy="joined")
     tags: Mapped[list[Tag]] = relationship(secondary=post_tags, order_by=Tag.name, lazy="selectin")
@@ -131,3 +134,145 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class PostChange(Base):
+    """Append-only log of post writes (in the write's transaction): what the incremental
+    related refresh must look at. ``seq`` orders changes across processes."""
+
+    __tablename__ = "post_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(Integer, index=True)  # no FK: deleted posts stay here
+    changed_at: Mapped[datetime]
+
+
+class RelatedItem(Base):
+    """A post's stored related list: computed by the scheduler, only read by requests."""
+
+    __tablename__ = "related_items"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Exactly one of these: a post of ours, or an item from an upstream source.
+    related_post_id: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), index=True
+    )
+    external_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("external_items.id", ondelete="CASCADE"), index=True
+    )
+    score: Mapped[float]
+    computed_at: Mapped[datetime]
+
+
+class Job(Base):
+    """One row per background job: when it is next due, and what it has seen so far."""
+
+    __tablename__ = "jobs"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    next_due_at: Mapped[datetime | None]
+    # Progress markers of incremental work: the last post change applied, and up to when
+    # scheduled posts that became due have been taken into account.
+    last_change_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    checked_until: Mapped[datetime | None]
+
+
+class JobLease(Base):
+    """Who may run a job (or a group of jobs sharing one lease) now, and until when."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(50))
+    trigger: Mapped[str] = mapped_column(String(20))  # schedule | manual | cli
+    owner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed
+    items: Mapped[int] = mapped_column(Integer, default=0)  # posts recomputed, sources polled
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+SOURCE_MODES = ("related", "posts")
+
+
+class Source(Base):
+    """An upstream feed polled like a well-behaved feed reader, and its fetch state."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(20), default="related")
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_status: Mapped[int | None]
+    last_fetched_at: Mapped[datetime | None]
+    next_fetch_at: Mapped[datetime | None]
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # skip parsing same bytes
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    category: Mapped[Category] = relationship(lazy="joined")
+
+
+class SourceEntry(Base):
+    """An upstream entry imported as a post (posts mode). A post the publisher deleted
+    leaves its row with ``deleted`` set, so the entry is never imported again."""
+
+    __tablename__ = "source_entries"
+    __table_args__ = (UniqueConstraint("source_id", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    entry_id: Mapped[str] = mapped_column(String(1000))
+    link: Mapped[str | None] = mapped_column(String(2000))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    post_id: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", ondelete="SET NULL"), index=True
+    )
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_seen_at: Mapped[datetime]
+
+
+class ExternalItem(Base):
+    """An upstream entry kept only as a related-items candidate (related mode)."""
+
+    __tablename__ = "external_items"
+    __table_args__ = (
+        UniqueConstraint("source_id", "entry_id"),
+        Index("ix_external_items_source_published", "source_id", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    entry_id: Mapped[str] = mapped_column(String(1000))
+    link: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(String(300))
+    excerpt: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")  # plain text, for relatedness
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    published_at: Mapped[datetime]
+    fetched_at: Mapped[datetime]
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    source: Mapped[Source] = relationship(lazy="joined")

@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from feedsvc.content import clean_xml_text, is_url_safe_slug
+from feedsvc.content import clean_xml_text, is_absolute_http_url, is_url_safe_slug
 from feedsvc.errors import Invalid
 
 RESERVED_CATEGORY_SLUGS = frozenset({"all", "tags", "api", "static", "posts", "categories"})
@@ -122,6 +122,33 @@ class PostUpdate(_Input):
     published_at: When | None = None
 
 
+def _feed_url(value: str) -> str:
+    if not is_absolute_http_url(value):
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+FeedUrl = Annotated[
+    Text, StringConstraints(min_length=1, max_length=2000), BeforeValidator(_feed_url)
+]
+Minutes = Annotated[int, Field(ge=1, le=7 * 24 * 60)]
+
+
+class SourceCreate(_Input):
+    url: FeedUrl
+    category: Slug
+    mode: Literal["related", "posts"] = "related"
+    interval_minutes: Minutes | None = None  # None: sources.default_interval_minutes
+    enabled: bool = True
+
+
+class SourceUpdate(_Input):
+    category: Slug | None = None
+    mode: Literal["related", "posts"] | None = None
+    interval_minutes: Minutes | None = None
+    enabled: bool | None = None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -145,7 +172,7 @@ def parse_input(model: type[M], data: Any) -> M:
         raise Invalid("the body must be a JSON object", fields={"body": "must be an object"})
     # In a PATCH body a field is either given a value or left out; null is not a value.
     nulls = sorted(key for key, value in data.items() if value is None)
-    if nulls and model in (CategoryUpdate, PostUpdate):
+    if nulls and model in (CategoryUpdate, PostUpdate, SourceUpdate):
         fields = {key: "must not be null" for key in nulls}
         raise Invalid(f"invalid input: {', '.join(nulls)} must not be null", fields=fields)
     try:

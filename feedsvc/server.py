@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -25,7 +28,12 @@ class FeedsvcServer(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+def start_scheduler_process() -> subprocess.Popen[bytes]:
+    """One scheduler process beside the web workers (never inside them)."""
+    return subprocess.Popen([sys.executable, "-m", "feedsvc.cli", "scheduler"])
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: bool) -> None:
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -37,4 +45,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "errorlog": "-",
         "proc_name": "feedsvc",
     }
-    FeedsvcServer(options).run()
+    child = start_scheduler_process() if scheduler else None
+    try:
+        FeedsvcServer(options).run()
+    finally:
+        if child is not None:
+            child.send_signal(signal.SIGTERM)  # stops between batches
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()

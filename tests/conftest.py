@@ -111,6 +111,13 @@ def overrides_for(db_url: str, **extra: Any) -> dict[str, Any]:
         "database": {"url": db_url},
         "site": {"base_url": BASE_URL, "title": "测试理财站", "author": "测试编辑部"},
         "scheduler": {"enabled": False},
+        # Upstream test servers run on loopback, which the SSRF guard refuses otherwise.
+        "sources": {
+            "allow_hosts": ["127.0.0.1", "localhost"],
+            "read_timeout": 2.0,
+            "connect_timeout": 2.0,
+            "total_timeout": 10.0,
+        },
     }
     for section, values in extra.items():
         overrides.setdefault(section, {}).update(values)

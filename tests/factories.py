@@ -29,11 +29,14 @@ class Factory:
         data = {"slug": slug, "name": name, "description": description, **fields}
         return categories.create_category(self.ctx, CategoryCreate(**data))
 
-    def post(self, category: str = "licai-fangfa", **fields: Any) -> Post:
+    def ensure_category(self, slug: str) -> None:
         with self.ctx.db.read() as session:
-            exists = session.scalar(select(Category.id).where(Category.slug == category))
+            exists = session.scalar(select(Category.id).where(Category.slug == slug))
         if exists is None:
-            self.category(category)
+            self.category(slug)
+
+    def post(self, category: str = "licai-fangfa", **fields: Any) -> Post:
+        self.ensure_category(category)
         self._n += 1
         data: dict[str, Any] = {
             "title": f"第{self._n}篇：每月结余先存一半",

@@ -5,13 +5,15 @@ Pure: takes rows already loaded, returns data. How the XML is written is render.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 
 from feedsvc.config import SiteSettings
 from feedsvc.content import absolutize_links, clean_xml_text
 from feedsvc.models import Category, Post
+from feedsvc.repo.related import RelatedView
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,54 @@ class Links:
     def feed(self, slug: str, fmt: str) -> str:
         return f"{self.base_url}/feeds/{slug}.{fmt}"
 
+    def related(self, item: RelatedView) -> str:
+        return self.post(item.slug) if item.slug is not None else (item.link or self.home())
+
 
 def _seconds(value: datetime) -> datetime:
     # HTTP dates (Last-Modified) have whole seconds; feed dates match them.
     return value.replace(microsecond=0)
 
 
-def entry_document(post: Post, site: SiteSettings, links: Links) -> EntryDocument:
-    link = links.post(post.slug)
+RELATED_HEADING = "相关内容"
+READ_MORE = "继续阅读"
+SOURCE_LABEL = "来源："
+EXCERPT_LENGTH = 80
+
+
+def related_block(items: Sequence[RelatedView], links: Links) -> str:
+    """The 相关内容 block under a post: title, a short excerpt and a 继续阅读 link each.
+
+    Scores are left out on purpose: the same posts in the same order give the same bytes.
+    """
+    if not items:
+        return ""
+    rows = []
+    for item in items:
+        url = escape(links.related(item))
+        excerpt = (
+            item.summary
+            if len(item.summary) <= EXCERPT_LENGTH
+            else (item.summary[:EXCERPT_LENGTH].rstrip() + "…")
+        )
+        # An upstream item links to the original and says where it comes from.
+        source = f"<small>{SOURCE_LABEL}{escape(item.source)}</small> " if item.source else ""
+        rows.append(
+            f'<li><a href="{url}">{escape(item.title)}</a>'
+            f'<p>{source}{escape(excerpt)} <a href="{url}">{READ_MORE}</a></p></li>'
+        )
+    return f'<h3>{RELATED_HEADING}</h3><ul class="related">{"".join(rows)}</ul>'
+
+
+def entry_document(
+    post: Post, site: SiteSettings, links: Links, related: Sequence[RelatedView] = ()
+) -> EntryDocument:
+    # An aggregated post links to the original article; its relative links resolve there.
+    link = post.origin_link or links.post(post.slug)
     # Pages are joined in order: a feed reader shows the whole post (共N页 is for the site).
     content = "\n".join(absolutize_links(page, link) for page in post.pages)
+    if related:
+        content += "\n" + related_block(related, links)
     tz = site.tz
     return EntryDocument(
         guid=post.guid,
@@ -98,6 +138,7 @@ def category_document(
     site: SiteSettings,
     self_url: str,
     changed_at: datetime,
+    related: Mapping[int, Sequence[RelatedView]],
 ) -> FeedDocument:
     links = Links(site.base_url)
     return FeedDocument(
@@ -109,12 +150,19 @@ def category_document(
         language=category.language or site.language,
         author=clean_xml_text(site.author),
         updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
-        entries=tuple(entry_document(post, site, links) for post in posts),
+        entries=tuple(
+            entry_document(post, site, links, related.get(post.id, ())) for post in posts
+        ),
     )
 
 
 def site_document(
-    posts: Sequence[Post], *, site: SiteSettings, self_url: str, changed_at: datetime
+    posts: Sequence[Post],
+    *,
+    site: SiteSettings,
+    self_url: str,
+    changed_at: datetime,
+    related: Mapping[int, Sequence[RelatedView]],
 ) -> FeedDocument:
     links = Links(site.base_url)
     return FeedDocument(
@@ -126,5 +174,7 @@ def site_document(
         language=site.language,
         author=clean_xml_text(site.author),
         updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
-        entries=tuple(entry_document(post, site, links) for post in posts),
+        entries=tuple(
+            entry_document(post, site, links, related.get(post.id, ())) for post in posts
+        ),
     )

@@ -12,6 +12,7 @@ from feedsvc.feeds.render import RENDERERS
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import feedstate
 from feedsvc.repo import posts as post_repo
+from feedsvc.repo import related as related_repo
 
 SITE_FEED = "all"
 
@@ -50,16 +51,22 @@ def get_feed(
         length = feed_length(ctx, state.feed_length, limit)
         posts = post_repo.feed_posts(session, state.category_id, now, length)
         site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit)
+        related = related_repo.related_views(session, [post.id for post in posts], now)
         if state.category_id is None:
             doc = document.site_document(
-                posts, site=site, self_url=url, changed_at=state.changed_at
+                posts, site=site, self_url=url, changed_at=state.changed_at, related=related
             )
         else:
             category = category_repo.get_category(session, slug)
             if category is None:  # deleted between the two reads
                 return None
             doc = document.category_document(
-                category, posts, site=site, self_url=url, changed_at=state.changed_at
+                category,
+                posts,
+                site=site,
+                self_url=url,
+                changed_at=state.changed_at,
+                related=related,
             )
         valid_until = post_repo.next_due(session, state.category_id, now)
     render, media_type = RENDERERS[fmt]

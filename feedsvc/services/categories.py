@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 
@@ -96,7 +97,7 @@ class SyncReport:
     unchanged: int
 
 
-def read_categories_file(path: Path) -> list[CategoryCreate]:
+def _categories_table(path: Path) -> list[Any]:
     try:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
@@ -107,6 +108,22 @@ def read_categories_file(path: Path) -> list[CategoryCreate]:
     entries = raw.get("categories", [])
     if not isinstance(entries, list):
         raise Invalid(f"{path}: 'categories' must be an array of tables ([[categories]])")
+    return entries
+
+
+def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Upstream sources listed under categories ([[categories.sources]])."""
+    result = []
+    for index, entry in enumerate(_categories_table(path), start=1):
+        sources = entry.get("sources", []) if isinstance(entry, dict) else []
+        if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+            raise Invalid(f"{path}: category #{index}: 'sources' must be [[categories.sources]]")
+        result += [(str(entry.get("slug")), dict(source)) for source in sources]
+    return result
+
+
+def read_categories_file(path: Path) -> list[CategoryCreate]:
+    entries = _categories_table(path)
     result = []
     for index, entry in enumerate(entries, start=1):
         if isinstance(entry, dict):

@@ -20,6 +20,8 @@ from feedsvc.models import Category, Post
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import feedstate
 from feedsvc.repo import posts as post_repo
+from feedsvc.repo import related as related_repo
+from feedsvc.repo import sources as source_repo
 from feedsvc.repo.tags import get_or_create_tags
 from feedsvc.schemas import PostCreate, PostUpdate
 
@@ -38,17 +40,28 @@ class _FeedPresence:
         return cls(post.category_id, published, published and post.published_at <= now)
 
 
-def _bump_feeds(
-    session: Session, before: _FeedPresence | None, after: _FeedPresence | None, now: datetime
+def _record_write(
+    session: Session,
+    post_id: int,
+    before: _FeedPresence | None,
+    after: _FeedPresence | None,
+    now: datetime,
 ) -> None:
+    """Bump the validators of every feed the write changes; log it for the related refresh."""
     states = [state for state in (before, after) if state is not None and state.published]
     if not states:
         return  # drafts never reach a feed: their writes leave every validator alone
+    related_repo.log_change(session, post_id, now)
+    # Posts whose related blocks show this one show its title and link: their feeds change.
+    shown_by = related_repo.referrers(session, [post_id])
+    if after is None:
+        # Deleting cascades their stored rows away: log them so the refresh refills the gap.
+        for owner in shown_by:
+            related_repo.log_change(session, owner, now)
+    categories = {state.category_id for state in states}
+    categories |= related_repo.category_ids(session, shown_by)
     feedstate.bump(
-        session,
-        {state.category_id for state in states},
-        now,
-        visible=any(state.visible for state in states),
+        session, categories, now, visible=bool(shown_by) or any(s.visible for s in states)
     )
 
 
@@ -119,7 +132,7 @@ def _insert(session: Session, post: Post, *, slug_given: bool) -> None:
     raise Conflict("could not find a free slug; give one explicitly", fields={"slug": "busy"})
 
 
-def create_post(ctx: Context, data: PostCreate) -> Post:
+def create_post(ctx: Context, data: PostCreate, *, origin_link: str | None = None) -> Post:
     now = ctx.clock.now()
     pages = _pages(data.content, data.format)
     published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
@@ -144,15 +157,18 @@ def create_post(ctx: Context, data: PostCreate) -> Post:
             created_at=now,
             # A backdated post (an import, a sample) was last modified when it was published.
             updated_at=min(now, published_at),
+            origin_link=origin_link,
             tags=get_or_create_tags(session, data.tags),
         )
         _insert(session, post, slug_given=data.slug is not None)
         post.category = category  # loaded now, for use after the session ends
-        _bump_feeds(session, None, _FeedPresence.of(post, now), now)
+        _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
         return post
 
 
-def update_post(ctx: Context, post_id: int, data: PostUpdate) -> Post:
+def update_post(
+    ctx: Context, post_id: int, data: PostUpdate, *, origin_link: str | None = None
+) -> Post:
     now = ctx.clock.now()
     given = data.model_fields_set
     with ctx.db.write() as session:
@@ -184,6 +200,8 @@ def update_post(ctx: Context, post_id: int, data: PostUpdate) -> Post:
             post.tags = get_or_create_tags(session, data.tags)
         if data.status is not None:
             post.status = data.status
+        if origin_link is not None:
+            post.origin_link = origin_link
         if data.published_at is not None:
             post.published_at = _check_year(_in_site_tz(ctx, data.published_at))
         if not session.is_modified(post):
@@ -193,7 +211,7 @@ def update_post(ctx: Context, post_id: int, data: PostUpdate) -> Post:
             session.flush()
         except IntegrityError:
             raise _slug_conflict(post.slug) from None
-        _bump_feeds(session, before, _FeedPresence.of(post, now), now)
+        _record_write(session, post.id, before, _FeedPresence.of(post, now), now)
         return post
 
 
@@ -204,5 +222,6 @@ def delete_post(ctx: Context, post_id: int) -> None:
         if post is None:
             raise NotFound(f"no post with id {post_id}")
         before = _FeedPresence.of(post, now)
+        _record_write(session, post.id, before, None, now)
+        source_repo.mark_deleted(session, post.id)  # an aggregated post is never re-imported
         post_repo.delete_post(session, post)
-        _bump_feeds(session, before, None, now)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from werkzeug.exceptions import NotFound
 
+from feedsvc.feeds.document import Links
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
+from feedsvc.repo import related as related_repo
 from feedsvc.web import ctx
 
 bp = Blueprint("pages", __name__)
@@ -79,8 +81,11 @@ def post(slug: str) -> str:
         found = post_repo.get_post_by_slug(session, slug)
         if found is None or found.status != "published" or found.published_at > now:
             raise NotFound(f"There is no post {slug!r}.")
+        related = related_repo.related_views(session, [found.id], now).get(found.id, [])
         return render_template(
             "post.html",
+            related=related,
+            links=Links(ctx().settings.site.base_url),
             post=found,
             published=found.published_at.astimezone(ctx().settings.site.tz),
             **_common(found.category.slug, found.category.name),

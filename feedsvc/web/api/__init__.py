@@ -81,4 +81,4 @@ def decode_cursor(raw: str) -> list[Any]:
     return values
 
 
-from feedsvc.web.api import categories, posts  # noqa: E402, F401  (register routes)
+from feedsvc.web.api import categories, jobs, posts, sources  # noqa: E402, F401  (register routes)

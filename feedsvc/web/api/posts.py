@@ -14,6 +14,7 @@ from feedsvc.errors import NotFound, Unauthorized
 from feedsvc.models import Post
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
+from feedsvc.repo import related as related_repo
 from feedsvc.schemas import PostCreate, PostUpdate, parse_input
 from feedsvc.services import posts as post_service
 from feedsvc.web import ctx
@@ -26,7 +27,7 @@ from feedsvc.web.api import (
     page_limit,
     require_token,
 )
-from feedsvc.web.api.serialize import post_json
+from feedsvc.web.api.serialize import post_json, related_json
 
 
 def _public(post: Post) -> bool:
@@ -99,6 +100,20 @@ def show_post(post_id: int) -> Response:
         if not _public(post) and current_token() is None:
             raise Unauthorized("reading a draft or scheduled post needs a token")
         return jsonify(post_json(ctx(), post))
+
+
+@bp.get("/posts/<int:post_id>/related")
+def show_related(post_id: int) -> Response:
+    """The stored 相关内容 list, with scores (computed by the scheduler, never here)."""
+    now = ctx().clock.now()
+    with ctx().db.read() as session:
+        post = post_repo.get_post(session, post_id)
+        if post is None:
+            raise NotFound(f"no post with id {post_id}")
+        if not _public(post) and current_token() is None:
+            raise Unauthorized("reading a draft or scheduled post needs a token")
+        items = related_repo.related_views(session, [post_id], now).get(post_id, [])
+    return jsonify({"items": related_json(ctx(), items), "next_cursor": None})
 
 
 @bp.patch("/posts/<int:post_id>")

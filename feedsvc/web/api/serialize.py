@@ -7,7 +7,9 @@ from typing import Any
 
 from feedsvc.context import Context
 from feedsvc.feeds.document import Links
-from feedsvc.models import ApiToken, Category, Post
+from feedsvc.models import ApiToken, Category, JobRun, Post, Source
+from feedsvc.repo import jobs as job_repo
+from feedsvc.repo.related import RelatedView
 
 
 def _time(ctx: Context, value: datetime | None) -> str | None:
@@ -62,4 +64,93 @@ def token_json(ctx: Context, token: ApiToken) -> dict[str, Any]:
         "created_at": _time(ctx, token.created_at),
         "last_used_at": _time(ctx, token.last_used_at),
         "revoked_at": _time(ctx, token.revoked_at),
+    }
+
+
+def related_json(ctx: Context, items: list[RelatedView]) -> list[dict[str, Any]]:
+    links = Links(ctx.settings.site.base_url)
+    return [
+        {
+            "rank": item.rank,
+            "score": item.score,
+            "kind": "post" if item.post_id is not None else "external",
+            "id": item.post_id if item.post_id is not None else item.external_id,
+            "slug": item.slug,
+            "title": item.title,
+            "summary": item.summary,
+            "url": links.related(item),
+            "source": item.source,
+            "computed_at": _time(ctx, item.computed_at),
+        }
+        for item in items
+    ]
+
+
+def run_json(ctx: Context, run: JobRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": _time(ctx, run.started_at),
+        "finished_at": _time(ctx, run.finished_at),
+        "items": run.items,
+        "error": run.error,
+    }
+
+
+def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
+    """Every known job: next due time, whether a run holds its lease, its recent runs."""
+    from feedsvc import jobs
+
+    now = ctx.clock.now()
+    result = []
+    with ctx.db.read() as session:
+        for name, spec in sorted(jobs.specs().items()):
+            job = job_repo.get_job(session, name)
+            lease = job_repo.get_lease(session, spec.lease_name)
+            held = (
+                lease is not None
+                and lease.owner is not None
+                and (lease.expires_at is None or lease.expires_at > now)
+            )
+            runs = job_repo.recent_runs(session, runs_per_job, job=name)
+            result.append(
+                {
+                    "name": name,
+                    "description": spec.description,
+                    "next_due_at": _time(ctx, job.next_due_at if job else None),
+                    "running": held and any(run.status == "running" for run in runs),
+                    "lease": {
+                        "name": spec.lease_name,
+                        "owner": lease.owner if held else None,
+                        "expires_at": _time(ctx, lease.expires_at) if held else None,
+                    },
+                    "runs": [run_json(ctx, run) for run in runs],
+                }
+            )
+    return result
+
+
+def source_json(ctx: Context, source: Source) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "url": source.url,
+        "category": source.category.slug,
+        "mode": source.mode,
+        "interval_minutes": source.interval_minutes,
+        "enabled": source.enabled,
+        "title": source.title,
+        "state": {
+            "etag": source.etag,
+            "last_modified": source.last_modified,
+            "last_status": source.last_status,
+            "last_fetched_at": _time(ctx, source.last_fetched_at),
+            "next_fetch_at": _time(ctx, source.next_fetch_at),
+            "consecutive_errors": source.consecutive_errors,
+            "last_error": source.last_error,
+            "disabled_reason": source.disabled_reason,
+        },
+        "created_at": _time(ctx, source.created_at),
+        "updated_at": _time(ctx, source.updated_at),
     }

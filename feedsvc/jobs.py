@@ -1,0 +1,247 @@
+"""Background jobs: what they are, how one run happens exactly once, and the scheduler process.
+
+A run: take the lease (one conditional UPDATE) → is the job due? → record the run → work
+(heartbeating the lease between batches) → record the outcome and the next due time →
+release. The due time lives in the database, not in APScheduler: APScheduler only ticks, so
+two scheduler processes on one database (a deploy overlap, a second host) still run each
+due job once — the second finds the lease taken, or the job no longer due.
+
+The scheduler runs in its own process (`feedsvc scheduler`, started by `feedsvc serve`),
+never inside web workers: one APScheduler per gunicorn worker would run every job once per
+worker (shared/LIBRARIES.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from feedsvc.context import Context
+from feedsvc.repo import jobs as job_repo
+
+log = logging.getLogger("feedsvc.jobs")
+
+TICK_SECONDS = 15
+
+
+class LeaseLost(Exception):
+    """Another process holds the job now (ours expired): stop without writing more."""
+
+
+class Cancelled(Exception):
+    """The process is stopping (SIGTERM): the run stops between two batches."""
+
+
+@dataclass
+class Lease:
+    """Held by one run; ``checkpoint()`` between batches extends it and honours cancelling."""
+
+    ctx: Context
+    job: str
+    owner: str
+    ttl: timedelta
+    cancel: threading.Event
+
+    def checkpoint(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"{self.job}: stopped between batches")
+        with self.ctx.db.write() as session:
+            until = self.ctx.clock.now() + self.ttl
+            if not job_repo.extend_lease(session, self.job, self.owner, until):
+                raise LeaseLost(f"{self.job}: lease lost to another process")
+
+
+Work = Callable[[Context, Lease], int]  # returns how many items it processed
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    description: str
+    work: Work
+    next_due: Callable[[Context, datetime], datetime]
+    first_due: Callable[[Context, datetime], datetime]
+    # Jobs that write the same data share a lease, so they never run at the same time.
+    lease: str = ""
+
+    @property
+    def lease_name(self) -> str:
+        return self.lease or self.name
+
+
+_REGISTRY: dict[str, JobSpec] = {}
+
+
+def register(spec: JobSpec) -> JobSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def specs() -> dict[str, JobSpec]:
+    # Job modules register themselves on import; import them here, once, lazily.
+    from feedsvc.related import jobs as _related_jobs  # noqa: F401
+    from feedsvc.sources import jobs as _source_jobs  # noqa: F401
+
+    return dict(_REGISTRY)
+
+
+def every(minutes: Callable[[Context], int]) -> Callable[[Context, datetime], datetime]:
+    return lambda ctx, now: now + timedelta(minutes=minutes(ctx))
+
+
+def cron(expression: Callable[[Context], str]) -> Callable[[Context, datetime], datetime]:
+    def next_time(ctx: Context, now: datetime) -> datetime:
+        trigger = CronTrigger.from_crontab(expression(ctx), timezone=ctx.settings.site.tz)
+        fire = trigger.get_next_fire_time(None, now)
+        assert fire is not None  # a crontab expression always fires again
+        return fire
+
+    return next_time
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Outcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUSY = "busy"  # another process holds the lease
+    NOT_DUE = "not_due"
+
+
+def _ttl(ctx: Context) -> timedelta:
+    return timedelta(seconds=ctx.settings.scheduler.lease_seconds)
+
+
+def acquire(ctx: Context, spec: JobSpec, owner: str) -> bool:
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        job_repo.ensure_job(session, spec.name, spec.lease_name, spec.first_due(ctx, now))
+        return job_repo.take_lease(session, spec.lease_name, owner, now, _ttl(ctx))
+
+
+def execute(
+    ctx: Context, spec: JobSpec, owner: str, *, trigger: str, cancel: threading.Event | None = None
+) -> Outcome:
+    """Run ``spec`` under a lease ``owner`` already holds; record it; release the lease."""
+    lease = Lease(ctx, spec.lease_name, owner, _ttl(ctx), cancel or threading.Event())
+    with ctx.db.write() as session:
+        run_id = job_repo.start_run(session, spec.name, trigger, owner, ctx.clock.now())
+    log.info("%s: run %d started (%s)", spec.name, run_id, trigger)
+    items, error, outcome, lost = 0, None, Outcome.SUCCEEDED, False
+    try:
+        items = spec.work(ctx, lease)
+    except LeaseLost as exc:
+        outcome, error, lost = Outcome.FAILED, str(exc), True
+        log.error("%s: run %d lost its lease", spec.name, run_id)
+    except Cancelled as exc:
+        outcome, error = Outcome.CANCELLED, str(exc)
+        log.warning("%s: run %d cancelled", spec.name, run_id)
+    except Exception as exc:  # a failing run is recorded and logged, never fatal
+        outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        log.exception("%s: run %d failed", spec.name, run_id)
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        job_repo.finish_run(session, run_id, now, status=outcome.value, items=items, error=error)
+        job = job_repo.get_job(session, spec.name)
+        if job is not None and outcome is not Outcome.CANCELLED and not lost:
+            job.next_due_at = spec.next_due(ctx, now)
+        job_repo.release_lease(session, spec.lease_name, owner)
+    log.info("%s: run %d %s, %d items", spec.name, run_id, outcome.value, items)
+    return outcome
+
+
+def run_job(
+    ctx: Context,
+    name: str,
+    *,
+    trigger: str,
+    owner: str | None = None,
+    only_if_due: bool = False,
+    cancel: threading.Event | None = None,
+) -> Outcome:
+    spec = specs()[name]
+    owner = owner or new_owner()
+    if not acquire(ctx, spec, owner):
+        return Outcome.BUSY
+    if only_if_due:
+        with ctx.db.read() as session:
+            job = job_repo.get_job(session, name)
+            due = job is None or job.next_due_at is None or job.next_due_at <= ctx.clock.now()
+        if not due:
+            with ctx.db.write() as session:
+                job_repo.release_lease(session, spec.lease_name, owner)
+            return Outcome.NOT_DUE
+    return execute(ctx, spec, owner, trigger=trigger, cancel=cancel)
+
+
+def start_in_background(ctx: Context, name: str, *, trigger: str) -> bool:
+    """Take the lease now (False if busy) and run the job in a thread (API, `jobs run`)."""
+    spec = specs()[name]
+    owner = new_owner()
+    if not acquire(ctx, spec, owner):
+        return False
+    thread = threading.Thread(
+        target=execute,
+        args=(ctx, spec, owner),
+        kwargs={"trigger": trigger},
+        name=f"feedsvc-job-{name}",
+        daemon=True,
+    )
+    thread.start()
+    return True
+
+
+def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
+    """The scheduler process: ticks every few seconds, runs what the database says is due."""
+    cancel = threading.Event()
+    me = new_owner()
+    scheduler = BlockingScheduler(timezone=ctx.settings.site.tz)
+
+    def tick(name: str) -> None:
+        if cancel.is_set():
+            return
+        try:
+            # A new owner per run: the lease is re-entrant for its holder, so a process-wide
+            # owner would let this process's other job release a lease a run still holds.
+            run_job(ctx, name, trigger="schedule", only_if_due=True, cancel=cancel)
+        except Exception:  # the database may be away for a moment: try at the next tick
+            log.exception("%s: tick failed", name)
+
+    for name in specs():
+        scheduler.add_job(
+            tick,
+            "interval",
+            seconds=tick_seconds,
+            args=[name],
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, tick_seconds // 2),
+            next_run_time=ctx.clock.now(),
+        )
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("scheduler: signal %d, stopping after the current batch", signum)
+        cancel.set()
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("scheduler %s: jobs %s, tick %ds", me, ", ".join(specs()), tick_seconds)
+    scheduler.start()
+    log.info("scheduler %s: stopped", me)

@@ -1,0 +1,92 @@
+"""Job rows (leases, due times, progress markers) and run records.
+
+The lease is one conditional UPDATE (shared/LIBRARIES.md, measured exactly-once on SQLite and
+PostgreSQL): it succeeds only when the lease is free, expired, or already ours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from feedsvc.models import Job, JobLease, JobRun
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def ensure_job(session: Session, name: str, lease: str, first_due: datetime) -> None:
+    """Create the job's row and its lease's row if this is their first use (race-free)."""
+    insert = _insert(session)
+    session.execute(insert(Job).values(name=name, next_due_at=first_due).on_conflict_do_nothing())
+    session.execute(insert(JobLease).values(name=lease).on_conflict_do_nothing())
+
+
+def get_job(session: Session, name: str) -> Job | None:
+    return session.get(Job, name)
+
+
+def list_jobs(session: Session) -> list[Job]:
+    return list(session.scalars(select(Job).order_by(Job.name)))
+
+
+def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+    result = session.execute(
+        update(JobLease)
+        .where(
+            JobLease.name == name,
+            or_(JobLease.owner.is_(None), JobLease.expires_at < now, JobLease.owner == owner),
+        )
+        .values(owner=owner, expires_at=now + ttl)
+    )
+    return result.rowcount == 1
+
+
+def extend_lease(session: Session, name: str, owner: str, until: datetime) -> bool:
+    result = session.execute(
+        update(JobLease)
+        .where(JobLease.name == name, JobLease.owner == owner)
+        .values(expires_at=until)
+    )
+    return result.rowcount == 1
+
+
+def release_lease(session: Session, name: str, owner: str) -> None:
+    session.execute(
+        update(JobLease)
+        .where(JobLease.name == name, JobLease.owner == owner)
+        .values(owner=None, expires_at=None)
+    )
+
+
+def get_lease(session: Session, name: str) -> JobLease | None:
+    return session.get(JobLease, name)
+
+
+def start_run(session: Session, job: str, trigger: str, owner: str, now: datetime) -> int:
+    run = JobRun(job=job, trigger=trigger, owner=owner, started_at=now, status="running", items=0)
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def finish_run(
+    session: Session, run_id: int, now: datetime, *, status: str, items: int, error: str | None
+) -> None:
+    session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id)
+        .values(finished_at=now, status=status, items=items, error=error)
+    )
+
+
+def recent_runs(session: Session, limit: int, job: str | None = None) -> list[JobRun]:
+    query = select(JobRun).order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(JobRun.job == job)
+    return list(session.scalars(query))

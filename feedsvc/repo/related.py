@@ -1,0 +1,203 @@
+"""Stored related lists, the post change log, and what the related refresh reads."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
+
+# (key, score), best first; a key is "post:ID" (ours) or "ext:ID" (an upstream item).
+Ranked = list[tuple[str, float]]
+
+
+def post_key(post_id: int) -> str:
+    return f"post:{post_id}"
+
+
+def external_key(item_id: int) -> str:
+    return f"ext:{item_id}"
+
+
+def split_key(key: str) -> tuple[int | None, int | None]:
+    """(post id, external item id) of a key."""
+    kind, _, ident = key.partition(":")
+    return (int(ident), None) if kind == "post" else (None, int(ident))
+
+
+@dataclass(frozen=True)
+class RelatedView:
+    """A related post or upstream item as readers see it (feeds, pages, API)."""
+
+    post_id: int | None
+    external_id: int | None
+    slug: str | None  # ours: the page is /posts/{slug}
+    link: str | None  # an upstream item: the original article
+    source: str | None  # an upstream item: its source's name
+    title: str
+    summary: str
+    score: float
+    rank: int
+    computed_at: datetime
+
+
+# -- the change log --------------------------------------------------------------------------
+
+
+def log_change(session: Session, post_id: int, now: datetime) -> None:
+    session.add(PostChange(post_id=post_id, changed_at=now))
+
+
+def max_change_seq(session: Session) -> int:
+    return session.scalar(select(func.max(PostChange.seq))) or 0
+
+
+def changed_since(session: Session, after_seq: int, upto_seq: int) -> set[int]:
+    return set(
+        session.scalars(
+            select(PostChange.post_id).where(PostChange.seq > after_seq, PostChange.seq <= upto_seq)
+        )
+    )
+
+
+def became_due(session: Session, after: datetime, upto: datetime) -> set[int]:
+    """Scheduled posts that became visible in (after, upto]: no write marks them."""
+    return set(
+        session.scalars(
+            select(Post.id).where(
+                Post.status == "published", Post.published_at > after, Post.published_at <= upto
+            )
+        )
+    )
+
+
+def prune_changes(session: Session, before: datetime, upto_seq: int) -> None:
+    session.execute(
+        delete(PostChange).where(PostChange.changed_at < before, PostChange.seq <= upto_seq)
+    )
+
+
+# -- what the index reads --------------------------------------------------------------------
+
+
+def visible_posts(
+    session: Session, now: datetime, ids: Collection[int] | None = None
+) -> list[Post]:
+    query = (
+        select(Post)
+        .where(Post.status == "published", Post.published_at <= now)
+        .options(selectinload(Post.tags))
+        .order_by(Post.id)
+    )
+    if ids is not None:
+        query = query.where(Post.id.in_(ids))
+    return list(session.scalars(query))
+
+
+# -- stored lists ----------------------------------------------------------------------------
+
+
+def stored_lists(session: Session, post_ids: Iterable[int] | None = None) -> dict[int, Ranked]:
+    query = select(
+        RelatedItem.post_id,
+        RelatedItem.related_post_id,
+        RelatedItem.external_item_id,
+        RelatedItem.score,
+    ).order_by(RelatedItem.post_id, RelatedItem.rank)
+    if post_ids is not None:
+        query = query.where(RelatedItem.post_id.in_(list(post_ids)))
+    lists: dict[int, Ranked] = defaultdict(list)
+    for post_id, related_id, external_id, score in session.execute(query):
+        key = post_key(related_id) if related_id is not None else external_key(external_id)
+        lists[post_id].append((key, score))
+    return dict(lists)
+
+
+def replace_list(session: Session, post_id: int, items: Ranked, now: datetime) -> None:
+    session.execute(delete(RelatedItem).where(RelatedItem.post_id == post_id))
+    for rank, (key, score) in enumerate(items, start=1):
+        related_id, external_id = split_key(key)
+        session.add(
+            RelatedItem(
+                post_id=post_id,
+                rank=rank,
+                related_post_id=related_id,
+                external_item_id=external_id,
+                score=score,
+                computed_at=now,
+            )
+        )
+
+
+def referrers(session: Session, post_ids: Collection[int]) -> set[int]:
+    """Posts whose stored lists show any of these posts."""
+    if not post_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(RelatedItem.post_id).where(RelatedItem.related_post_id.in_(list(post_ids)))
+        )
+    )
+
+
+def category_ids(session: Session, post_ids: Collection[int]) -> set[int]:
+    if not post_ids:
+        return set()
+    return set(session.scalars(select(Post.category_id).where(Post.id.in_(list(post_ids)))))
+
+
+def related_views(
+    session: Session, post_ids: Collection[int], now: datetime
+) -> dict[int, list[RelatedView]]:
+    """Stored lists of these posts: related posts visible now, and upstream items."""
+    if not post_ids:
+        return {}
+    ids = list(post_ids)
+    ours = session.execute(
+        select(
+            RelatedItem.post_id,
+            Post.id,
+            Post.slug,
+            Post.title,
+            Post.summary,
+            RelatedItem.score,
+            RelatedItem.rank,
+            RelatedItem.computed_at,
+        )
+        .join(Post, Post.id == RelatedItem.related_post_id)
+        .where(RelatedItem.post_id.in_(ids), Post.status == "published", Post.published_at <= now)
+    )
+    theirs = session.execute(
+        select(
+            RelatedItem.post_id,
+            ExternalItem.id,
+            ExternalItem.link,
+            Source.title,
+            Source.url,
+            ExternalItem.title,
+            ExternalItem.excerpt,
+            RelatedItem.score,
+            RelatedItem.rank,
+            RelatedItem.computed_at,
+        )
+        .join(ExternalItem, ExternalItem.id == RelatedItem.external_item_id)
+        .join(Source, Source.id == ExternalItem.source_id)
+        .where(RelatedItem.post_id.in_(ids))
+    )
+    views: dict[int, list[RelatedView]] = defaultdict(list)
+    for owner, pid, slug, title, summary, score, rank, at in ours:
+        views[owner].append(
+            RelatedView(pid, None, slug, None, None, title, summary, score, rank, at)
+        )
+    for owner, xid, link, name, url, title, excerpt, score, rank, at in theirs:
+        source = name or urlsplit(url).hostname or url
+        views[owner].append(
+            RelatedView(None, xid, None, link, source, title, excerpt, score, rank, at)
+        )
+    return {owner: sorted(items, key=lambda v: v.rank) for owner, items in views.items()}

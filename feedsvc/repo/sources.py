@@ -1,0 +1,105 @@
+"""Source queries: configured upstream feeds, their imported entries and external items."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from feedsvc.models import ExternalItem, RelatedItem, Source, SourceEntry
+
+
+def get_source(session: Session, source_id: int) -> Source | None:
+    return session.get(Source, source_id)
+
+
+def find_source(session: Session, url: str) -> Source | None:
+    return session.scalar(select(Source).where(Source.url == url))
+
+
+def list_sources(session: Session) -> list[Source]:
+    return list(session.scalars(select(Source).order_by(Source.id)))
+
+
+def due_sources(session: Session, now: datetime, limit: int) -> list[Source]:
+    return list(
+        session.scalars(
+            select(Source)
+            .where(
+                Source.enabled.is_(True),
+                or_(Source.next_fetch_at.is_(None), Source.next_fetch_at <= now),
+            )
+            .order_by(Source.next_fetch_at.is_not(None), Source.next_fetch_at, Source.id)
+            .limit(limit)
+        )
+    )
+
+
+def entries_of(session: Session, source_id: int) -> list[SourceEntry]:
+    return list(session.scalars(select(SourceEntry).where(SourceEntry.source_id == source_id)))
+
+
+def items_of(session: Session, source_id: int) -> list[ExternalItem]:
+    return list(session.scalars(select(ExternalItem).where(ExternalItem.source_id == source_id)))
+
+
+def mark_deleted(session: Session, post_id: int) -> None:
+    """The publisher deleted an aggregated post: never import its entry again."""
+    session.execute(update(SourceEntry).where(SourceEntry.post_id == post_id).values(deleted=True))
+
+
+def external_changed(session: Session, after: datetime, upto: datetime) -> set[int]:
+    return set(
+        session.scalars(
+            select(ExternalItem.id).where(
+                ExternalItem.fetched_at > after, ExternalItem.fetched_at <= upto
+            )
+        )
+    )
+
+
+def external_ids(session: Session) -> set[int]:
+    return set(session.scalars(select(ExternalItem.id)))
+
+
+def all_external(session: Session, ids: set[int] | None = None) -> list[ExternalItem]:
+    query = select(ExternalItem).order_by(ExternalItem.id)
+    if ids is not None:
+        query = query.where(ExternalItem.id.in_(ids))
+    return list(session.scalars(query))
+
+
+def prunable_items(session: Session, source_id: int, older_than: datetime, keep: int) -> list[int]:
+    """Items past the age limit, and beyond the newest ``keep`` of the source."""
+    ids = list(
+        session.scalars(
+            select(ExternalItem.id)
+            .where(ExternalItem.source_id == source_id)
+            .order_by(ExternalItem.published_at.desc(), ExternalItem.id.desc())
+        )
+    )
+    old = set(
+        session.scalars(
+            select(ExternalItem.id).where(
+                ExternalItem.source_id == source_id, ExternalItem.published_at < older_than
+            )
+        )
+    )
+    return sorted(set(ids[keep:]) | old)
+
+
+def delete_items(session: Session, ids: list[int]) -> None:
+    if ids:
+        session.execute(delete(ExternalItem).where(ExternalItem.id.in_(ids)))
+
+
+def items_shown_by(session: Session, item_ids: list[int]) -> set[int]:
+    """Posts whose stored related lists show any of these external items."""
+    if not item_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(RelatedItem.post_id).where(RelatedItem.external_item_id.in_(item_ids))
+        )
+    )

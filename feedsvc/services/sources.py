@@ -1,0 +1,160 @@
+"""Source configuration: API and CLI edits, and the sync from categories.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from feedsvc.context import Context
+from feedsvc.errors import Conflict, Invalid, NotFound
+from feedsvc.models import Source
+from feedsvc.repo import categories as category_repo
+from feedsvc.repo import feedstate
+from feedsvc.repo import related as related_repo
+from feedsvc.repo import sources as source_repo
+from feedsvc.schemas import SourceCreate, SourceUpdate, parse_input
+
+
+def _interval(ctx: Context, minutes: int | None) -> int:
+    settings = ctx.settings.sources
+    value = settings.default_interval_minutes if minutes is None else minutes
+    if value < settings.min_interval_minutes:
+        message = f"must be at least {settings.min_interval_minutes} minutes"
+        raise Invalid(
+            f"invalid input: interval_minutes: {message}", fields={"interval_minutes": message}
+        )
+    return value
+
+
+def _category_id(ctx: Context, session: Any, slug: str) -> int:
+    category = category_repo.get_category(session, slug)
+    if category is None:
+        raise Invalid(
+            f"invalid input: category: unknown category {slug!r}",
+            fields={"category": f"unknown category {slug!r}"},
+        )
+    return category.id
+
+
+def create_source(ctx: Context, data: SourceCreate) -> Source:
+    now = ctx.clock.now()
+    interval = _interval(ctx, data.interval_minutes)
+    with ctx.db.write() as session:
+        if source_repo.find_source(session, data.url) is not None:
+            raise Conflict(f"source {data.url} exists", fields={"url": "is already a source"})
+        source = Source(
+            url=data.url,
+            category_id=_category_id(ctx, session, data.category),
+            mode=data.mode,
+            interval_minutes=interval,
+            enabled=data.enabled,
+            title="",
+            consecutive_errors=0,
+            next_fetch_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(source)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(
+                f"source {data.url} exists", fields={"url": "is already a source"}
+            ) from None
+        session.refresh(source)
+        return source
+
+
+def update_source(ctx: Context, source_id: int, data: SourceUpdate) -> Source:
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        source = source_repo.get_source(session, source_id)
+        if source is None:
+            raise NotFound(f"no source with id {source_id}")
+        if data.category is not None:
+            source.category_id = _category_id(ctx, session, data.category)
+        if data.mode is not None:
+            source.mode = data.mode
+        if data.interval_minutes is not None:
+            source.interval_minutes = _interval(ctx, data.interval_minutes)
+        if data.enabled is not None and data.enabled != source.enabled:
+            source.enabled = data.enabled
+            if data.enabled:  # re-enabled by hand: poll soon, with a clean slate
+                source.disabled_reason, source.consecutive_errors = None, 0
+                source.next_fetch_at = now
+            else:
+                source.disabled_reason = "disabled by the publisher"
+        if session.is_modified(source):
+            source.updated_at = now
+        session.flush()
+        session.refresh(source)
+        _ = source.category  # loaded for use after the session
+        return source
+
+
+def delete_source(ctx: Context, source_id: int) -> None:
+    """Remove a source; its external items go, posts it brought in stay."""
+    with ctx.db.write() as session:
+        source = source_repo.get_source(session, source_id)
+        if source is None:
+            raise NotFound(f"no source with id {source_id}")
+        shown_by = source_repo.items_shown_by(
+            session, [item.id for item in source_repo.items_of(session, source_id)]
+        )
+        now = ctx.clock.now()
+        for post_id in shown_by:  # their related blocks lose items: refill them
+            related_repo.log_change(session, post_id, now)
+        if shown_by:
+            feedstate.bump(session, related_repo.category_ids(session, shown_by), now, visible=True)
+        session.delete(source)
+
+
+def find(ctx: Context, ident: str) -> int:
+    """A source id from an id or a URL (CLI)."""
+    with ctx.db.read() as session:
+        source = (
+            source_repo.get_source(session, int(ident))
+            if ident.isdigit()
+            else source_repo.find_source(session, ident)
+        )
+        if source is None:
+            raise NotFound(f"no source with id or URL {ident!r}")
+        return source.id
+
+
+@dataclass(frozen=True)
+class SourceSyncReport:
+    added: int
+    updated: int
+    unchanged: int
+
+
+def sync_sources(ctx: Context, entries: list[tuple[str, dict[str, Any]]]) -> SourceSyncReport:
+    """Sources listed under categories in categories.toml: added or updated, never removed."""
+    added = updated = unchanged = 0
+    for category, raw in entries:
+        data = parse_input(SourceCreate, {**raw, "category": category})
+        with ctx.db.read() as session:
+            current = source_repo.find_source(session, data.url)
+        if current is None:
+            create_source(ctx, data)
+            added += 1
+            continue
+        wanted = SourceUpdate(
+            category=data.category,
+            mode=data.mode,
+            interval_minutes=_interval(ctx, data.interval_minutes),
+        )
+        same = (current.category.slug, current.mode, current.interval_minutes) == (
+            wanted.category,
+            wanted.mode,
+            wanted.interval_minutes,
+        )
+        if same:
+            unchanged += 1
+        else:
+            update_source(ctx, current.id, wanted)
+            updated += 1
+    return SourceSyncReport(added, updated, unchanged)

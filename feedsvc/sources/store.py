@@ -1,0 +1,206 @@
+"""Store parsed upstream entries: as posts of the source's category, or as external items.
+
+Entries are sorted by decide.decide_entries (new, changed, unchanged, deleted here, duplicate);
+this module only carries the plan out. Posts go through the same service functions as the
+API, so they are sanitized, slugged, versioned and logged for the related refresh alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from feedsvc.content import derive_summary, html_to_text
+from feedsvc.context import Context
+from feedsvc.errors import FeedsvcError
+from feedsvc.models import ExternalItem, Source, SourceEntry
+from feedsvc.repo import feedstate
+from feedsvc.repo import related as related_repo
+from feedsvc.repo import sources as source_repo
+from feedsvc.schemas import PostCreate, PostUpdate
+from feedsvc.services import posts as post_service
+from feedsvc.sources.decide import PlannedEntry, StoredRef, decide_entries
+from feedsvc.sources.parse import ParsedEntry
+
+log = logging.getLogger("feedsvc.sources")
+
+UNTITLED = "（无标题）"
+
+
+@dataclass
+class StoreReport:
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _title(entry: ParsedEntry) -> str:
+    title = entry.title.strip() or html_to_text(entry.summary_html)[:60] or UNTITLED
+    return title[:300]
+
+
+def _tags(entry: ParsedEntry) -> list[str]:
+    return list(dict.fromkeys(tag.strip()[:50] for tag in entry.tags if tag.strip()))[:30]
+
+
+def _when(entry: ParsedEntry, now: datetime) -> datetime | None:
+    """The entry's date, never in the future (feeds lie); None when it has none."""
+    when = entry.published or entry.updated
+    return None if when is None else min(when, now)
+
+
+def _post_fields(entry: ParsedEntry, source: Source) -> dict[str, object]:
+    content = entry.content_html or entry.summary_html or f"<p>{_title(entry)}</p>"
+    summary = html_to_text(entry.summary_html) if entry.summary_html != content else ""
+    return {
+        "title": _title(entry),
+        "category": source.category.slug,
+        "content": content,
+        "format": "html",  # sanitized again by the post service with our allow-list
+        "author": (entry.author or source.title or "")[:200],
+        "summary": summary[:2000] or None,
+        "tags": _tags(entry),
+    }
+
+
+def store_as_posts(
+    ctx: Context,
+    source: Source,
+    entries: list[ParsedEntry],
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> StoreReport:
+    report = StoreReport()
+    with ctx.db.read() as session:
+        stored = {row.entry_id: row for row in source_repo.entries_of(session, source.id)}
+    refs = {key: StoredRef(key, row.link, row.content_hash) for key, row in stored.items()}
+    deleted = {key for key, row in stored.items() if row.deleted or row.post_id is None}
+    plan = decide_entries(refs, entries, deleted)
+    report.skipped = len(plan.deleted) + len(plan.duplicates) + len(plan.unchanged)
+    total, done = len(plan.new) + len(plan.changed), 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    for planned in plan.new:
+        step()
+        try:
+            _create(ctx, source, planned, now)
+            report.new += 1
+        except FeedsvcError as exc:
+            report.skipped += 1
+            report.errors.append(f"{planned.entry.entry_id}: {exc.message}")
+    for planned in plan.changed:
+        step()
+        row = stored[planned.stored_id] if planned.stored_id else None
+        if row is None or row.post_id is None:
+            report.skipped += 1
+            continue
+        try:
+            _update(ctx, row, planned, now)
+            report.updated += 1
+        except FeedsvcError as exc:
+            report.skipped += 1
+            report.errors.append(f"{planned.entry.entry_id}: {exc.message}")
+    return report
+
+
+def _create(ctx: Context, source: Source, planned: PlannedEntry, now: datetime) -> None:
+    entry = planned.entry
+    # An entry without a date gets the fetch time, once: later polls keep it.
+    fields = {**_post_fields(entry, source), "published_at": _when(entry, now) or now}
+    post = post_service.create_post(ctx, PostCreate(**fields), origin_link=entry.link)
+    with ctx.db.write() as session:
+        session.add(
+            SourceEntry(
+                source_id=source.id,
+                entry_id=entry.entry_id[:1000],
+                link=entry.link,
+                content_hash=planned.content_hash,
+                post_id=post.id,
+                deleted=False,
+                first_seen_at=now,
+            )
+        )
+
+
+def _update(ctx: Context, row: SourceEntry, planned: PlannedEntry, now: datetime) -> None:
+    entry = planned.entry
+    with ctx.db.read() as session:
+        source = source_repo.get_source(session, row.source_id)
+    assert source is not None and row.post_id is not None
+    fields = _post_fields(entry, source)
+    fields.pop("category")
+    when = _when(entry, now)
+    if when is not None:
+        fields["published_at"] = when
+    if fields["summary"] is None:
+        fields["summary"] = ""
+    post_service.update_post(ctx, row.post_id, PostUpdate(**fields), origin_link=entry.link)
+    with ctx.db.write() as session:
+        live = session.get(SourceEntry, row.id)
+        if live is not None:
+            live.content_hash, live.link = planned.content_hash, entry.link
+
+
+def store_as_items(
+    ctx: Context, source: Source, entries: list[ParsedEntry], now: datetime
+) -> StoreReport:
+    """Related mode: external items, candidates of the related refresh, never feed entries."""
+    report = StoreReport()
+    with ctx.db.write() as session:
+        stored = {item.entry_id: item for item in source_repo.items_of(session, source.id)}
+        refs = {key: StoredRef(key, item.link, item.content_hash) for key, item in stored.items()}
+        plan = decide_entries(refs, entries, set())
+        report.skipped = len(plan.duplicates) + len(plan.unchanged)
+        for planned in (*plan.new, *plan.changed):
+            entry = planned.entry
+            if not entry.link:
+                report.skipped += 1  # nothing to link to from a 相关内容 block
+                continue
+            item = stored.get(planned.stored_id) if planned.stored_id else None
+            if item is None:
+                item = ExternalItem(source_id=source.id, entry_id=entry.entry_id[:1000])
+                session.add(item)
+                report.new += 1
+            else:
+                report.updated += 1
+            text = html_to_text(entry.content_html or entry.summary_html)
+            item.link = entry.link[:2000]
+            item.title = _title(entry)
+            item.excerpt = derive_summary([entry.summary_html or entry.content_html])[:500]
+            item.body = text[:20_000]
+            item.tags = _tags(entry)
+            if item.published_at is None or _when(entry, now) is not None:
+                item.published_at = _when(entry, now) or now
+            item.fetched_at = now  # the related refresh picks it up from here
+            item.content_hash = planned.content_hash
+    prune_items(ctx, source, now)
+    return report
+
+
+def prune_items(ctx: Context, source: Source, now: datetime) -> int:
+    settings = ctx.settings.sources
+    with ctx.db.write() as session:
+        ids = source_repo.prunable_items(
+            session,
+            source.id,
+            now - timedelta(days=settings.external_max_age_days),
+            settings.external_max_per_source,
+        )
+        if not ids:
+            return 0
+        shown_by = source_repo.items_shown_by(session, ids)
+        for post_id in shown_by:  # their blocks lose an item: the refresh refills them
+            related_repo.log_change(session, post_id, now)
+        if shown_by:
+            feedstate.bump(session, related_repo.category_ids(session, shown_by), now, visible=True)
+        source_repo.delete_items(session, ids)
+    log.info("source %d: pruned %d external items", source.id, len(ids))
+    return len(ids)

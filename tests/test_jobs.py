@@ -1,0 +1,192 @@
+"""Jobs: the lease, run records, failures, the API, the CLI, and two scheduler processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from feedsvc import jobs
+from feedsvc.cli import cli
+from feedsvc.db import Database
+from feedsvc.models import Job, JobRun
+from tests.conftest import BASE_URL
+from tests.factories import Factory
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+def runs(db: Database, job: str, status: str = "succeeded") -> int:
+    with db.read() as session:
+        return session.scalar(
+            select(func.count()).where(JobRun.job == job, JobRun.status == status)
+        )
+
+
+def test_lease_is_exclusive_until_it_expires(ctx, clock) -> None:
+    spec = jobs.specs()["related-refresh"]
+    assert jobs.acquire(ctx, spec, "host:1:a")
+    assert not jobs.acquire(ctx, spec, "host:2:b")
+    assert jobs.acquire(ctx, spec, "host:1:a")  # re-entrant for its holder
+    # The rebuild shares the lease: it cannot start while the refresh runs.
+    assert not jobs.acquire(ctx, jobs.specs()["related-rebuild"], "host:2:b")
+    clock.advance(seconds=ctx.settings.scheduler.lease_seconds + 1)  # the holder died
+    assert jobs.acquire(ctx, spec, "host:2:b")
+
+
+def test_run_is_recorded_and_next_due_set(ctx, factory: Factory, clock) -> None:
+    factory.post()
+    assert jobs.run_job(ctx, "related-refresh", trigger="test") is jobs.Outcome.SUCCEEDED
+    with ctx.db.read() as session:
+        (run,) = session.scalars(select(JobRun)).all()
+        job = session.get(Job, "related-refresh")
+    assert (run.status, run.trigger, run.error) == ("succeeded", "test", None)
+    assert run.started_at == clock.now() and run.finished_at == clock.now()
+    assert job.next_due_at == clock.now() + timedelta(minutes=10)
+    assert jobs.run_job(ctx, "related-refresh", trigger="t", only_if_due=True) is (
+        jobs.Outcome.NOT_DUE
+    )
+    clock.advance(minutes=10)
+    assert jobs.run_job(ctx, "related-refresh", trigger="t", only_if_due=True) is (
+        jobs.Outcome.SUCCEEDED
+    )
+
+
+def test_rebuild_is_due_by_cron(ctx) -> None:
+    spec = jobs.specs()["related-rebuild"]
+    first = spec.first_due(ctx, datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    # "30 3 * * *" in Asia/Shanghai: 03:30 Beijing time, 19:30 UTC the day before.
+    assert first == datetime(2026, 11, 28, 19, 30, tzinfo=UTC)
+
+
+def test_failing_run_is_recorded_and_releases_the_lease(ctx, monkeypatch) -> None:
+    def boom(_ctx, _lease) -> int:  # type: ignore[no-untyped-def]
+        raise RuntimeError("数据库暂时不可用")
+
+    spec = jobs.JobSpec("test-failing", "fails", boom, jobs.every(lambda c: 5), lambda c, now: now)
+    monkeypatch.setitem(jobs._REGISTRY, spec.name, spec)
+    assert jobs.run_job(ctx, spec.name, trigger="test") is jobs.Outcome.FAILED
+    with ctx.db.read() as session:
+        run = session.scalar(select(JobRun).where(JobRun.job == spec.name))
+    assert run.status == "failed" and "数据库暂时不可用" in run.error
+    assert jobs.acquire(ctx, spec, "someone-else")  # the lease was released
+
+
+def test_jobs_api(client, ctx, auth, factory: Factory) -> None:
+    factory.post()
+    assert client.get("/api/v1/jobs").status_code == 401
+    assert client.post("/api/v1/jobs/related-refresh/run").status_code == 401
+    assert client.post("/api/v1/jobs/nope/run", headers=auth).status_code == 404
+    started = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
+    assert started.status_code == 202 and started.json == {
+        "job": "related-refresh",
+        "status": "started",
+    }
+    deadline = time.monotonic() + 20
+    while runs(ctx.db, "related-refresh") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    listing = client.get("/api/v1/jobs", headers=auth).json
+    assert listing["next_cursor"] is None
+    by_name = {item["name"]: item for item in listing["items"]}
+    assert set(by_name) == {"related-refresh", "related-rebuild", "sources-poll"}
+    refresh_job = by_name["related-refresh"]
+    assert refresh_job["runs"][0]["status"] == "succeeded"
+    assert refresh_job["runs"][0]["trigger"] == "manual"
+    assert refresh_job["next_due_at"] is not None
+    # Busy: another process holds the related lease.
+    assert jobs.acquire(ctx, jobs.specs()["related-rebuild"], "other-host:9:x")
+    busy = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
+    assert busy.status_code == 409 and busy.json["error"]["code"] == "conflict"
+
+
+def test_cli_related_and_jobs(runner, factory: Factory) -> None:
+    post = factory.post(title="国债怎么买", content="国债 收益率 期限。", tags=["国债"])
+    factory.post(title="国债期限", content="国债 期限 收益率 久期。", tags=["国债"])
+    rebuilt = runner.invoke(cli, ["related", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "2 posts indexed" in rebuilt.output
+    shown = runner.invoke(cli, ["related", "show", post.slug])
+    assert shown.exit_code == 0 and "国债期限" in shown.output
+    listing = runner.invoke(cli, ["jobs"])
+    assert "related-rebuild" in listing.output and "succeeded" in listing.output
+    ran = runner.invoke(cli, ["jobs", "run", "related-refresh"])
+    assert ran.exit_code == 0 and "succeeded" in ran.output
+    unknown = runner.invoke(cli, ["jobs", "run", "nope"])
+    assert unknown.exit_code == 1 and "no job" in unknown.output
+
+
+def _start_scheduler(config: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "FEEDSVC_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
+    env.pop("FEEDSVC_DATABASE_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "feedsvc.cli", "scheduler"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_two_scheduler_processes_run_each_due_job_once(db_url, factory: Factory, tmp_path):
+    """A deploy overlap: two schedulers on one database; every due run happens once."""
+    for n in range(3):
+        factory.post(title=f"国债第{n}篇", content="国债 收益率 期限 久期。", tags=["国债"])
+    config = tmp_path / "feedsvc.toml"
+    config.write_text(
+        f'[site]\nbase_url = "{BASE_URL}"\n[database]\nurl = "{db_url}"\n'
+        "[scheduler]\ntick_seconds = 1\n",
+        encoding="utf-8",
+    )
+    db = Database(db_url)
+    processes = [_start_scheduler(config), _start_scheduler(config)]
+    try:
+        assert _wait_for(lambda: runs(db, "related-refresh") == 1)
+        for expected in (2, 3, 4):
+            with db.write() as session:  # make it due again, for both processes at once
+                session.execute(
+                    update(Job)
+                    .where(Job.name == "related-refresh")
+                    .values(next_due_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            assert _wait_for(lambda e=expected: runs(db, "related-refresh") == e)
+            time.sleep(2.5)  # both have ticked at least twice since
+            assert runs(db, "related-refresh") == expected
+        with db.write() as session:
+            session.execute(
+                update(Job)
+                .where(Job.name == "related-rebuild")
+                .values(next_due_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert _wait_for(lambda: runs(db, "related-rebuild") == 1)
+        time.sleep(2.5)
+        assert runs(db, "related-rebuild") == 1
+        with db.read() as session:
+            owners = set(session.scalars(select(JobRun.owner)))
+            failed = session.scalar(select(func.count()).where(JobRun.status != "succeeded"))
+            errors = [(r.job, r.status, r.error) for r in session.scalars(select(JobRun))]
+        assert failed == 0, errors
+        assert len({owner.rsplit(":", 1)[0] for owner in owners}) <= 2  # host:pid
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=30)[0] for process in processes]
+        db.dispose()
+    # SIGTERM stops each cleanly.
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert all("stopped" in output for output in outputs)
