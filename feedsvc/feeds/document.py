@@ -131,6 +131,35 @@ def newest_change(changed_at: datetime, posts: Sequence[Post]) -> datetime:
     return max([changed_at, *(post.published_at for post in posts)])
 
 
+def _document(
+    feed: str,
+    *,
+    title: str,
+    subtitle: str,
+    link: str,
+    language: str,
+    posts: Sequence[Post],
+    site: SiteSettings,
+    self_url: str,
+    changed_at: datetime,
+    related: Mapping[int, Sequence[RelatedView]],
+) -> FeedDocument:
+    links = Links(site.base_url)
+    return FeedDocument(
+        feed_id=f"tag:{site.authority},{site.tag_date.isoformat()}:feeds/{feed}",
+        title=clean_xml_text(title),
+        subtitle=clean_xml_text(subtitle),
+        link=link,
+        self_url=self_url,
+        language=language,
+        author=clean_xml_text(site.author),
+        updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
+        entries=tuple(
+            entry_document(post, site, links, related.get(post.id, ())) for post in posts
+        ),
+    )
+
+
 def category_document(
     category: Category,
     posts: Sequence[Post],
@@ -140,19 +169,17 @@ def category_document(
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
 ) -> FeedDocument:
-    links = Links(site.base_url)
-    return FeedDocument(
-        feed_id=f"tag:{site.authority},{site.tag_date.isoformat()}:feeds/{category.slug}",
-        title=clean_xml_text(f"{category.name} - {site.title}"),
-        subtitle=clean_xml_text(category.description or site.description or category.name),
-        link=links.category(category.slug),
-        self_url=self_url,
+    return _document(
+        category.slug,
+        title=f"{category.name} - {site.title}",
+        subtitle=category.description or site.description or category.name,
+        link=Links(site.base_url).category(category.slug),
         language=category.language or site.language,
-        author=clean_xml_text(site.author),
-        updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
-        entries=tuple(
-            entry_document(post, site, links, related.get(post.id, ())) for post in posts
-        ),
+        posts=posts,
+        site=site,
+        self_url=self_url,
+        changed_at=changed_at,
+        related=related,
     )
 
 
@@ -164,17 +191,15 @@ def site_document(
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
 ) -> FeedDocument:
-    links = Links(site.base_url)
-    return FeedDocument(
-        feed_id=f"tag:{site.authority},{site.tag_date.isoformat()}:feeds/all",
-        title=clean_xml_text(site.title),
-        subtitle=clean_xml_text(site.description or site.title),
-        link=links.home(),
-        self_url=self_url,
+    return _document(
+        "all",
+        title=site.title,
+        subtitle=site.description or site.title,
+        link=Links(site.base_url).home(),
         language=site.language,
-        author=clean_xml_text(site.author),
-        updated=_seconds(newest_change(changed_at, posts).astimezone(site.tz)),
-        entries=tuple(
-            entry_document(post, site, links, related.get(post.id, ())) for post in posts
-        ),
+        posts=posts,
+        site=site,
+        self_url=self_url,
+        changed_at=changed_at,
+        related=related,
     )

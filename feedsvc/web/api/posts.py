@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Response, jsonify, request
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest
 
 from feedsvc.errors import NotFound, Unauthorized
@@ -91,15 +92,20 @@ def list_posts() -> Response:
     return jsonify({"items": items, "next_cursor": next_cursor})
 
 
+def _readable_post(session: Session, post_id: int) -> Post:
+    """The post, if this caller may read it: drafts and scheduled posts need a token."""
+    post = post_repo.get_post(session, post_id)
+    if post is None:
+        raise NotFound(f"no post with id {post_id}")
+    if not _public(post) and current_token() is None:
+        raise Unauthorized("reading a draft or scheduled post needs a token")
+    return post
+
+
 @bp.get("/posts/<int:post_id>")
 def show_post(post_id: int) -> Response:
     with ctx().db.read() as session:
-        post = post_repo.get_post(session, post_id)
-        if post is None:
-            raise NotFound(f"no post with id {post_id}")
-        if not _public(post) and current_token() is None:
-            raise Unauthorized("reading a draft or scheduled post needs a token")
-        return jsonify(post_json(ctx(), post))
+        return jsonify(post_json(ctx(), _readable_post(session, post_id)))
 
 
 @bp.get("/posts/<int:post_id>/related")
@@ -107,11 +113,7 @@ def show_related(post_id: int) -> Response:
     """The stored 相关内容 list, with scores (computed by the scheduler, never here)."""
     now = ctx().clock.now()
     with ctx().db.read() as session:
-        post = post_repo.get_post(session, post_id)
-        if post is None:
-            raise NotFound(f"no post with id {post_id}")
-        if not _public(post) and current_token() is None:
-            raise Unauthorized("reading a draft or scheduled post needs a token")
+        _readable_post(session, post_id)
         items = related_repo.related_views(session, [post_id], now).get(post_id, [])
     return jsonify({"items": related_json(ctx(), items), "next_cursor": None})
 
