@@ -341,3 +341,39 @@ def test_external_items_are_pruned_by_age(httpserver, ctx, factory) -> None:
     poll_sources(ctx, None)
     with ctx.db.read() as session:
         assert list(session.scalars(select(ExternalItem.title))) == ["新闻"]
+
+
+@pytest.mark.parametrize("mode", ["posts", "related"])
+@pytest.mark.parametrize("fault", ["500", "malformed", "bomb", "empty", "html"])
+def test_a_fault_after_a_good_poll_loses_nothing(httpserver, ctx, factory, clock, mode, fault):
+    recent = "Fri, 27 Nov 2026 09:00:00 +0800"
+    good = rss(
+        item("k1", "保留的文章", "<p>一</p>", date=recent),
+        item("k2", "另一篇", "<p>二</p>", date=recent),
+    )
+    faults = {
+        "500": ("oops", 500, {}),
+        "malformed": ("<rss><channel><item><title>断", 200, {}),
+        "bomb": (gzip.compress(b"0" * (30 * 1024 * 1024)), 200, {"Content-Encoding": "gzip"}),
+        "empty": ("", 200, {}),
+        "html": ("<html><body>维护中</body></html>", 200, {"Content-Type": "text/html"}),
+    }
+    body, status, headers = faults[fault]
+    httpserver.expect_ordered_request("/feed").respond_with_data(good)
+    httpserver.expect_ordered_request("/feed").respond_with_data(body, status, headers)
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), mode)
+    poll_sources(ctx, None)
+
+    def stored() -> list[str]:
+        with ctx.db.read() as session:
+            model = Post if mode == "posts" else ExternalItem
+            return sorted(session.scalars(select(model.title)))
+
+    before = stored()
+    assert before == sorted(["保留的文章", "另一篇"])
+    clock.advance(minutes=31)
+    (outcome,) = poll_sources(ctx, None)
+    assert outcome.error, fault
+    assert stored() == before
+    state = source(ctx, source_id)
+    assert state.consecutive_errors == 1 and state.enabled

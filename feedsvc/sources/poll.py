@@ -199,4 +199,8 @@ def poll_sources(
                     outcomes.append(PollOutcome(source.id, None, result.error, StoreReport()))
                 if progress is not None:
                     progress(len(outcomes), len(sources))
+                if lease is not None:
+                    # Slow sources can hold a batch for minutes: keep the lease alive, and
+                    # stop soon after a SIGTERM (fetches in flight end at their time-outs).
+                    lease.checkpoint()
     return outcomes
