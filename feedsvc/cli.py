@@ -5,6 +5,7 @@ Errors print one line on stderr and exit 1 (2 for unusable configuration).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -591,10 +592,16 @@ def import_command(target: str, category: str) -> None:
     """Bring in an existing RSS or Atom feed once; running it again changes nothing."""
     from feedsvc.sources.importer import import_feed
 
-    with click.progressbar(length=1, label="importing", file=sys.stderr) as bar:
+    with contextlib.ExitStack() as stack:
+        bar: Any = None
 
         def progress(done: int, total: int) -> None:
-            bar.length = max(total, 1)
+            # The bar starts with the first stored entry: a refused import prints one line.
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(
+                    click.progressbar(length=max(total, 1), label="importing", file=sys.stderr)
+                )
             bar.update(done - bar.pos)
 
         report = import_feed(_ctx(), target, category, progress)

@@ -30,7 +30,9 @@ def _clean_text(value: Any) -> Any:
     return clean_xml_text(value).strip() if isinstance(value, str) else value
 
 
-def _slug(value: str) -> str:
+def _slug(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
     if not is_url_safe_slug(value):
         raise ValueError("must be lowercase ASCII letters, digits and single hyphens")
     return value
@@ -122,7 +124,9 @@ class PostUpdate(_Input):
     published_at: When | None = None
 
 
-def _feed_url(value: str) -> str:
+def _feed_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
     if not is_absolute_http_url(value):
         raise ValueError("must be an absolute http:// or https:// URL")
     return value

@@ -14,7 +14,7 @@ from feedsvc.errors import Conflict, Invalid, NotFound
 from feedsvc.models import Category, Post
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import feedstate
-from feedsvc.schemas import CategoryCreate, CategoryUpdate, parse_input
+from feedsvc.schemas import CategoryCreate, CategoryUpdate, SourceCreate, parse_input
 
 _FEED_FIELDS = ("name", "description", "language", "feed_length")
 
@@ -118,7 +118,16 @@ def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
         sources = entry.get("sources", []) if isinstance(entry, dict) else []
         if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
             raise Invalid(f"{path}: category #{index}: 'sources' must be [[categories.sources]]")
-        result += [(str(entry.get("slug")), dict(source)) for source in sources]
+        slug = str(entry.get("slug"))
+        for number, source in enumerate(sources, start=1):
+            try:
+                parse_input(SourceCreate, {**source, "category": slug})
+            except Invalid as exc:
+                raise Invalid(
+                    f"{path}: category {slug!r}, source #{number}: {exc.message}",
+                    fields=exc.fields,
+                ) from None
+            result.append((slug, dict(source)))
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -75,14 +76,21 @@ def update_source(ctx: Context, source_id: int, data: SourceUpdate) -> Source:
             raise NotFound(f"no source with id {source_id}")
         if data.category is not None:
             source.category_id = _category_id(ctx, session, data.category)
-        if data.mode is not None:
+        if data.mode is not None and data.mode != source.mode:
             source.mode = data.mode
-        if data.interval_minutes is not None:
+            # What was seen in the other mode was stored elsewhere: fetch and read it again.
+            source.etag = source.last_modified = source.content_hash = None
+            source.next_fetch_at = now
+        if data.interval_minutes is not None and data.interval_minutes != source.interval_minutes:
             source.interval_minutes = _interval(ctx, data.interval_minutes)
+            if source.enabled and source.consecutive_errors == 0:
+                interval = timedelta(minutes=source.interval_minutes)
+                source.next_fetch_at = (source.last_fetched_at or now) + interval
         if data.enabled is not None and data.enabled != source.enabled:
             source.enabled = data.enabled
             if data.enabled:  # re-enabled by hand: poll soon, with a clean slate
                 source.disabled_reason, source.consecutive_errors = None, 0
+                source.last_error = None
                 source.next_fetch_at = now
             else:
                 source.disabled_reason = "disabled by the publisher"
@@ -132,29 +140,38 @@ class SourceSyncReport:
 
 
 def sync_sources(ctx: Context, entries: list[tuple[str, dict[str, Any]]]) -> SourceSyncReport:
-    """Sources listed under categories in categories.toml: added or updated, never removed."""
+    """Sources listed under categories in categories.toml: added or updated, never removed.
+
+    Every entry is validated before any is stored, so a bad file changes nothing.
+    """
+    wanted: list[SourceCreate] = []
+    for index, (category, raw) in enumerate(entries, start=1):
+        try:
+            wanted.append(parse_input(SourceCreate, {**raw, "category": category}))
+            _interval(ctx, wanted[-1].interval_minutes)
+        except Invalid as exc:
+            raise Invalid(
+                f"categories.toml: category {category!r}, source #{index}: {exc.message}",
+                fields=exc.fields,
+            ) from None
     added = updated = unchanged = 0
-    for category, raw in entries:
-        data = parse_input(SourceCreate, {**raw, "category": category})
+    for data in wanted:
         with ctx.db.read() as session:
             current = source_repo.find_source(session, data.url)
+            current_key = (
+                None
+                if current is None
+                else (current.category.slug, current.mode, current.interval_minutes)
+            )
         if current is None:
             create_source(ctx, data)
             added += 1
             continue
-        wanted = SourceUpdate(
-            category=data.category,
-            mode=data.mode,
-            interval_minutes=_interval(ctx, data.interval_minutes),
-        )
-        same = (current.category.slug, current.mode, current.interval_minutes) == (
-            wanted.category,
-            wanted.mode,
-            wanted.interval_minutes,
-        )
-        if same:
+        interval = _interval(ctx, data.interval_minutes)
+        if current_key == (data.category, data.mode, interval):
             unchanged += 1
         else:
-            update_source(ctx, current.id, wanted)
+            update = SourceUpdate(category=data.category, mode=data.mode, interval_minutes=interval)
+            update_source(ctx, current.id, update)
             updated += 1
     return SourceSyncReport(added, updated, unchanged)

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from feedsvc.context import Context
-from feedsvc.errors import FeedsvcError, Invalid
+from feedsvc.errors import Conflict, FeedsvcError, Invalid
 from feedsvc.models import Source
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import sources as source_repo
@@ -50,6 +50,12 @@ def _import_source(ctx: Context, url: str, category_id: int) -> Source:
     now = ctx.clock.now()
     with ctx.db.write() as session:
         source = source_repo.find_source(session, url)
+        if source is not None and source.disabled_reason != IMPORT_ONLY:
+            raise Conflict(
+                f"import: {url} is polled already as source {source.id} "
+                f"({source.mode} mode, category {source.category.slug}); "
+                "change that source instead (feedsvc source / PATCH /api/v1/sources)"
+            )
         if source is None:
             source = Source(
                 url=url,
@@ -88,6 +94,11 @@ def import_feed(
         parsed = parse_feed(
             content, headers=headers, url=url, site_tz=ctx.settings.site.tz, now=now
         )
+        if url.startswith("file:") and parsed.link and parsed.link.startswith("http"):
+            # A saved file: relative links belong to the site it came from, not the disk.
+            parsed = parse_feed(
+                content, headers=headers, url=parsed.link, site_tz=ctx.settings.site.tz, now=now
+            )
     except FeedParseError as exc:
         raise Invalid(f"import: {exc}") from None
     source = _import_source(ctx, url, category_id)
