@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
+from feedsvc.repo import feedstate
 
 # (key, score), best first; a key is "post:ID" (ours) or "ext:ID" (an upstream item).
 Ranked = list[tuple[str, float]]
@@ -81,6 +82,15 @@ def prune_changes(session: Session, before: datetime, upto_seq: int) -> None:
     session.execute(
         delete(PostChange).where(PostChange.changed_at < before, PostChange.seq <= upto_seq)
     )
+
+
+def forget_shown(session: Session, owners: Collection[int], now: datetime) -> None:
+    """These posts' related blocks are about to lose items (deleted in this transaction):
+    their feeds change now, and the next refresh refills their lists."""
+    for post_id in owners:
+        log_change(session, post_id, now)
+    if owners:
+        feedstate.bump(session, category_ids(session, owners), now, visible=True)
 
 
 # -- what the index reads --------------------------------------------------------------------

@@ -14,6 +14,8 @@ from feedsvc.errors import Conflict, Invalid, NotFound
 from feedsvc.models import Category, Post
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import feedstate
+from feedsvc.repo import related as related_repo
+from feedsvc.repo import sources as source_repo
 from feedsvc.schemas import CategoryCreate, CategoryUpdate, SourceCreate, parse_input
 
 _FEED_FIELDS = ("name", "description", "language", "feed_length")
@@ -84,6 +86,9 @@ def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> int:
                 f"category {slug!r} still has {count} posts; move them first (move_to)",
                 fields={"move_to": "required while the category has posts"},
             )
+        # Its sources go with it, and their upstream items with them.
+        items = source_repo.items_of_category(session, category.id)
+        related_repo.forget_shown(session, source_repo.items_shown_by(session, items), now)
         session.expire_all()
         category_repo.delete_category(session, category_repo.get_category(session, slug))
         feedstate.bump(session, [], now, visible=True)

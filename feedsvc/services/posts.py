@@ -133,37 +133,45 @@ def _insert(session: Session, post: Post, *, slug_given: bool) -> None:
 
 
 def create_post(ctx: Context, data: PostCreate, *, origin_link: str | None = None) -> Post:
+    with ctx.db.write() as session:
+        return insert_post(ctx, session, data, origin_link=origin_link)
+
+
+def insert_post(
+    ctx: Context, session: Session, data: PostCreate, *, origin_link: str | None = None
+) -> Post:
+    """Create a post inside the caller's write transaction (an import stores its own
+    bookkeeping in the same one, so a crash can never leave one without the other)."""
     now = ctx.clock.now()
     pages = _pages(data.content, data.format)
     published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
-    with ctx.db.write() as session:
-        category = _category(session, data.category)
-        if data.slug is not None and post_repo.slug_taken(session, data.slug):
-            raise _slug_conflict(data.slug)
-        post = Post(
-            slug=data.slug or _free_slug(session, data.title),
-            guid=new_guid(ctx, now),
-            # By id, not relationship: the post joins the session only when inserted.
-            category_id=category.id,
-            title=data.title,
-            author=data.author,
-            summary=data.summary or derive_summary(pages),
-            summary_given=bool(data.summary),
-            format=data.format,
-            body=data.content,
-            pages=pages,
-            status=data.status,
-            published_at=published_at,
-            created_at=now,
-            # A backdated post (an import, a sample) was last modified when it was published.
-            updated_at=min(now, published_at),
-            origin_link=origin_link,
-            tags=get_or_create_tags(session, data.tags),
-        )
-        _insert(session, post, slug_given=data.slug is not None)
-        post.category = category  # loaded now, for use after the session ends
-        _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
-        return post
+    category = _category(session, data.category)
+    if data.slug is not None and post_repo.slug_taken(session, data.slug):
+        raise _slug_conflict(data.slug)
+    post = Post(
+        slug=data.slug or _free_slug(session, data.title),
+        guid=new_guid(ctx, now),
+        # By id, not relationship: the post joins the session only when inserted.
+        category_id=category.id,
+        title=data.title,
+        author=data.author,
+        summary=data.summary or derive_summary(pages),
+        summary_given=bool(data.summary),
+        format=data.format,
+        body=data.content,
+        pages=pages,
+        status=data.status,
+        published_at=published_at,
+        created_at=now,
+        # A backdated post (an import, a sample) was last modified when it was published.
+        updated_at=min(now, published_at),
+        origin_link=origin_link,
+        tags=get_or_create_tags(session, data.tags),
+    )
+    _insert(session, post, slug_given=data.slug is not None)
+    post.category = category  # loaded now, for use after the session ends
+    _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
+    return post
 
 
 def update_post(

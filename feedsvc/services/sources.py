@@ -12,7 +12,6 @@ from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid, NotFound
 from feedsvc.models import Source
 from feedsvc.repo import categories as category_repo
-from feedsvc.repo import feedstate
 from feedsvc.repo import related as related_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.schemas import SourceCreate, SourceUpdate, parse_input
@@ -104,18 +103,13 @@ def update_source(ctx: Context, source_id: int, data: SourceUpdate) -> Source:
 
 def delete_source(ctx: Context, source_id: int) -> None:
     """Remove a source; its external items go, posts it brought in stay."""
+    now = ctx.clock.now()
     with ctx.db.write() as session:
         source = source_repo.get_source(session, source_id)
         if source is None:
             raise NotFound(f"no source with id {source_id}")
-        shown_by = source_repo.items_shown_by(
-            session, [item.id for item in source_repo.items_of(session, source_id)]
-        )
-        now = ctx.clock.now()
-        for post_id in shown_by:  # their related blocks lose items: refill them
-            related_repo.log_change(session, post_id, now)
-        if shown_by:
-            feedstate.bump(session, related_repo.category_ids(session, shown_by), now, visible=True)
+        items = [item.id for item in source_repo.items_of(session, source_id)]
+        related_repo.forget_shown(session, source_repo.items_shown_by(session, items), now)
         session.delete(source)
 
 

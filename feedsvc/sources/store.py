@@ -16,7 +16,6 @@ from feedsvc.content import derive_summary, html_to_text
 from feedsvc.context import Context
 from feedsvc.errors import FeedsvcError
 from feedsvc.models import ExternalItem, Source, SourceEntry
-from feedsvc.repo import feedstate
 from feedsvc.repo import related as related_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.schemas import PostCreate, PostUpdate
@@ -115,8 +114,10 @@ def _create(ctx: Context, source: Source, planned: PlannedEntry, now: datetime) 
     entry = planned.entry
     # An entry without a date gets the fetch time, once: later polls keep it.
     fields = {**_post_fields(entry, source), "published_at": _when(entry, now) or now}
-    post = post_service.create_post(ctx, PostCreate(**fields), origin_link=entry.link)
+    # One transaction for the post and the record of where it came from: after a crash
+    # there is either both or neither, so an entry is never imported twice.
     with ctx.db.write() as session:
+        post = post_service.insert_post(ctx, session, PostCreate(**fields), origin_link=entry.link)
         session.add(
             SourceEntry(
                 source_id=source.id,
@@ -196,11 +197,7 @@ def prune_items(ctx: Context, source: Source, now: datetime) -> int:
         )
         if not ids:
             return 0
-        shown_by = source_repo.items_shown_by(session, ids)
-        for post_id in shown_by:  # their blocks lose an item: the refresh refills them
-            related_repo.log_change(session, post_id, now)
-        if shown_by:
-            feedstate.bump(session, related_repo.category_ids(session, shown_by), now, visible=True)
+        related_repo.forget_shown(session, source_repo.items_shown_by(session, ids), now)
         source_repo.delete_items(session, ids)
     log.info("source %d: pruned %d external items", source.id, len(ids))
     return len(ids)
