@@ -9,23 +9,26 @@ steps, so neither a huge body nor a gzip bomb is ever held in memory.
 Politely: conditional GET (RFC 9110 §13.1), our User-Agent, and Retry-After
 (RFC 9110 §10.2.3) handed back to the scheduler.
 
+The address guard lives in ``guard.py`` and the bounded body reading in
+``body.py``; this module runs the exchange and builds the result.
+
 Nothing here raises for a failed fetch: the result carries an ``error`` that
 names this layer ("fetch: ...").
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
+
+from feedsvc.sources.body import BodyRefused, read_body
+from feedsvc.sources.guard import AddressRefused, checked_url, public_addresses, send_pinned
 
 MiB = 1024 * 1024
 
@@ -79,7 +82,11 @@ class FetchResult:
 
 
 class _Refused(Exception):
-    """A fetch stopped by one of our rules (address, size, time); str() is the message."""
+    """A fetch stopped by one of our rules (redirects, time); str() is the message.
+
+    The address guard and the body reader raise their own (``AddressRefused``,
+    ``BodyRefused``); ``fetch`` turns all three into a failed result.
+    """
 
 
 @dataclass
@@ -125,7 +132,7 @@ def fetch(
         headers["If-Modified-Since"] = last_modified
     try:
         result = _exchange(http, headers, limits, allow_hosts, progress, clock, started)
-    except _Refused as exc:
+    except (_Refused, AddressRefused, BodyRefused) as exc:
         result = _failure(progress, str(exc))
     except httpx.ConnectTimeout:
         result = _failure(progress, f"fetch: connect timeout after {limits.connect_timeout:g}s")
@@ -161,9 +168,9 @@ def _exchange(
         pool=limits.connect_timeout,
     )
     while True:
-        target = _checked_url(progress.url)
-        addresses = _public_addresses(target, allow_hosts)
-        response = _send(http, target, addresses, headers, timeout)
+        target = checked_url(progress.url)
+        addresses = public_addresses(target, allow_hosts)
+        response = send_pinned(http, target, addresses, headers, timeout)
         try:
             progress.status = response.status_code
             location = response.headers.get("location")
@@ -196,7 +203,13 @@ def _final(
     content: bytes | None = None
     error: str | None = None
     if 200 <= status < 300:
-        content = _read_body(response, limits, deadline)
+        content = read_body(
+            response,
+            max_bytes=limits.max_bytes,
+            max_decompressed_bytes=limits.max_decompressed_bytes,
+            deadline=deadline,
+            total_timeout=limits.total_timeout,
+        )
     elif status in _REDIRECTS:
         error = f"fetch: HTTP {status} without a Location header"
     elif status != 304:
@@ -227,175 +240,11 @@ def _failure(progress: _Progress, message: str) -> FetchResult:
     )
 
 
-# -- where we may connect ---------------------------------------------------
-
-
-def _checked_url(url: str) -> httpx.URL:
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise _Refused(f"fetch: invalid URL {url!r}: {exc}") from exc
-    # feedparser itself would read file:// URLs and plain paths (LIBRARIES.md).
-    if parsed.scheme not in ("http", "https"):
-        raise _Refused(f"fetch: only http and https URLs are fetched, not {url!r}")
-    if not parsed.host:
-        raise _Refused(f"fetch: URL has no host: {url!r}")
-    return parsed
-
-
-def _public_addresses(url: httpx.URL, allow_hosts: frozenset[str]) -> list[str]:
-    """Resolve the URL's host; refuse unless every address is public or allowed."""
-    host = url.host
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        # raw_host: the IDNA (punycode) form DNS knows.
-        infos = socket.getaddrinfo(url.raw_host.decode("ascii"), port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise _Refused(f"fetch: cannot resolve host {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if host in allow_hosts:
-        return addresses
-    for address in addresses:
-        kind = _non_public_kind(address)
-        if kind is None or address in allow_hosts:
-            continue
-        article = "an" if kind[0] in "aeiou" else "a"
-        if address == host:
-            raise _Refused(f"fetch: host {host} is {article} {kind} address")
-        # One bad address refuses the host: an attacker's DNS can mix them.
-        raise _Refused(f"fetch: host {host} resolves to {address}, {article} {kind} address")
-    return addresses
-
-
-def _non_public_kind(address: str) -> str | None:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    # ::ffff:10.0.0.1 and 2002:a00:1:: carry an IPv4 address inside; Python
-    # 3.11 does not look inside them for is_private.
-    if isinstance(ip, ipaddress.IPv6Address):
-        ip = ip.ipv4_mapped or ip.sixtofour or ip
-    for kind in ("loopback", "link-local", "multicast", "unspecified", "reserved", "private"):
-        if getattr(ip, "is_" + kind.replace("-", "_")):
-            return kind
-    # Shared address space 100.64.0.0/10 (RFC 6598) is neither private nor
-    # global; cloud metadata services live there (Alibaba: 100.100.100.200).
-    return None if ip.is_global else "non-public"
-
-
-def _send(
-    http: httpx.Client,
-    url: httpx.URL,
-    addresses: list[str],
-    headers: dict[str, str],
-    timeout: httpx.Timeout,
-) -> httpx.Response:
-    # Connect to the address we checked, not to whatever a second DNS lookup
-    # returns. Host and TLS SNI (so certificate checks) keep the real name.
-    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
-    hop_headers = {**headers, "Host": url.netloc.decode("ascii")}
-    last_error: httpx.ConnectError | None = None
-    for address in addresses:  # the resolver's order, as socket.create_connection does
-        request = http.build_request(
-            "GET",
-            url.copy_with(host=address),
-            headers=hop_headers,
-            timeout=timeout,
-            extensions=extensions,
-        )
-        try:
-            return http.send(request, stream=True, follow_redirects=False)
-        except httpx.ConnectError as exc:
-            last_error = exc
-    if last_error is None:  # getaddrinfo returned no address at all
-        raise _Refused(f"fetch: host {url.host} has no address")
-    raise last_error
-
-
 def _host(url: str) -> str:
     try:
         return httpx.URL(url).host
     except (httpx.InvalidURL, TypeError, ValueError):
         return url
-
-
-# -- the body -----------------------------------------------------------------
-
-
-def _read_body(response: httpx.Response, limits: FetchLimits, deadline: float) -> bytes:
-    too_big = f"fetch: body larger than {limits.max_bytes} bytes"
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_bytes:
-        raise _Refused(too_big)
-    decoder = _decoder(response.headers.get("content-encoding", ""), limits.max_decompressed_bytes)
-    body = bytearray()
-    received = 0
-    # iter_raw: the bytes as sent (chunked framing removed, Content-Encoding
-    # kept), so we count wire bytes and decompress in bounded steps ourselves.
-    # httpx's own decoding inflates a whole network read at once: 64 KiB of a
-    # gzip bomb is ~64 MiB.
-    for chunk in response.iter_raw():
-        received += len(chunk)
-        if received > limits.max_bytes:
-            raise _Refused(too_big)
-        if time.monotonic() > deadline:
-            raise _Refused(f"fetch: took longer than {limits.total_timeout:g}s")
-        for piece in decoder(chunk):
-            body += piece
-    for piece in decoder(b""):
-        body += piece
-    return bytes(body)
-
-
-_INFLATE_STEP = 64 * 1024
-
-
-def _decoder(content_encoding: str, limit: int) -> Callable[[bytes], Iterator[bytes]]:
-    """A function taking wire bytes (b"" at the end) and yielding decoded ones.
-
-    It raises _Refused once more than ``limit`` decoded bytes came out.
-    """
-    coding = content_encoding.strip().lower()
-    too_big = f"fetch: decompressed body larger than {limit} bytes"
-    produced = 0
-
-    def count(piece: bytes) -> bytes:
-        nonlocal produced
-        produced += len(piece)
-        if produced > limit:
-            raise _Refused(too_big)
-        return piece
-
-    if coding in ("", "identity"):
-
-        def identity(chunk: bytes) -> Iterator[bytes]:
-            if chunk:
-                yield count(chunk)
-
-        return identity
-    # RFC 9110 §8.4.1: gzip (x-gzip is its old alias) and deflate, which is
-    # the zlib format (RFC 1950). We only ask for these two.
-    if coding in ("gzip", "x-gzip"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif coding == "deflate":
-        inflater = zlib.decompressobj(zlib.MAX_WBITS)
-    else:
-        raise _Refused(f"fetch: unsupported content-encoding {content_encoding!r}")
-
-    def inflate(chunk: bytes) -> Iterator[bytes]:
-        try:
-            if not chunk:
-                yield count(inflater.flush())
-                return
-            while chunk:
-                # max_length bounds each step (one read of a gzip bomb would
-                # otherwise inflate ~1000x at once), and we stop one byte
-                # past the limit.
-                step = min(_INFLATE_STEP, limit - produced + 1)
-                yield count(inflater.decompress(chunk, step))
-                chunk = inflater.unconsumed_tail
-        except zlib.error as exc:
-            raise _Refused(f"fetch: corrupt {coding} body: {exc}") from exc
-
-    return inflate
 
 
 # -- Retry-After --------------------------------------------------------------
