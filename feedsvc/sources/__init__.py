@@ -1,40 +1,11 @@
-"""Upstream sources: fetch → parse → decide (→ store, wired elsewhere).
+"""Upstream sources: fetch → parse → decide → store.
 
 - ``fetch``: HTTP with limits, SSRF guard, conditional GET → FetchResult.
 - ``parse``: bytes → ParsedFeed of typed, sanitized ParsedEntry (the only
   module that imports feedparser).
 - ``decide``: pure; FetchResult + SourceState → next SourceState, and parsed
   entries + what is stored → EntryPlan.
+- ``store``, ``poll``, ``importer``, ``jobs``: storing entries, the poll job, `feedsvc import`.
+
+Nothing is re-exported here: ``feedsvc.sources.fetch`` is the module, never the function.
 """
-
-from feedsvc.sources.decide import (
-    EntryPlan,
-    PlannedEntry,
-    SourceState,
-    StoredRef,
-    backoff,
-    content_hash,
-    decide_entries,
-    decide_source,
-)
-from feedsvc.sources.fetch import FetchLimits, FetchResult, fetch, parse_retry_after
-from feedsvc.sources.parse import FeedParseError, ParsedEntry, ParsedFeed, parse_feed
-
-__all__ = [
-    "EntryPlan",
-    "FeedParseError",
-    "FetchLimits",
-    "FetchResult",
-    "ParsedEntry",
-    "ParsedFeed",
-    "PlannedEntry",
-    "SourceState",
-    "StoredRef",
-    "backoff",
-    "content_hash",
-    "decide_entries",
-    "decide_source",
-    "fetch",
-    "parse_feed",
-    "parse_retry_after",
-]
