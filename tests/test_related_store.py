@@ -97,18 +97,24 @@ def test_feed_entries_end_with_the_related_block(client, ctx, corpus) -> None:
 
 
 def test_related_change_alone_keeps_entry_dates(client, ctx, corpus, clock) -> None:
-    before = client.get("/feeds/licai-fangfa.atom")
+    urls = ("/feeds/licai-fangfa.atom", "/feeds/licai-fangfa.rss")
+    before = {url: client.get(url) for url in urls}
     clock.advance(minutes=1)
     refresh.rebuild(ctx, None)
-    after = client.get("/feeds/licai-fangfa.atom")
-    assert after.headers["ETag"] != before.headers["ETag"]
-    old, _ = parse(before.data)
-    new, _ = parse(after.data)
-    assert [(e.id, e.updated, e.published) for e in old.entries] == [
-        (e.id, e.updated, e.published) for e in new.entries
-    ]
-    rss_old, _ = parse(client.get("/feeds/licai-fangfa.rss").data)
-    assert all("pubDate" not in e or e.published for e in rss_old.entries)
+    for url in urls:
+        after = client.get(url)
+        assert after.headers["ETag"] != before[url].headers["ETag"]
+        old, _ = parse(before[url].data)
+        new, _ = parse(after.data)
+        assert "相关内容" not in old.entries[0].content[0].value
+        assert "相关内容" in new.entries[0].content[0].value
+        # Readers must not show the posts as new: ids, pubDate/published, updated unchanged.
+        atom = url.endswith(".atom")  # RSS items have no updated date
+
+        def dates(entries, atom=atom):  # type: ignore[no-untyped-def]
+            return [(e.id, e.published, e.updated if atom else None) for e in entries]
+
+        assert dates(old.entries) == dates(new.entries)
 
 
 def test_same_results_change_no_byte(client, ctx, corpus, clock) -> None:
