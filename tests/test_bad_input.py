@@ -388,7 +388,6 @@ def test_bad_input(
     factory.post(slug="taken")
     factory.post(slug="other")
     factory.category("jijin")
-    before, counts = factory.snapshot(), factory.counts()
     kwargs: dict = {"headers": dict(auth)}
     if isinstance(body, bytes):
         kwargs["data"] = body
