@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from feedsvc.content import html_to_text
 from feedsvc.context import Context
@@ -242,8 +242,3 @@ def refresh(ctx: Context, lease: Lease | None) -> RefreshReport:
         written,
     )
     return RefreshReport(compared, written, len(state.index), full=False)
-
-
-def stored_post_ids(ctx: Context) -> list[int]:
-    with ctx.db.read() as session:
-        return list(session.scalars(select(RelatedItem.post_id).distinct()))
