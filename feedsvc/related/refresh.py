@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_, select
 
 from feedsvc.content import html_to_text
 from feedsvc.context import Context
@@ -174,7 +174,8 @@ def rebuild(ctx: Context, lease: Lease | None, progress: Progress | None = None)
     visible = {post_id_of(doc.key) for doc in docs} - {None}
     with ctx.db.write() as session:
         # Lists of posts that are no longer visible (drafts again, not yet due) go away.
-        session.execute(delete(RelatedItem).where(RelatedItem.post_id.not_in(visible)))
+        hidden = select(Post.id).where(or_(Post.status != "published", Post.published_at > now))
+        session.execute(delete(RelatedItem).where(RelatedItem.post_id.in_(hidden)))
     compared, written = _write(ctx, lease, index, visible, now, progress)  # type: ignore[arg-type]
     _save_markers(ctx, seq, now)
     log.info("related rebuild: %d posts, %d lists written", len(docs), written)

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
-from feedsvc.repo import feedstate
+from feedsvc.repo import chunked, feedstate
 
 # (key, score), best first; a key is "post:ID" (ours) or "ext:ID" (an upstream item).
 Ranked = list[tuple[str, float]]
@@ -105,9 +105,11 @@ def visible_posts(
         .options(selectinload(Post.tags))
         .order_by(Post.id)
     )
-    if ids is not None:
-        query = query.where(Post.id.in_(ids))
-    return list(session.scalars(query))
+    if ids is None:
+        return list(session.scalars(query))
+    return [
+        post for part in chunked(ids) for post in session.scalars(query.where(Post.id.in_(part)))
+    ]
 
 
 # -- stored lists ----------------------------------------------------------------------------
@@ -147,19 +149,21 @@ def replace_list(session: Session, post_id: int, items: Ranked, now: datetime) -
 
 def referrers(session: Session, post_ids: Collection[int]) -> set[int]:
     """Posts whose stored lists show any of these posts."""
-    if not post_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(RelatedItem.post_id).where(RelatedItem.related_post_id.in_(list(post_ids)))
-        )
-    )
+    query = select(RelatedItem.post_id)
+    return {
+        owner
+        for part in chunked(post_ids)
+        for owner in session.scalars(query.where(RelatedItem.related_post_id.in_(part)))
+    }
 
 
 def category_ids(session: Session, post_ids: Collection[int]) -> set[int]:
-    if not post_ids:
-        return set()
-    return set(session.scalars(select(Post.category_id).where(Post.id.in_(list(post_ids)))))
+    query = select(Post.category_id)
+    return {
+        category
+        for part in chunked(post_ids)
+        for category in session.scalars(query.where(Post.id.in_(part)))
+    }
 
 
 def related_views(

@@ -8,6 +8,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import ExternalItem, RelatedItem, Source, SourceEntry
+from feedsvc.repo import chunked
 
 
 def get_source(session: Session, source_id: int) -> Source | None:
@@ -75,9 +76,13 @@ def external_ids(session: Session) -> set[int]:
 
 def all_external(session: Session, ids: set[int] | None = None) -> list[ExternalItem]:
     query = select(ExternalItem).order_by(ExternalItem.id)
-    if ids is not None:
-        query = query.where(ExternalItem.id.in_(ids))
-    return list(session.scalars(query))
+    if ids is None:
+        return list(session.scalars(query))
+    return [
+        item
+        for part in chunked(ids)
+        for item in session.scalars(query.where(ExternalItem.id.in_(part)))
+    ]
 
 
 def prunable_items(session: Session, source_id: int, older_than: datetime, keep: int) -> list[int]:
@@ -100,16 +105,15 @@ def prunable_items(session: Session, source_id: int, older_than: datetime, keep:
 
 
 def delete_items(session: Session, ids: list[int]) -> None:
-    if ids:
-        session.execute(delete(ExternalItem).where(ExternalItem.id.in_(ids)))
+    for part in chunked(ids):
+        session.execute(delete(ExternalItem).where(ExternalItem.id.in_(part)))
 
 
 def items_shown_by(session: Session, item_ids: list[int]) -> set[int]:
     """Posts whose stored related lists show any of these external items."""
-    if not item_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(RelatedItem.post_id).where(RelatedItem.external_item_id.in_(item_ids))
-        )
-    )
+    query = select(RelatedItem.post_id)
+    return {
+        owner
+        for part in chunked(item_ids)
+        for owner in session.scalars(query.where(RelatedItem.external_item_id.in_(part)))
+    }
