@@ -491,7 +491,9 @@ def source_group() -> None:
 @click.option(
     "--mode", type=click.Choice(["related", "posts"]), default="related", show_default=True
 )
-@click.option("--interval", "interval_minutes", type=int, help="Minutes between polls.")
+@click.option(
+    "--interval", "--interval-minutes", "interval_minutes", type=int, help="Minutes between polls."
+)
 @with_appcontext
 def source_add(url: str, category: str, mode: str, interval_minutes: int | None) -> None:
     from feedsvc.schemas import SourceCreate

@@ -135,3 +135,34 @@ def test_bad_config_stops_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "feeds.max_length" in result.stderr
+
+
+def test_source_commands(runner, factory: Factory, httpserver) -> None:
+    from feedsvc.sources.poll import poll_sources
+
+    factory.category("jijin")
+    url = httpserver.url_for("/feed.xml")
+    httpserver.expect_request("/feed.xml").respond_with_data("oops", status=503)
+    added = run(runner, "source", "add", url, "--category", "jijin", "--interval-minutes", "45")
+    assert added.exit_code == 0, added.output
+    assert f"added source 1 {url} (related, every 45 min)" in added.output
+    poll_sources(runner.app.extensions["feedsvc"], None)
+    listing = run(runner, "source", "list")
+    assert listing.exit_code == 0
+    header, row = listing.output.strip().splitlines()[:2]
+    assert "next fetch" in header and "errors" in header
+    assert "jijin" in row and "related" in row and "503" in row and url in row
+    assert "disabled" in run(runner, "source", "disable", "1").output
+    assert "enabled" in run(runner, "source", "enable", url).output
+    for bad, message in (
+        (["source", "add", "ftp://x.example/feed", "--category", "jijin"], "url"),
+        (["source", "add", url + "?2", "--category", "jijin", "--interval", "1"], "interval"),
+        (["source", "add", url, "--category", "jijin"], "exists"),
+        (["source", "remove", "99"], "no source"),
+    ):
+        result = run(runner, *bad)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("feedsvc: error:") and message in result.output
+        assert result.output.strip().count("\n") == 0
+    assert run(runner, "source", "remove", "1").exit_code == 0
+    assert "no source" in run(runner, "source", "remove", "1").output
