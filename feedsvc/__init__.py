@@ -47,8 +47,15 @@ def create_app(
     app.register_blueprint(api.bp)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> tuple[dict[str, str], int]:
+        # Alive means able to serve feeds: the database answers.
+        try:
+            with context.db.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # any driver error: report it, never a 500
+            logging.getLogger("feedsvc.web").error("healthz: database: %s", exc)
+            return {"status": "error", "database": "unreachable"}, 503
+        return {"status": "ok", "database": "ok"}, 200
 
     return app
 

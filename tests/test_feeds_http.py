@@ -193,3 +193,21 @@ def test_bad_limit_is_400(client, feed, limit: str) -> None:
     response = client.get(f"{FEED}?limit={limit}")
     assert response.status_code == 400
     assert "limit" in response.get_data(as_text=True)
+
+
+def test_healthz_reports_the_database(client, settings, clock) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok"}
+    # A database that does not answer (nothing listens on port 1 of loopback).
+    down = settings.model_copy(
+        update={
+            "database": settings.database.model_copy(
+                update={"url": "postgresql+psycopg://postgres@127.0.0.1:1/feedsvc"}
+            )
+        }
+    )
+    broken = create_app(settings=down, clock=clock).test_client()
+    response = broken.get("/healthz")
+    assert response.status_code == 503
+    assert response.json == {"status": "error", "database": "unreachable"}
