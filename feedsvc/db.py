@@ -18,6 +18,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from feedsvc.errors import Unavailable
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -104,3 +106,59 @@ class Database:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# -- faults ------------------------------------------------------------------------------------
+# One place that knows what a driver error means for a user: the web answers 503 with it, the
+# CLI prints it on one line. Anything not listed here is a bug and stays a 500 / traceback.
+
+_SQLITE_FAULTS = {
+    "SQLITE_READONLY": "the database is read-only: writes are refused",
+    "SQLITE_FULL": "the database's disk is full: writes are refused",
+    "SQLITE_CANTOPEN": "cannot open the database file (check database.url and its folder)",
+    "SQLITE_BUSY": "the database is busy; try again",
+    "SQLITE_LOCKED": "the database is busy; try again",
+    "SQLITE_IOERR": "the database file cannot be read or written (I/O error)",
+    "SQLITE_CORRUPT": "the database file is damaged",
+    "SQLITE_NOTADB": "the database file is not an SQLite database",
+    "SQLITE_PERM": "the database file cannot be written (permission denied)",
+}
+
+NOT_MIGRATED = "the database has no schema yet: run `feedsvc init` (or `feedsvc db upgrade`)"
+UNREACHABLE = "the database is unreachable; try again later"
+
+
+def storage_fault(exc: BaseException) -> Unavailable | None:
+    """The user-facing meaning of a database error, or None when it is not a fault of storage."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # the connection pool is exhausted
+        return Unavailable("the database is busy; try again")
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    original = exc.orig
+    name = getattr(original, "sqlite_errorname", None)
+    if isinstance(name, str):
+        message = str(original)
+        if message.startswith("no such table"):
+            return Unavailable(NOT_MIGRATED)
+        for prefix, meaning in _SQLITE_FAULTS.items():
+            if name.startswith(prefix):
+                return Unavailable(meaning)
+        return None
+    state = getattr(original, "sqlstate", None)
+    if exc.connection_invalidated or (
+        state is None and isinstance(exc, sa_exc.OperationalError)
+    ):
+        return Unavailable(UNREACHABLE)  # connection refused, reset, or DNS: no SQLSTATE
+    if not isinstance(state, str):
+        return None
+    if state == "42P01":  # undefined_table
+        return Unavailable(NOT_MIGRATED)
+    if state == "25006":  # read_only_sql_transaction (a standby, or a read-only database)
+        return Unavailable("the database is read-only: writes are refused")
+    if state.startswith("53"):  # insufficient_resources: disk full, out of memory, too many
+        return Unavailable("the database is out of resources (disk, memory or connections)")
+    if state.startswith(("08", "57P")):  # connection exception; admin shutdown, cannot connect
+        return Unavailable(UNREACHABLE)
+    return None

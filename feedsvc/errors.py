@@ -35,3 +35,9 @@ class Conflict(FeedsvcError):
 
 class Invalid(FeedsvcError):
     status, code = 422, "invalid"
+
+
+class Unavailable(FeedsvcError):
+    """The database cannot serve this request now (down, read-only, full, not migrated)."""
+
+    status, code = 503, "unavailable"

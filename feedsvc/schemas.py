@@ -6,6 +6,7 @@ field, so the API answers 422 with ``fields`` and the CLI prints one line.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -23,6 +24,22 @@ from feedsvc.content import clean_xml_text, is_absolute_http_url, is_url_safe_sl
 from feedsvc.errors import Invalid
 
 RESERVED_CATEGORY_SLUGS = frozenset({"all", "tags", "api", "static", "posts", "categories"})
+
+# Ids are 32-bit on PostgreSQL (INTEGER) and at most 63-bit on SQLite: every id we accept from
+# a URL, a cursor or an argument fits the smaller, so no larger number ever reaches a driver.
+MAX_ID = 2**31 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]{1,30}")
+
+
+def parse_whole_number(text: str) -> int | None:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' and '٣', which are not numbers here."""
+    return int(text) if _ASCII_DIGITS.fullmatch(text) else None
+
+
+def parse_id(text: str) -> int | None:
+    """A row id written in ASCII digits, within what both backends store; None otherwise."""
+    number = parse_whole_number(text)
+    return number if number is not None and 1 <= number <= MAX_ID else None
 
 
 def _clean_text(value: Any) -> Any:
