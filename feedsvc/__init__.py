@@ -25,7 +25,7 @@ def create_app(
     from feedsvc.context import Context
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
-    from feedsvc.web import api, errors, feeds, pages
+    from feedsvc.web import api, errors, feeds, pages, routing
 
     settings = settings or load_settings(overrides)
     _configure_logging()
@@ -41,6 +41,7 @@ def create_app(
     )
     app.extensions["feedsvc"] = context
     app.extensions["feedsvc.feed_cache"] = FeedCache(settings.feeds.cache_entries)
+    routing.init_app(app)
     errors.init_app(app)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)

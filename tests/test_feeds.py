@@ -143,13 +143,17 @@ def test_limit_parameter_and_cap(client, factory: Factory, app) -> None:
     assert len(parse(client.get("/feeds/licai-fangfa.atom").data)[0].entries) == 5
 
 
-def test_category_feed_length_is_the_default_and_max_caps_it(client, factory: Factory, ctx):
+def test_category_feed_length_is_the_default_and_max_bounds_limit(client, factory: Factory, ctx):
     factory.category("jijin", feed_length=3)
     for _ in range(6):
         factory.post("jijin")
     assert len(parse(client.get("/feeds/jijin.rss").data)[0].entries) == 3
     cap = ctx.settings.feeds.max_length
-    assert len(parse(client.get(f"/feeds/jijin.rss?limit={cap + 50}").data)[0].entries) == 6
+    assert len(parse(client.get(f"/feeds/jijin.rss?limit={cap}").data)[0].entries) == 6
+    # Beyond the maximum: a 400 that states the real bounds, not a silent clamp.
+    response = client.get(f"/feeds/jijin.rss?limit={cap + 1}")
+    assert response.status_code == 400
+    assert f"from 1 to {cap}" in response.get_data(as_text=True)
 
 
 def test_empty_category_feed_is_valid(client, factory: Factory) -> None:

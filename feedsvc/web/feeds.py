@@ -7,6 +7,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.http import http_date
 
 from feedsvc.feeds.service import get_feed
+from feedsvc.schemas import parse_whole_number
 from feedsvc.web import ctx, feed_cache
 from feedsvc.web.conditional import not_modified
 
@@ -17,11 +18,12 @@ def _limit_argument() -> int | None:
     raw = request.args.get("limit")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
-        raise BadRequest(
-            f"limit must be a whole number from 1 to {ctx().settings.feeds.max_length}"
-        )
-    return min(int(raw), ctx().settings.feeds.max_length)
+    ceiling = ctx().settings.feeds.max_length
+    limit = parse_whole_number(raw)
+    if limit is None or not 1 <= limit <= ceiling:
+        # The real bounds, not a silent clamp: a reader asking for more learns the maximum.
+        raise BadRequest(f"limit must be a whole number from 1 to {ceiling}")
+    return limit
 
 
 def _accepts_gzip() -> bool:
