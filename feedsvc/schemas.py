@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from feedsvc.content import clean_xml_text, is_absolute_http_url, is_url_safe_slug
-from feedsvc.errors import Invalid
+from feedsvc.errors import BadRequest, Invalid
 
 RESERVED_CATEGORY_SLUGS = frozenset({"all", "tags", "api", "static", "posts", "categories"})
 
@@ -70,22 +70,30 @@ def _aware_or_naive_datetime(value: Any) -> Any:
         ) from None
 
 
-Text = Annotated[str, BeforeValidator(_clean_text)]
-Title = Annotated[Text, StringConstraints(min_length=1, max_length=300)]
-Slug = Annotated[Text, StringConstraints(min_length=1, max_length=100), BeforeValidator(_slug)]
-PostSlug = Annotated[Text, StringConstraints(min_length=1, max_length=200), BeforeValidator(_slug)]
-TagName = Annotated[Text, StringConstraints(min_length=1, max_length=50)]
+# Constraints sit on the str itself, validators after them (the last one listed runs first):
+# so pydantic checks the cleaned text and says "characters", not "items after validation".
+Clean = BeforeValidator(_clean_text)
+Text = Annotated[str, Clean]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=300), Clean]
+Slug = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), BeforeValidator(_slug), Clean
+]
+PostSlug = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), BeforeValidator(_slug), Clean
+]
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), Clean]
 When = Annotated[datetime, BeforeValidator(_aware_or_naive_datetime)]
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # Strict: "position": true or "3" is a 422, not 1 or 3 (JSON has types; we keep them).
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, strict=True)
 
 
 class CategoryCreate(_Input):
     slug: Slug
-    name: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[Text, StringConstraints(max_length=2000)] = ""
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean]
+    description: Annotated[str, StringConstraints(max_length=2000), Clean] = ""
     language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = (
         "zh-CN"
     )
@@ -103,8 +111,8 @@ class CategoryCreate(_Input):
 class CategoryUpdate(_Input):
     """Every field optional; the slug is the feed's URL and never changes."""
 
-    name: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
-    description: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean] | None = None
+    description: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
     language: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None
     ) = None
@@ -115,11 +123,11 @@ class CategoryUpdate(_Input):
 class PostCreate(_Input):
     title: Title
     category: Slug
-    content: Annotated[str, BeforeValidator(_clean_text), StringConstraints(max_length=2_000_000)]
+    content: Annotated[str, StringConstraints(max_length=2_000_000), Clean]
     format: Literal["html", "markdown"] = "markdown"
     slug: PostSlug | None = None
-    author: Annotated[Text, StringConstraints(max_length=200)] = ""
-    summary: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    author: Annotated[str, StringConstraints(max_length=200), Clean] = ""
+    summary: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
     tags: Annotated[list[TagName], Field(max_length=30)] = []
     status: Literal["draft", "published"] = "published"
     published_at: When | None = None
@@ -128,14 +136,12 @@ class PostCreate(_Input):
 class PostUpdate(_Input):
     title: Title | None = None
     category: Slug | None = None
-    content: (
-        Annotated[str, BeforeValidator(_clean_text), StringConstraints(max_length=2_000_000)] | None
-    ) = None
+    content: Annotated[str, StringConstraints(max_length=2_000_000), Clean] | None = None
     format: Literal["html", "markdown"] | None = None
     slug: PostSlug | None = None
-    author: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    author: Annotated[str, StringConstraints(max_length=200), Clean] | None = None
     # An empty string asks for the summary to be derived from the content again.
-    summary: Annotated[Text, StringConstraints(max_length=2000)] | None = None
+    summary: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
     tags: Annotated[list[TagName], Field(max_length=30)] | None = None
     status: Literal["draft", "published"] | None = None
     published_at: When | None = None
@@ -150,7 +156,7 @@ def _feed_url(value: Any) -> str:
 
 
 FeedUrl = Annotated[
-    Text, StringConstraints(min_length=1, max_length=2000), BeforeValidator(_feed_url)
+    str, StringConstraints(min_length=1, max_length=2000), BeforeValidator(_feed_url), Clean
 ]
 Minutes = Annotated[int, Field(ge=1, le=7 * 24 * 60)]
 
@@ -170,6 +176,50 @@ class SourceUpdate(_Input):
     enabled: bool | None = None
 
 
+# -- query strings -------------------------------------------------------------------------------
+# Query values arrive as text; these models read them (and describe them in the OpenAPI contract).
+
+DEFAULT_PAGE, MAX_PAGE = 20, 100
+
+
+def _page_limit(value: Any) -> Any:
+    number = parse_whole_number(value) if isinstance(value, str) else None
+    if number is None or not 1 <= number <= MAX_PAGE:
+        raise ValueError(f"must be a whole number from 1 to {MAX_PAGE}")
+    return number
+
+
+class _Query(BaseModel):
+    # Unknown parameters are ignored, as HTTP caches and cache-busting clients expect.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ListQuery(_Query):
+    limit: Annotated[int, BeforeValidator(_page_limit), Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
+    # No length bound here: the cursor module checks it, with the one message for bad cursors.
+    cursor: Annotated[str, Field(description="next_cursor of the previous page")] | None = None
+
+
+class PostListQuery(ListQuery):
+    category: (
+        Annotated[str, Field(description="a category slug; one that names none: no items")] | None
+    ) = None
+    tag: Annotated[str, Field(description="a tag name; one that names none: no items")] | None = (
+        None
+    )
+    status: Literal["draft", "published"] | None = None
+
+
+class RunListQuery(ListQuery):
+    job: Annotated[str, Field(description="a job name; one that names none: no items")] | None = (
+        None
+    )
+
+
+class CategoryDeleteQuery(_Query):
+    move_to: Annotated[str, Field(description="move the category's posts here first")] | None = None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -186,6 +236,18 @@ def _message(error: Any) -> str:
     if kind == "literal_error":
         return "must be one of " + error["msg"].removeprefix("Input should be ")
     return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_query(model: type[M], args: dict[str, str]) -> M:
+    """A query string read into ``model``; a bad value is a 400 naming the parameter."""
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for error in exc.errors():
+            fields.setdefault(_field_name(error["loc"]), _message(error))
+        summary = "; ".join(f"{key} {value}" for key, value in fields.items())
+        raise BadRequest(summary, fields=fields) from None
 
 
 def parse_input(model: type[M], data: Any) -> M:

@@ -364,16 +364,6 @@ CASES = [
         "bad_request",
         None,
     ),
-    (
-        "list unknown category",
-        "get",
-        "/api/v1/posts?category=no-such",
-        None,
-        None,
-        400,
-        "bad_request",
-        None,
-    ),
 ]
 
 

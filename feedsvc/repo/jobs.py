@@ -90,3 +90,15 @@ def recent_runs(session: Session, limit: int, job: str | None = None) -> list[Jo
     if job is not None:
         query = query.where(JobRun.job == job)
     return list(session.scalars(query))
+
+
+def list_runs(
+    session: Session, *, job: str | None, before_id: int | None, limit: int
+) -> list[JobRun]:
+    """Runs newest first (ids only grow), keyset-paged by id."""
+    query = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(JobRun.job == job)
+    if before_id is not None:
+        query = query.where(JobRun.id < before_id)
+    return list(session.scalars(query))

@@ -19,8 +19,13 @@ def find_source(session: Session, url: str) -> Source | None:
     return session.scalar(select(Source).where(Source.url == url))
 
 
-def list_sources(session: Session) -> list[Source]:
-    return list(session.scalars(select(Source).order_by(Source.id)))
+def list_sources(
+    session: Session, *, after_id: int | None = None, limit: int | None = None
+) -> list[Source]:
+    query = select(Source).order_by(Source.id).limit(limit)
+    if after_id is not None:
+        query = query.where(Source.id > after_id)
+    return list(session.scalars(query))
 
 
 def due_sources(session: Session, now: datetime, limit: int) -> list[Source]:

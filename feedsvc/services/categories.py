@@ -21,7 +21,16 @@ from feedsvc.schemas import CategoryCreate, CategoryUpdate, SourceCreate, parse_
 _FEED_FIELDS = ("name", "description", "language", "feed_length")
 
 
+def _check_feed_length(ctx: Context, feed_length: int | None) -> None:
+    # The schema's bound is static; the site's feeds.max_length is the real ceiling.
+    ceiling = ctx.settings.feeds.max_length
+    if feed_length is not None and feed_length > ceiling:
+        message = f"must be at most feeds.max_length ({ceiling})"
+        raise Invalid(f"invalid input: feed_length: {message}", fields={"feed_length": message})
+
+
 def create_category(ctx: Context, data: CategoryCreate) -> Category:
+    _check_feed_length(ctx, data.feed_length)
     now = ctx.clock.now()
     with ctx.db.write() as session:
         if category_repo.get_category(session, data.slug) is not None:
@@ -34,6 +43,7 @@ def create_category(ctx: Context, data: CategoryCreate) -> Category:
 
 
 def update_category(ctx: Context, slug: str, data: CategoryUpdate) -> Category:
+    _check_feed_length(ctx, data.feed_length)
     now = ctx.clock.now()
     with ctx.db.write() as session:
         category = category_repo.get_category(session, slug)

@@ -1,22 +1,34 @@
-"""The JSON API under /api/v1: request helpers shared by its modules."""
+"""The JSON API under /api/v1: request helpers shared by its modules, and its contract.
+
+Auth is one rule everywhere: a request without a token is anonymous (public reads work, the
+rest is a 401); a request with a wrong, malformed or revoked token is a 401 on every call,
+public reads included, so a client learns at once that its token is bad.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from feedsvc import __version__
 from feedsvc.errors import Unauthorized
 from feedsvc.models import ApiToken
+from feedsvc.schemas import parse_query
 from feedsvc.services.tokens import authenticate
 from feedsvc.web import ctx
+from feedsvc.web.api import cursor
+from feedsvc.web.api.contract import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-DEFAULT_PAGE, MAX_PAGE = 20, 100
+Q = TypeVar("Q", bound=BaseModel)
+T = TypeVar("T")
 
 
 def bearer_token() -> str | None:
@@ -25,17 +37,24 @@ def bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def current_token() -> ApiToken | None:
-    """The caller's live token, None when anonymous; a wrong or revoked token is a 401."""
+@bp.before_request
+def _check_token() -> None:
+    g.api_token = None
+    if not request.headers.get("Authorization"):
+        return
     token = bearer_token()
     if token is None:
-        if request.headers.get("Authorization"):
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        return None
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     row = authenticate(ctx(), token)
     if row is None:
         raise Unauthorized("the token is unknown or has been revoked")
-    return row
+    g.api_token = row
+
+
+def current_token() -> ApiToken | None:
+    """The caller's live token (checked before the view ran), None when anonymous."""
+    token: ApiToken | None = g.get("api_token")
+    return token
 
 
 def require_token() -> ApiToken:
@@ -50,9 +69,16 @@ def require_token() -> ApiToken:
 def json_body() -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
-    raw = request.get_data(cache=False)  # over the size limit: 413 from Werkzeug
+    # Read to the end: a chunked body has no Content-Length, and Werkzeug's stream raises 413
+    # only when a read goes past http.max_request_bytes (get_data() would truncate silently).
+    chunks = []
+    while chunk := request.stream.read(65536):
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -60,25 +86,46 @@ def json_body() -> dict[str, Any]:
     return data
 
 
-def page_limit() -> int:
-    raw = request.args.get("limit", str(DEFAULT_PAGE))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return int(raw)
+def query(model: type[Q]) -> Q:
+    """The query string read into ``model`` (the first value of a repeated key): 400 if bad."""
+    return parse_query(model, request.args.to_dict())
 
 
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+def page(
+    kind: str,
+    rows: Sequence[T],
+    limit: int,
+    key: Callable[[T], Sequence[int | str | datetime]],
+    render: Callable[[T], dict[str, Any]],
+) -> Response:
+    """One page of a list: ``rows`` holds up to limit + 1 items, the extra one means "more"."""
+    items = [render(row) for row in rows[:limit]]
+    next_cursor = cursor.encode(kind, key(rows[limit - 1])) if len(rows) > limit else None
+    return jsonify({"items": items, "next_cursor": next_cursor})
 
 
-def decode_cursor(raw: str) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except ValueError:
-        raise BadRequest("cursor is not one this API gave out") from None
-    if not isinstance(values, list):
-        raise BadRequest("cursor is not one this API gave out")
-    return values
+def after(
+    kind: str, raw: str | None, shape: cursor.Shape
+) -> tuple[int | str | datetime, ...] | None:
+    return None if raw is None else cursor.decode(kind, raw, shape)
+
+
+def in_order_after(
+    rows: Sequence[T],
+    key: Callable[[T], tuple[Any, ...]],
+    start: tuple[Any, ...] | None,
+    limit: int,
+) -> list[T]:
+    """For short lists kept in memory (categories, jobs, a related list): rows past ``start``."""
+    return [row for row in rows if start is None or key(row) > start][: limit + 1]
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    document = current_app.extensions.get("feedsvc.openapi")
+    if document is None:
+        document = current_app.extensions["feedsvc.openapi"] = openapi_document(__version__)
+    return jsonify(document)
 
 
 from feedsvc.web.api import categories, jobs, posts, sources  # noqa: E402, F401  (register routes)

@@ -2,27 +2,72 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
 from feedsvc.errors import NotFound
 from feedsvc.repo import categories as category_repo
-from feedsvc.schemas import CategoryCreate, CategoryUpdate, parse_input
+from feedsvc.schemas import (
+    CategoryCreate,
+    CategoryDeleteQuery,
+    CategoryUpdate,
+    ListQuery,
+    parse_input,
+)
 from feedsvc.services import categories as category_service
 from feedsvc.web import ctx
-from feedsvc.web.api import bp, json_body, require_token
+from feedsvc.web.api import after, bp, in_order_after, json_body, page, query, require_token
+from feedsvc.web.api import responses as shapes
+from feedsvc.web.api.contract import follow, operation
 from feedsvc.web.api.serialize import category_json
+
+_CATEGORY_LINKS = {
+    "GetCategory": follow("getCategory", slug="slug"),
+    "EditCategory": follow("editCategory", slug="slug"),
+    "DeleteCategory": follow("deleteCategory", slug="slug"),
+}
 
 
 @bp.get("/categories")
+@operation(
+    operation_id="listCategories",
+    method="GET",
+    path="/api/v1/categories",
+    summary="Categories in their position order",
+    tag="categories",
+    ok=200,
+    response=shapes.Page[shapes.Category],
+    query=ListQuery,
+    auth="optional",
+)
 def list_categories() -> Response:
+    args = query(ListQuery)
+    start = after("categories", args.cursor, (int, str))
     with ctx().db.read() as session:
-        rows = category_repo.list_categories(session)
-        items = [category_json(ctx(), row) for row in rows]
-    # Categories are few and ordered by position: one page, no cursor.
-    return jsonify({"items": items, "next_cursor": None})
+        # Categories are few: ordered by (position, slug) in SQL, paged here.
+        every = category_repo.list_categories(session)
+        rows = in_order_after(every, lambda row: (row.position, row.slug), start, args.limit)
+        return page(
+            "categories",
+            rows,
+            args.limit,
+            lambda row: (row.position, row.slug),
+            lambda row: category_json(ctx(), row),
+        )
 
 
 @bp.post("/categories")
+@operation(
+    operation_id="createCategory",
+    method="POST",
+    path="/api/v1/categories",
+    summary="Create a category (its slug is its feed's URL, fixed for ever)",
+    tag="categories",
+    ok=201,
+    response=shapes.Category,
+    body=CategoryCreate,
+    errors=(409,),
+    links=_CATEGORY_LINKS,
+)
 def create_category() -> tuple[Response, int, dict[str, str]]:
     require_token()
     data = parse_input(CategoryCreate, json_body())
@@ -32,6 +77,17 @@ def create_category() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/categories/<slug>")
+@operation(
+    operation_id="getCategory",
+    method="GET",
+    path="/api/v1/categories/{slug}",
+    summary="One category",
+    tag="categories",
+    ok=200,
+    response=shapes.Category,
+    auth="optional",
+    errors=(404,),
+)
 def show_category(slug: str) -> Response:
     with ctx().db.read() as session:
         category = category_repo.get_category(session, slug)
@@ -41,6 +97,17 @@ def show_category(slug: str) -> Response:
 
 
 @bp.patch("/categories/<slug>")
+@operation(
+    operation_id="editCategory",
+    method="PATCH",
+    path="/api/v1/categories/{slug}",
+    summary="Change some fields of a category (the slug never changes)",
+    tag="categories",
+    ok=200,
+    response=shapes.Category,
+    body=CategoryUpdate,
+    errors=(404,),
+)
 def edit_category(slug: str) -> Response:
     require_token()
     data = parse_input(CategoryUpdate, json_body())
@@ -48,7 +115,19 @@ def edit_category(slug: str) -> Response:
 
 
 @bp.delete("/categories/<slug>")
+@operation(
+    operation_id="deleteCategory",
+    method="DELETE",
+    path="/api/v1/categories/{slug}",
+    summary="Delete a category; its posts must be moved with ?move_to= first",
+    tag="categories",
+    ok=204,
+    response=None,
+    query=CategoryDeleteQuery,
+    errors=(404, 409, 422),
+)
 def delete_category(slug: str) -> tuple[str, int]:
     require_token()
-    category_service.delete_category(ctx(), slug, move_to=request.args.get("move_to"))
+    move_to = query(CategoryDeleteQuery).move_to
+    category_service.delete_category(ctx(), slug, move_to=move_to)
     return "", 204

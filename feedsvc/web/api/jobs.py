@@ -1,4 +1,4 @@
-"""/api/v1/jobs: recent runs and next due times; start a job now (202, or 409 if running)."""
+"""/api/v1/jobs: next due times and recent runs; every run, paged; start a job now."""
 
 from __future__ import annotations
 
@@ -6,18 +6,68 @@ from flask import Response, jsonify
 
 from feedsvc import jobs
 from feedsvc.errors import Conflict, NotFound
+from feedsvc.repo import jobs as job_repo
+from feedsvc.schemas import ListQuery, RunListQuery
 from feedsvc.web import ctx
-from feedsvc.web.api import bp, require_token
-from feedsvc.web.api.serialize import jobs_json
+from feedsvc.web.api import after, bp, in_order_after, page, query, require_token
+from feedsvc.web.api import responses as shapes
+from feedsvc.web.api.contract import operation
+from feedsvc.web.api.serialize import jobs_json, run_json
 
 
 @bp.get("/jobs")
+@operation(
+    operation_id="listJobs",
+    method="GET",
+    path="/api/v1/jobs",
+    summary="Every job: next due time, lease, its ten latest runs",
+    tag="jobs",
+    ok=200,
+    response=shapes.Page[shapes.Job],
+    query=ListQuery,
+)
 def list_jobs() -> Response:
     require_token()
-    return jsonify({"items": jobs_json(ctx()), "next_cursor": None})
+    args = query(ListQuery)
+    start = after("jobs", args.cursor, (str,))
+    rows = in_order_after(jobs_json(ctx()), lambda job: (job["name"],), start, args.limit)
+    return page("jobs", rows, args.limit, lambda job: (job["name"],), lambda job: job)
+
+
+@bp.get("/jobs/runs")
+@operation(
+    operation_id="listRuns",
+    method="GET",
+    path="/api/v1/jobs/runs",
+    summary="Every recorded run, newest first (?job= for one job's)",
+    tag="jobs",
+    ok=200,
+    response=shapes.Page[shapes.Run],
+    query=RunListQuery,
+)
+def list_runs() -> Response:
+    require_token()
+    args = query(RunListQuery)
+    start = after("runs", args.cursor, (int,))
+    before_id = None if start is None else int(start[0])
+    with ctx().db.read() as session:
+        rows = job_repo.list_runs(session, job=args.job, before_id=before_id, limit=args.limit + 1)
+        return page(
+            "runs", rows, args.limit, lambda run: (run.id,), lambda run: run_json(ctx(), run)
+        )
 
 
 @bp.post("/jobs/<name>/run")
+@operation(
+    operation_id="runJob",
+    method="POST",
+    path="/api/v1/jobs/{name}/run",
+    summary="Start a job now, in the background (409 while it runs)",
+    tag="jobs",
+    ok=202,
+    response=shapes.JobStarted,
+    errors=(404, 409),
+)
 def run_job(name: str) -> tuple[Response, int]:
     require_token()
     if name not in jobs.specs():

@@ -1,34 +1,44 @@
 """/api/v1/posts: create, list (filters + cursor), show, edit, delete.
 
 Anonymous readers see published, due posts; drafts and scheduled posts need a token.
+A filter naming nothing (an unknown category or tag) matches nothing: an empty page.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import BadRequest
 
 from feedsvc.errors import NotFound, Unauthorized
 from feedsvc.models import Post
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
-from feedsvc.schemas import PostCreate, PostUpdate, parse_input
+from feedsvc.schemas import ListQuery, PostCreate, PostListQuery, PostUpdate, parse_input
 from feedsvc.services import posts as post_service
 from feedsvc.web import ctx
 from feedsvc.web.api import (
+    after,
     bp,
     current_token,
-    decode_cursor,
-    encode_cursor,
+    in_order_after,
     json_body,
-    page_limit,
+    page,
+    query,
     require_token,
 )
+from feedsvc.web.api import responses as shapes
+from feedsvc.web.api.contract import follow, operation
 from feedsvc.web.api.serialize import post_json, related_json
+
+_POST_LINKS = {
+    "GetPost": follow("getPost", post_id="id"),
+    "EditPost": follow("editPost", post_id="id"),
+    "DeletePost": follow("deletePost", post_id="id"),
+    "GetRelated": follow("getRelated", post_id="id"),
+}
 
 
 def _public(post: Post) -> bool:
@@ -36,60 +46,67 @@ def _public(post: Post) -> bool:
 
 
 @bp.post("/posts")
+@operation(
+    operation_id="createPost",
+    method="POST",
+    path="/api/v1/posts",
+    summary="Create a post (published, draft, or scheduled by a future published_at)",
+    tag="posts",
+    ok=201,
+    response=shapes.Post,
+    body=PostCreate,
+    errors=(409,),
+    links=_POST_LINKS,
+)
 def create_post() -> tuple[Response, int, dict[str, str]]:
     require_token()
     post = post_service.create_post(ctx(), parse_input(PostCreate, json_body()))
     return jsonify(post_json(ctx(), post)), 201, {"Location": f"/api/v1/posts/{post.id}"}
 
 
-def _cursor() -> post_repo.SortKey | None:
-    raw = request.args.get("cursor")
-    if raw is None:
-        return None
-    values = decode_cursor(raw)
-    try:
-        when, ident = datetime.fromisoformat(values[0]), int(values[1])
-    except (IndexError, TypeError, ValueError):
-        raise BadRequest("cursor is not one this API gave out") from None
-    if when.tzinfo is None or len(values) != 2:
-        raise BadRequest("cursor is not one this API gave out")
-    return post_repo.SortKey(when, ident)
-
-
 @bp.get("/posts")
+@operation(
+    operation_id="listPosts",
+    method="GET",
+    path="/api/v1/posts",
+    summary="Posts, newest first; drafts and scheduled posts only with a token",
+    tag="posts",
+    ok=200,
+    response=shapes.Page[shapes.Post],
+    query=PostListQuery,
+    auth="optional",
+)
 def list_posts() -> Response:
     authed = current_token() is not None
-    status = request.args.get("status")
-    if status is not None and status not in ("draft", "published"):
-        raise BadRequest("status must be draft or published")
-    if status == "draft" and not authed:
+    args = query(PostListQuery)
+    if args.status == "draft" and not authed:
         raise Unauthorized("listing drafts needs 'Authorization: Bearer <token>'")
-    limit, after = page_limit(), _cursor()
+    start = after("posts", args.cursor, (datetime, int))
     with ctx().db.read() as session:
-        category_id = tag_id = None
-        if (slug := request.args.get("category")) is not None:
-            category = category_repo.get_category(session, slug)
-            if category is None:
-                raise BadRequest(f"unknown category {slug!r}")
-            category_id = category.id
-        if (name := request.args.get("tag")) is not None:
-            tag = post_repo.get_tag(session, name)
-            if tag is None:
-                return jsonify({"items": [], "next_cursor": None})
-            tag_id = tag.id
+        category = tag = None
+        if args.category is not None:
+            category = category_repo.get_category(session, args.category)
+        if args.tag is not None:
+            tag = post_repo.get_tag(session, args.tag)
+        if (args.category is not None and category is None) or (
+            args.tag is not None and tag is None
+        ):
+            return jsonify({"items": [], "next_cursor": None})
         where = post_repo.PostFilter(
-            category_id=category_id,
-            status=status,
-            tag_id=tag_id,
+            category_id=category.id if category else None,
+            status=args.status,
+            tag_id=tag.id if tag else None,
             visible_at=None if authed else ctx().clock.now(),
         )
-        rows = post_repo.list_posts(session, where, limit=limit + 1, after=after)
-        items = [post_json(ctx(), row) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor([last.published_at.isoformat(), last.id])
-    return jsonify({"items": items, "next_cursor": next_cursor})
+        sort_key = None if start is None else post_repo.SortKey(*start)  # type: ignore[arg-type]
+        rows = post_repo.list_posts(session, where, limit=args.limit + 1, after=sort_key)
+        return page(
+            "posts",
+            rows,
+            args.limit,
+            lambda row: (row.published_at, row.id),
+            lambda row: post_json(ctx(), row),
+        )
 
 
 def _readable_post(session: Session, post_id: int) -> Post:
@@ -103,22 +120,64 @@ def _readable_post(session: Session, post_id: int) -> Post:
 
 
 @bp.get("/posts/<int:post_id>")
+@operation(
+    operation_id="getPost",
+    method="GET",
+    path="/api/v1/posts/{post_id}",
+    summary="One post; a draft or scheduled post only with a token",
+    tag="posts",
+    ok=200,
+    response=shapes.Post,
+    auth="optional",
+    errors=(404,),
+)
 def show_post(post_id: int) -> Response:
     with ctx().db.read() as session:
         return jsonify(post_json(ctx(), _readable_post(session, post_id)))
 
 
 @bp.get("/posts/<int:post_id>/related")
+@operation(
+    operation_id="getRelated",
+    method="GET",
+    path="/api/v1/posts/{post_id}/related",
+    summary="The stored 相关内容 list of a post, with scores (computed by the scheduler)",
+    tag="posts",
+    ok=200,
+    response=shapes.Page[shapes.RelatedItem],
+    query=ListQuery,
+    auth="optional",
+    errors=(404,),
+)
 def show_related(post_id: int) -> Response:
-    """The stored 相关内容 list, with scores (computed by the scheduler, never here)."""
+    args = query(ListQuery)
+    start = after("related", args.cursor, (int,))
     now = ctx().clock.now()
     with ctx().db.read() as session:
         _readable_post(session, post_id)
         items = related_repo.related_views(session, [post_id], now).get(post_id, [])
-    return jsonify({"items": related_json(ctx(), items), "next_cursor": None})
+    rows = in_order_after(items, lambda item: (item.rank,), start, args.limit)
+    return page(
+        "related",
+        rows,
+        args.limit,
+        lambda item: (item.rank,),
+        lambda item: related_json(ctx(), [item])[0],
+    )
 
 
 @bp.patch("/posts/<int:post_id>")
+@operation(
+    operation_id="editPost",
+    method="PATCH",
+    path="/api/v1/posts/{post_id}",
+    summary="Change some fields of a post (a field left out keeps its value)",
+    tag="posts",
+    ok=200,
+    response=shapes.Post,
+    body=PostUpdate,
+    errors=(404, 409),
+)
 def edit_post(post_id: int) -> Response:
     require_token()
     data = parse_input(PostUpdate, json_body())
@@ -126,6 +185,16 @@ def edit_post(post_id: int) -> Response:
 
 
 @bp.delete("/posts/<int:post_id>")
+@operation(
+    operation_id="deletePost",
+    method="DELETE",
+    path="/api/v1/posts/{post_id}",
+    summary="Delete a post (its id is never given out again)",
+    tag="posts",
+    ok=204,
+    response=None,
+    errors=(404,),
+)
 def delete_post(post_id: int) -> tuple[str, int]:
     require_token()
     post_service.delete_post(ctx(), post_id)

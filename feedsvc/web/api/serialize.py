@@ -10,6 +10,7 @@ from feedsvc.feeds.document import Links
 from feedsvc.models import ApiToken, Category, JobRun, Post, Source
 from feedsvc.repo import jobs as job_repo
 from feedsvc.repo.related import RelatedView
+from feedsvc.web.api import responses as shapes
 
 
 def _time(ctx: Context, value: datetime | None) -> str | None:
@@ -18,43 +19,47 @@ def _time(ctx: Context, value: datetime | None) -> str | None:
 
 def category_json(ctx: Context, category: Category) -> dict[str, Any]:
     links = Links(ctx.settings.site.base_url)
-    return {
-        "slug": category.slug,
-        "name": category.name,
-        "description": category.description,
-        "language": category.language,
-        "position": category.position,
-        "feed_length": category.feed_length,
-        "url": links.category(category.slug),
-        "feeds": {fmt: links.feed(category.slug, fmt) for fmt in ("rss", "atom")},
-        "created_at": _time(ctx, category.created_at),
-        "updated_at": _time(ctx, category.updated_at),
-    }
+    return shapes.Category(
+        slug=category.slug,
+        name=category.name,
+        description=category.description,
+        language=category.language,
+        position=category.position,
+        feed_length=category.feed_length,
+        url=links.category(category.slug),
+        feeds=_feeds(links, category.slug),
+        created_at=_time(ctx, category.created_at),
+        updated_at=_time(ctx, category.updated_at),
+    ).model_dump()
+
+
+def _feeds(links: Links, slug: str) -> shapes.FeedLinks:
+    return shapes.FeedLinks(rss=links.feed(slug, "rss"), atom=links.feed(slug, "atom"))
 
 
 def post_json(ctx: Context, post: Post) -> dict[str, Any]:
     links = Links(ctx.settings.site.base_url)
-    return {
-        "id": post.id,
-        "slug": post.slug,
-        "guid": post.guid,
-        "url": links.post(post.slug),
-        "feeds": {fmt: links.feed(post.category.slug, fmt) for fmt in ("rss", "atom")},
-        "category": post.category.slug,
-        "title": post.title,
-        "author": post.author,
-        "summary": post.summary,
-        "format": post.format,
-        "content": post.body,
-        "content_html": "\n".join(post.pages),
-        "pages": list(post.pages),
-        "page_count": len(post.pages),
-        "tags": [tag.name for tag in post.tags],
-        "status": post.status,
-        "published_at": _time(ctx, post.published_at),
-        "created_at": _time(ctx, post.created_at),
-        "updated_at": _time(ctx, post.updated_at),
-    }
+    return shapes.Post(
+        id=post.id,
+        slug=post.slug,
+        guid=post.guid,
+        url=links.post(post.slug),
+        feeds=_feeds(links, post.category.slug),
+        category=post.category.slug,
+        title=post.title,
+        author=post.author,
+        summary=post.summary,
+        format=post.format,  # type: ignore[arg-type]  (a CHECKed column: html or markdown)
+        content=post.body,
+        content_html="\n".join(post.pages),
+        pages=list(post.pages),
+        page_count=len(post.pages),
+        tags=[tag.name for tag in post.tags],
+        status=post.status,  # type: ignore[arg-type]  (draft or published)
+        published_at=_time(ctx, post.published_at),
+        created_at=_time(ctx, post.created_at),
+        updated_at=_time(ctx, post.updated_at),
+    ).model_dump()
 
 
 def token_json(ctx: Context, token: ApiToken) -> dict[str, Any]:
@@ -70,33 +75,33 @@ def token_json(ctx: Context, token: ApiToken) -> dict[str, Any]:
 def related_json(ctx: Context, items: list[RelatedView]) -> list[dict[str, Any]]:
     links = Links(ctx.settings.site.base_url)
     return [
-        {
-            "rank": item.rank,
-            "score": item.score,
-            "kind": "post" if item.post_id is not None else "external",
-            "id": item.post_id if item.post_id is not None else item.external_id,
-            "slug": item.slug,
-            "title": item.title,
-            "summary": item.summary,
-            "url": links.related(item),
-            "source": item.source,
-            "computed_at": _time(ctx, item.computed_at),
-        }
+        shapes.RelatedItem(
+            rank=item.rank,
+            score=item.score,
+            kind="post" if item.post_id is not None else "external",
+            id=item.post_id if item.post_id is not None else item.external_id,
+            slug=item.slug,
+            title=item.title,
+            summary=item.summary,
+            url=links.related(item),
+            source=item.source,
+            computed_at=_time(ctx, item.computed_at),
+        ).model_dump()
         for item in items
     ]
 
 
 def run_json(ctx: Context, run: JobRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "job": run.job,
-        "trigger": run.trigger,
-        "status": run.status,
-        "started_at": _time(ctx, run.started_at),
-        "finished_at": _time(ctx, run.finished_at),
-        "items": run.items,
-        "error": run.error,
-    }
+    return shapes.Run(
+        id=run.id,
+        job=run.job,
+        trigger=run.trigger,
+        status=run.status,
+        started_at=_time(ctx, run.started_at),
+        finished_at=_time(ctx, run.finished_at),
+        items=run.items,
+        error=run.error,
+    ).model_dump()
 
 
 def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
@@ -116,41 +121,41 @@ def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
             )
             runs = job_repo.recent_runs(session, runs_per_job, job=name)
             result.append(
-                {
-                    "name": name,
-                    "description": spec.description,
-                    "next_due_at": _time(ctx, job.next_due_at if job else None),
-                    "running": held and any(run.status == "running" for run in runs),
-                    "lease": {
-                        "name": spec.lease_name,
-                        "owner": lease.owner if held else None,
-                        "expires_at": _time(ctx, lease.expires_at) if held else None,
-                    },
-                    "runs": [run_json(ctx, run) for run in runs],
-                }
+                shapes.Job(
+                    name=name,
+                    description=spec.description,
+                    next_due_at=_time(ctx, job.next_due_at if job else None),
+                    running=held and any(run.status == "running" for run in runs),
+                    lease=shapes.Lease(
+                        name=spec.lease_name,
+                        owner=lease.owner if held and lease is not None else None,
+                        expires_at=_time(ctx, lease.expires_at) if held and lease else None,
+                    ),
+                    runs=[shapes.Run.model_validate(run_json(ctx, run)) for run in runs],
+                ).model_dump()
             )
     return result
 
 
 def source_json(ctx: Context, source: Source) -> dict[str, Any]:
-    return {
-        "id": source.id,
-        "url": source.url,
-        "category": source.category.slug,
-        "mode": source.mode,
-        "interval_minutes": source.interval_minutes,
-        "enabled": source.enabled,
-        "title": source.title,
-        "state": {
-            "etag": source.etag,
-            "last_modified": source.last_modified,
-            "last_status": source.last_status,
-            "last_fetched_at": _time(ctx, source.last_fetched_at),
-            "next_fetch_at": _time(ctx, source.next_fetch_at),
-            "consecutive_errors": source.consecutive_errors,
-            "last_error": source.last_error,
-            "disabled_reason": source.disabled_reason,
-        },
-        "created_at": _time(ctx, source.created_at),
-        "updated_at": _time(ctx, source.updated_at),
-    }
+    return shapes.Source(
+        id=source.id,
+        url=source.url,
+        category=source.category.slug,
+        mode=source.mode,  # type: ignore[arg-type]  (related or posts)
+        interval_minutes=source.interval_minutes,
+        enabled=source.enabled,
+        title=source.title,
+        state=shapes.SourceState(
+            etag=source.etag,
+            last_modified=source.last_modified,
+            last_status=source.last_status,
+            last_fetched_at=_time(ctx, source.last_fetched_at),
+            next_fetch_at=_time(ctx, source.next_fetch_at),
+            consecutive_errors=source.consecutive_errors,
+            last_error=source.last_error,
+            disabled_reason=source.disabled_reason,
+        ),
+        created_at=_time(ctx, source.created_at),
+        updated_at=_time(ctx, source.updated_at),
+    ).model_dump()

@@ -6,22 +6,61 @@ from flask import Response, jsonify
 
 from feedsvc.errors import NotFound
 from feedsvc.repo import sources as source_repo
-from feedsvc.schemas import SourceCreate, SourceUpdate, parse_input
+from feedsvc.schemas import ListQuery, SourceCreate, SourceUpdate, parse_input
 from feedsvc.services import sources as source_service
 from feedsvc.web import ctx
-from feedsvc.web.api import bp, json_body, require_token
+from feedsvc.web.api import after, bp, json_body, page, query, require_token
+from feedsvc.web.api import responses as shapes
+from feedsvc.web.api.contract import follow, operation
 from feedsvc.web.api.serialize import source_json
+
+_SOURCE_LINKS = {
+    "GetSource": follow("getSource", source_id="id"),
+    "EditSource": follow("editSource", source_id="id"),
+    "DeleteSource": follow("deleteSource", source_id="id"),
+}
 
 
 @bp.get("/sources")
+@operation(
+    operation_id="listSources",
+    method="GET",
+    path="/api/v1/sources",
+    summary="Upstream sources with their fetch state, oldest first",
+    tag="sources",
+    ok=200,
+    response=shapes.Page[shapes.Source],
+    query=ListQuery,
+)
 def list_sources() -> Response:
     require_token()
+    args = query(ListQuery)
+    start = after("sources", args.cursor, (int,))
+    after_id = None if start is None else int(start[0])
     with ctx().db.read() as session:
-        items = [source_json(ctx(), source) for source in source_repo.list_sources(session)]
-    return jsonify({"items": items, "next_cursor": None})
+        rows = source_repo.list_sources(session, after_id=after_id, limit=args.limit + 1)
+        return page(
+            "sources",
+            rows,
+            args.limit,
+            lambda row: (row.id,),
+            lambda row: source_json(ctx(), row),
+        )
 
 
 @bp.post("/sources")
+@operation(
+    operation_id="createSource",
+    method="POST",
+    path="/api/v1/sources",
+    summary="Add an upstream feed to poll (related items, or posts)",
+    tag="sources",
+    ok=201,
+    response=shapes.Source,
+    body=SourceCreate,
+    errors=(409,),
+    links=_SOURCE_LINKS,
+)
 def create_source() -> tuple[Response, int, dict[str, str]]:
     require_token()
     source = source_service.create_source(ctx(), parse_input(SourceCreate, json_body()))
@@ -29,6 +68,16 @@ def create_source() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/sources/<int:source_id>")
+@operation(
+    operation_id="getSource",
+    method="GET",
+    path="/api/v1/sources/{source_id}",
+    summary="One source with its fetch state",
+    tag="sources",
+    ok=200,
+    response=shapes.Source,
+    errors=(404,),
+)
 def show_source(source_id: int) -> Response:
     require_token()
     with ctx().db.read() as session:
@@ -39,6 +88,17 @@ def show_source(source_id: int) -> Response:
 
 
 @bp.patch("/sources/<int:source_id>")
+@operation(
+    operation_id="editSource",
+    method="PATCH",
+    path="/api/v1/sources/{source_id}",
+    summary="Change a source's category, mode, interval or enabled flag",
+    tag="sources",
+    ok=200,
+    response=shapes.Source,
+    body=SourceUpdate,
+    errors=(404, 409),
+)
 def edit_source(source_id: int) -> Response:
     require_token()
     data = parse_input(SourceUpdate, json_body())
@@ -46,6 +106,16 @@ def edit_source(source_id: int) -> Response:
 
 
 @bp.delete("/sources/<int:source_id>")
+@operation(
+    operation_id="deleteSource",
+    method="DELETE",
+    path="/api/v1/sources/{source_id}",
+    summary="Remove a source; posts it brought in stay",
+    tag="sources",
+    ok=204,
+    response=None,
+    errors=(404,),
+)
 def delete_source(source_id: int) -> tuple[str, int]:
     require_token()
     source_service.delete_source(ctx(), source_id)
