@@ -75,11 +75,18 @@ def _aware_or_naive_datetime(value: Any) -> Any:
 Clean = BeforeValidator(_clean_text)
 Text = Annotated[str, Clean]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=300), Clean]
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"  # the contract's copy of is_url_safe_slug
 Slug = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), BeforeValidator(_slug), Clean
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=SLUG_PATTERN),
+    BeforeValidator(_slug),
+    Clean,
 ]
 PostSlug = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), BeforeValidator(_slug), Clean
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=SLUG_PATTERN),
+    BeforeValidator(_slug),
+    Clean,
 ]
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), Clean]
 When = Annotated[datetime, BeforeValidator(_aware_or_naive_datetime)]
@@ -94,9 +101,9 @@ class CategoryCreate(_Input):
     slug: Slug
     name: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean]
     description: Annotated[str, StringConstraints(max_length=2000), Clean] = ""
-    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = (
-        "zh-CN"
-    )
+    language: Annotated[
+        str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    ] = "zh-CN"
     position: Annotated[int, Field(ge=0, le=100_000)] = 0
     feed_length: Annotated[int, Field(ge=1, le=1000)] = 20
 
@@ -108,13 +115,31 @@ class CategoryCreate(_Input):
         return value
 
 
-class CategoryUpdate(_Input):
+def _no_null(schema: dict[str, Any]) -> None:
+    """A PATCH field is given a value or left out; null is refused, so the contract says so."""
+    for field in schema.get("properties", {}).values():
+        branches = [b for b in field.pop("anyOf", []) if b.get("type") != "null"]
+        field.pop("default", None)
+        if len(branches) == 1:
+            field.update(branches[0])
+        elif branches:
+            field["anyOf"] = branches
+
+
+class _Patch(_Input):
+    model_config = ConfigDict(json_schema_extra=_no_null)
+
+
+class CategoryUpdate(_Patch):
     """Every field optional; the slug is the feed's URL and never changes."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean] | None = None
     description: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
     language: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None
+        Annotated[
+            str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+        ]
+        | None
     ) = None
     position: Annotated[int, Field(ge=0, le=100_000)] | None = None
     feed_length: Annotated[int, Field(ge=1, le=1000)] | None = None
@@ -133,7 +158,7 @@ class PostCreate(_Input):
     published_at: When | None = None
 
 
-class PostUpdate(_Input):
+class PostUpdate(_Patch):
     title: Title | None = None
     category: Slug | None = None
     content: Annotated[str, StringConstraints(max_length=2_000_000), Clean] | None = None
@@ -156,7 +181,10 @@ def _feed_url(value: Any) -> str:
 
 
 FeedUrl = Annotated[
-    str, StringConstraints(min_length=1, max_length=2000), BeforeValidator(_feed_url), Clean
+    str,
+    StringConstraints(min_length=1, max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+"),
+    BeforeValidator(_feed_url),
+    Clean,
 ]
 Minutes = Annotated[int, Field(ge=1, le=7 * 24 * 60)]
 
@@ -169,7 +197,7 @@ class SourceCreate(_Input):
     enabled: bool = True
 
 
-class SourceUpdate(_Input):
+class SourceUpdate(_Patch):
     category: Slug | None = None
     mode: Literal["related", "posts"] | None = None
     interval_minutes: Minutes | None = None
@@ -190,14 +218,23 @@ def _page_limit(value: Any) -> Any:
 
 
 class _Query(BaseModel):
-    # Unknown parameters are ignored, as HTTP caches and cache-busting clients expect.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # An unknown parameter is a 400: a typo such as ?categroy= must not list everything.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ListQuery(_Query):
     limit: Annotated[int, BeforeValidator(_page_limit), Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
     # No length bound here: the cursor module checks it, with the one message for bad cursors.
-    cursor: Annotated[str, Field(description="next_cursor of the previous page")] | None = None
+    cursor: (
+        Annotated[
+            str,
+            Field(
+                description="next_cursor of the previous page",
+                json_schema_extra={"minLength": 1, "maxLength": 512},
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PostListQuery(ListQuery):

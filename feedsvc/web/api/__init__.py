@@ -124,7 +124,8 @@ def in_order_after(
 def openapi() -> Response:
     document = current_app.extensions.get("feedsvc.openapi")
     if document is None:
-        document = current_app.extensions["feedsvc.openapi"] = openapi_document(__version__)
+        document = openapi_document(__version__, max_feed_length=ctx().settings.feeds.max_length)
+        current_app.extensions["feedsvc.openapi"] = document
     return jsonify(document)
 
 

@@ -103,7 +103,7 @@ def _query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[d
     ]
 
 
-def openapi_document(version: str) -> dict[str, Any]:
+def openapi_document(version: str, *, max_feed_length: int) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Error, "serialization")]
     for op in OPERATIONS:
         if op.response is not None:
@@ -149,6 +149,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": body_ref}},
             }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
+    schemas = definitions.get("$defs", {})
+    for name in ("CategoryCreate", "CategoryUpdate"):
+        # The static bound is 1000; this site's feeds.max_length is the real one.
+        schemas[name]["properties"]["feed_length"]["maximum"] = max_feed_length
     return {
         "openapi": "3.1.0",
         "info": {
@@ -162,7 +166,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
