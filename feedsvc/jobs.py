@@ -13,6 +13,7 @@ worker (shared/LIBRARIES.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -25,9 +26,11 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from feedsvc import lifeline
 from feedsvc.context import Context
 from feedsvc.repo import jobs as job_repo
 
@@ -235,13 +238,21 @@ def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
             next_run_time=ctx.clock.now(),
         )
 
+    def stop_after_batch() -> None:
+        cancel.set()
+        with contextlib.suppress(SchedulerNotRunningError):  # a second signal, or not started
+            scheduler.shutdown(wait=False)
+
     def stop(signum: int, _frame: Any) -> None:
         log.info("scheduler: signal %d, stopping after the current batch", signum)
-        cancel.set()
-        scheduler.shutdown(wait=False)
+        stop_after_batch()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    parent = lifeline.expected_parent()
+    if parent is not None and not lifeline.hold(parent, stop_after_batch):
+        log.warning("scheduler: parent %d died before we started: not starting", parent)
+        return
     log.info("scheduler %s: jobs %s, tick %ds", me, ", ".join(specs()), tick_seconds)
     scheduler.start()
     log.info("scheduler %s: stopped", me)
