@@ -8,6 +8,8 @@ writer committed in between, whatever busy_timeout says (see shared/LIBRARIES.md
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,6 +83,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+            _watch_sqlite_file(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(feedsvc_write=True), expire_on_commit=False
@@ -165,7 +168,26 @@ _PG_CLASS_KINDS = {
 
 
 def fault_kind(exc: BaseException) -> str | None:
-    """The kind of storage fault behind ``exc`` (SQLAlchemy-wrapped or a bare driver error)."""
+    """The kind of storage fault behind ``exc`` (SQLAlchemy-wrapped or a bare driver error).
+
+    A fault can hide behind the error raised while cleaning up after it: on SQLITE_FULL,
+    SQLite may roll the whole transaction back itself, and SQLAlchemy's ROLLBACK TO SAVEPOINT
+    then fails with "no such savepoint". So the chain of causes is searched too.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # a short chain: exceptions raised while handling others
+        if seen is None or not isinstance(seen, (sa_exc.SQLAlchemyError, *_driver_errors())):
+            return None
+        kind = _own_fault_kind(seen)
+        if kind is not None:
+            return kind
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _own_fault_kind(exc: BaseException) -> str | None:
     from sqlalchemy import exc as sa_exc
 
     if isinstance(exc, sa_exc.TimeoutError):  # the connection pool is exhausted
@@ -190,12 +212,53 @@ def fault_kind(exc: BaseException) -> str | None:
     return UNREACHABLE_KIND if isinstance(exc, operational) else None
 
 
-def _driver_operational_errors() -> tuple[type[BaseException], ...]:
+def _driver_errors() -> tuple[type[BaseException], ...]:
     try:
         import psycopg
     except ImportError:  # an SQLite-only install
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+def _driver_operational_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:
         return ()
     return (psycopg.OperationalError,)
+
+
+def _watch_sqlite_file(engine: Engine) -> None:
+    """Never hand out a connection to an SQLite file that was deleted or replaced.
+
+    An open connection keeps the old file's inode: after `rm` or a restore by `mv`, it would
+    go on reading stale data and, in WAL mode, committing writes into a deleted file, with no
+    error at all (SQLITE_READONLY_DBMOVED is only raised in rollback-journal mode). At
+    checkout the file's identity is compared with the one seen at connect; a mismatch is a
+    disconnect, and the pool retries with a fresh connection (SQLAlchemy's documented
+    "pessimistic disconnect handling" through the checkout event).
+    """
+    from sqlalchemy import exc as sa_exc
+
+    @event.listens_for(engine, "connect")
+    def _remember_file(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
+        path = next((row[2] for row in rows if row[1] == "main"), "")
+        record.info["feedsvc_file"] = (path, _identity(path)) if path else None
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        seen = record.info.get("feedsvc_file")
+        if seen is not None and _identity(seen[0]) != seen[1]:
+            raise sa_exc.DisconnectionError(f"{seen[0]} was deleted or replaced")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def storage_fault(exc: BaseException) -> Unavailable | None:
