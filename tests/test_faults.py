@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import event
 
-from feedsvc import create_app, migrate
+from feedsvc import create_app
 from feedsvc.config import Settings
 from feedsvc.db import Database
 from tests.conftest import POSTGRES_URL
+from tests.dbfaults import read_only_app, throwaway_postgres, with_url
 from tests.factories import Factory
 
 CATEGORY = "licai-fangfa"
@@ -34,12 +34,6 @@ NEW_POST = {
     "status": "published",
     "published_at": "2026-03-15T09:30:00+08:00",
 }
-
-
-def with_url(settings: Settings, url: str) -> Settings:
-    # model_copy, not load_settings: a "file:" URI is not a path to resolve against the root.
-    database = settings.database.model_copy(update={"url": url})
-    return settings.model_copy(update={"database": database})
 
 
 def reads(slug: str) -> list[str]:
@@ -96,11 +90,6 @@ def send(client: FlaskClient, auth: dict[str, str], method: str, path: str, body
 # -- the database is gone -------------------------------------------------------------------
 
 
-def _admin(url: str) -> Engine:
-    """A connection to the maintenance database, to create, drop and alter test databases."""
-    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
 @pytest.fixture
 def vanishing(backend: str, db_url: str, settings: Settings, clock: Any) -> Iterator[Any]:
     """(app, vanish): an app on a database of its own, and how to make that database go."""
@@ -118,27 +107,15 @@ def vanishing(backend: str, db_url: str, settings: Settings, clock: Any) -> Iter
         app.extensions["feedsvc"].db.dispose()
         return
     assert POSTGRES_URL
-    name = f"test_faults_gone_{uuid.uuid4().hex[:8]}"
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    admin = _admin(POSTGRES_URL)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        schema = Database(url)
-        migrate.upgrade(schema)
-        schema.dispose()
+    with throwaway_postgres(POSTGRES_URL, migrated=True) as (url, admin, name):
         app = create_app(settings=with_url(settings, url), clock=clock)
 
-        def vanish() -> None:
+        def drop() -> None:
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
 
-        yield app, vanish
+        yield app, drop
         app.extensions["feedsvc"].db.dispose()
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def test_database_gone_mid_run_answers_503_everywhere(vanishing: Any, backend: str) -> None:
@@ -215,33 +192,8 @@ def test_sqlite_file_replaced_under_open_connections(
 def read_only(
     backend: str, db_url: str, app: Flask, settings: Settings, clock: Any, seeded: Any
 ) -> Iterator[FlaskClient]:
-    """A client of the seeded database, now refusing writes."""
-    if backend == "sqlite":
-        # A truly read-only open (chmod does not stop root, who runs the tests).
-        path = db_url.removeprefix("sqlite:///")
-        app.extensions["feedsvc"].db.dispose()
-        ro = create_app(settings=with_url(settings, f"sqlite:///file:{path}?mode=ro&uri=true"))
+    with read_only_app(backend, db_url, app, settings, clock) as ro:
         yield ro.test_client()
-        ro.extensions["feedsvc"].db.dispose()
-        return
-    # PostgreSQL mid-run: the same app; its pooled connections are cut and reconnect.
-    name = make_url(db_url).database
-    admin = _admin(db_url)
-    cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(
-                f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'
-            )
-            connection.execute(text(cut + " AND pid <> pg_backend_pid()"), {"d": name})
-        yield app.test_client()
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(
-                f'ALTER DATABASE "{name}" RESET default_transaction_read_only'
-            )
-            connection.execute(text(cut + " AND pid <> pg_backend_pid()"), {"d": name})
-        admin.dispose()
 
 
 def test_read_only_database_reads_work_writes_answer_503(
