@@ -29,6 +29,7 @@ from typing import Any
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.orm import Session
 
 from feedsvc import lifeline
 from feedsvc.context import Context
@@ -130,11 +131,34 @@ def _ttl(ctx: Context) -> timedelta:
     return timedelta(seconds=ctx.settings.scheduler.lease_seconds)
 
 
+ABANDONED = "abandoned: the process running it stopped without finishing (its lease expired)"
+
+
 def acquire(ctx: Context, spec: JobSpec, owner: str) -> bool:
     now = ctx.clock.now()
     with ctx.db.write() as session:
         job_repo.ensure_job(session, spec.name, spec.lease_name, spec.first_due(ctx, now))
-        return job_repo.take_lease(session, spec.lease_name, owner, now, _ttl(ctx))
+        held = job_repo.get_lease(session, spec.lease_name)
+        before = None if held is None else held.owner
+        if not job_repo.take_lease(session, spec.lease_name, owner, now, _ttl(ctx)):
+            return False
+        if before is not None and before != owner:
+            _close_abandoned_runs(session, before, now)
+        return True
+
+
+def _close_abandoned_runs(session: Session, dead_owner: str, now: datetime) -> None:
+    """Its holder died (SIGKILL, power loss) mid-run: its runs must not say "running" forever.
+
+    Nothing it wrote is half-visible: every batch is its own transaction. Only the run
+    records are left to close, by whoever takes the expired lease next.
+    """
+    for run in job_repo.recent_runs(session, 100):
+        if run.owner == dead_owner and run.status == "running":
+            job_repo.finish_run(
+                session, run.id, now, status="failed", items=run.items, error=ABANDONED
+            )
+            log.warning("%s: run %d abandoned by %s, closed", run.job, run.id, dead_owner)
 
 
 def execute(
