@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from feedsvc.errors import Unavailable
@@ -80,7 +81,7 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+        self.engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
             _watch_sqlite_file(self.engine)
@@ -241,13 +242,13 @@ def _watch_sqlite_file(engine: Engine) -> None:
     from sqlalchemy import exc as sa_exc
 
     @event.listens_for(engine, "connect")
-    def _remember_file(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    def _remember_file(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
         rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
         path = next((row[2] for row in rows if row[1] == "main"), "")
         record.info["feedsvc_file"] = (path, _identity(path)) if path else None
 
     @event.listens_for(engine, "checkout")
-    def _same_file(_dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    def _same_file(_dbapi: object, record: ConnectionPoolEntry, _proxy: object) -> None:
         seen = record.info.get("feedsvc_file")
         if seen is not None and _identity(seen[0]) != seen[1]:
             raise sa_exc.DisconnectionError(f"{seen[0]} was deleted or replaced")

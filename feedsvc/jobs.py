@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from feedsvc import lifeline
 from feedsvc.context import Context
+from feedsvc.db import storage_fault
 from feedsvc.repo import jobs as job_repo
 
 log = logging.getLogger("feedsvc.jobs")
@@ -108,7 +109,7 @@ def every(minutes: Callable[[Context], int]) -> Callable[[Context, datetime], da
 def cron(expression: Callable[[Context], str]) -> Callable[[Context, datetime], datetime]:
     def next_time(ctx: Context, now: datetime) -> datetime:
         trigger = CronTrigger.from_crontab(expression(ctx), timezone=ctx.settings.site.tz)
-        fire = trigger.get_next_fire_time(None, now)
+        fire: datetime | None = trigger.get_next_fire_time(None, now)
         assert fire is not None  # a crontab expression always fires again
         return fire
 
@@ -246,8 +247,12 @@ def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
             # A new owner per run: the lease is re-entrant for its holder, so a process-wide
             # owner would let this process's other job release a lease a run still holds.
             run_job(ctx, name, trigger="schedule", only_if_due=True, cancel=cancel)
-        except Exception:  # the database may be away for a moment: try at the next tick
-            log.exception("%s: tick failed", name)
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                log.exception("%s: tick failed", name)
+            else:  # the database is away for a moment: one line, and try at the next tick
+                log.error("%s: tick skipped: %s (%s)", name, fault.message, type(exc).__name__)
 
     for name in specs():
         scheduler.add_job(

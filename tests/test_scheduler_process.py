@@ -122,3 +122,25 @@ def test_parent_pid_is_read_strictly() -> None:
         assert expected_parent({PARENT_PID_ENV: bad}) is None, bad
     assert expected_parent({}) is None
     assert os.getpid() > 1
+
+
+def test_scheduler_outlives_a_database_that_is_away(
+    backend: str, tmp_path: Path, db_url: str
+) -> None:
+    # SQLite: a file never migrated; PostgreSQL: nothing listening on the port.
+    if backend == "sqlite":
+        url, says = f"sqlite:///{tmp_path / 'empty.db'}", "no schema yet"
+    else:
+        url, says = "postgresql+psycopg://postgres@127.0.0.1:1/feedsvc", "unreachable"
+    log = tmp_path / "scheduler.log"
+    scheduler = feedsvc(["scheduler"], config_env(tmp_path, url), log)
+    try:
+        wait_for(lambda: log.read_text(encoding="utf-8").count("tick skipped") >= 6, 30, "ticks")
+        assert scheduler.poll() is None  # still running, trying at every tick
+        scheduler.send_signal(signal.SIGTERM)
+        assert scheduler.wait(timeout=30) == 0
+    finally:
+        stop(scheduler)
+    said = log.read_text(encoding="utf-8")
+    assert says in said
+    assert "Traceback" not in said, said
