@@ -8,6 +8,8 @@ writer committed in between, whatever busy_timeout says (see shared/LIBRARIES.md
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from feedsvc.errors import Unavailable
@@ -72,14 +75,16 @@ class Database:
         kwargs: dict[str, object] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             path = url.removeprefix("sqlite:///")
-            if path and not path.startswith(":"):
+            # A "file:...?mode=ro&uri=true" URI names an existing file: create no folder for it.
+            if path and not path.startswith((":", "file:")):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+        self.engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+            _watch_sqlite_file(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(feedsvc_write=True), expire_on_commit=False
@@ -110,53 +115,154 @@ def utcnow() -> datetime:
 
 # -- faults ------------------------------------------------------------------------------------
 # One place that knows what a driver error means for a user: the web answers 503 with it, the
-# CLI prints it on one line. Anything not listed here is a bug and stays a 500 / traceback.
+# CLI prints it on one line, /healthz names its kind. Anything not listed here is a bug and
+# stays a 500 / traceback.
 
-_SQLITE_FAULTS = {
-    "SQLITE_READONLY": "the database is read-only: writes are refused",
-    "SQLITE_FULL": "the database's disk is full: writes are refused",
-    "SQLITE_CANTOPEN": "cannot open the database file (check database.url and its folder)",
-    "SQLITE_BUSY": "the database is busy; try again",
-    "SQLITE_LOCKED": "the database is busy; try again",
-    "SQLITE_IOERR": "the database file cannot be read or written (I/O error)",
-    "SQLITE_CORRUPT": "the database file is damaged",
-    "SQLITE_NOTADB": "the database file is not an SQLite database",
-    "SQLITE_PERM": "the database file cannot be written (permission denied)",
-}
+READ_ONLY, FULL, BUSY = "read-only", "full", "busy"
+UNREACHABLE_KIND, NOT_MIGRATED_KIND = "unreachable", "not-migrated"
 
 NOT_MIGRATED = "the database has no schema yet: run `feedsvc init` (or `feedsvc db upgrade`)"
 UNREACHABLE = "the database is unreachable; try again later"
 
+# kind -> what the user reads
+_MEANINGS = {
+    READ_ONLY: "the database is read-only: writes are refused",
+    FULL: "the database's disk is full: writes are refused",
+    BUSY: "the database is busy; try again",
+    UNREACHABLE_KIND: UNREACHABLE,
+    NOT_MIGRATED_KIND: NOT_MIGRATED,
+    "cannot-open": "cannot open the database file (check database.url and its folder)",
+    "io-error": "the database file cannot be read or written (I/O error)",
+    "corrupt": "the database file is damaged",
+    "not-a-database": "the database file is not an SQLite database",
+    "permission-denied": "the database file cannot be written (permission denied)",
+    "out-of-resources": "the database is out of resources (disk, memory or connections)",
+}
 
-def storage_fault(exc: BaseException) -> Unavailable | None:
-    """The user-facing meaning of a database error, or None when it is not a fault of storage."""
+# SQLite primary result codes (https://www.sqlite.org/rescode.html); extended codes such as
+# SQLITE_READONLY_DBMOVED (the file was deleted or replaced under us) share their prefix.
+_SQLITE_KINDS = {
+    "SQLITE_READONLY": READ_ONLY,
+    "SQLITE_FULL": FULL,
+    "SQLITE_CANTOPEN": "cannot-open",
+    "SQLITE_BUSY": BUSY,
+    "SQLITE_LOCKED": BUSY,
+    "SQLITE_IOERR": "io-error",
+    "SQLITE_CORRUPT": "corrupt",
+    "SQLITE_NOTADB": "not-a-database",
+    "SQLITE_PERM": "permission-denied",
+}
+
+# PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_PG_KINDS = {
+    "42P01": NOT_MIGRATED_KIND,  # undefined_table
+    "3D000": UNREACHABLE_KIND,  # invalid_catalog_name: the database was dropped
+    "25006": READ_ONLY,  # read_only_sql_transaction (a standby, or a read-only database)
+    "55P03": BUSY,  # lock_not_available (lock_timeout)
+    "57014": BUSY,  # query_canceled (statement_timeout)
+}
+_PG_CLASS_KINDS = {
+    "53": "out-of-resources",  # insufficient_resources: disk full, out of memory, too many
+    "08": UNREACHABLE_KIND,  # connection exception
+    "57P": UNREACHABLE_KIND,  # admin/crash shutdown, cannot connect now, database dropped
+}
+
+
+def fault_kind(exc: BaseException) -> str | None:
+    """The kind of storage fault behind ``exc`` (SQLAlchemy-wrapped or a bare driver error).
+
+    A fault can hide behind the error raised while cleaning up after it: on SQLITE_FULL,
+    SQLite may roll the whole transaction back itself, and SQLAlchemy's ROLLBACK TO SAVEPOINT
+    then fails with "no such savepoint". So the chain of causes is searched too.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # a short chain: exceptions raised while handling others
+        if seen is None or not isinstance(seen, (sa_exc.SQLAlchemyError, *_driver_errors())):
+            return None
+        kind = _own_fault_kind(seen)
+        if kind is not None:
+            return kind
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _own_fault_kind(exc: BaseException) -> str | None:
     from sqlalchemy import exc as sa_exc
 
     if isinstance(exc, sa_exc.TimeoutError):  # the connection pool is exhausted
-        return Unavailable("the database is busy; try again")
-    if not isinstance(exc, sa_exc.DBAPIError):
-        return None
-    original = exc.orig
+        return BUSY
+    wrapped = isinstance(exc, sa_exc.DBAPIError)
+    original = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
     name = getattr(original, "sqlite_errorname", None)
     if isinstance(name, str):
-        message = str(original)
-        if message.startswith("no such table"):
-            return Unavailable(NOT_MIGRATED)
-        for prefix, meaning in _SQLITE_FAULTS.items():
-            if name.startswith(prefix):
-                return Unavailable(meaning)
-        return None
+        if str(original).startswith("no such table"):
+            return NOT_MIGRATED_KIND
+        return next((kind for code, kind in _SQLITE_KINDS.items() if name.startswith(code)), None)
     state = getattr(original, "sqlstate", None)
-    if exc.connection_invalidated or (state is None and isinstance(exc, sa_exc.OperationalError)):
-        return Unavailable(UNREACHABLE)  # connection refused, reset, or DNS: no SQLSTATE
-    if not isinstance(state, str):
+    if isinstance(state, str):
+        if state in _PG_KINDS:
+            return _PG_KINDS[state]
+        return next((k for cls, k in _PG_CLASS_KINDS.items() if state.startswith(cls)), None)
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return UNREACHABLE_KIND
+    # Connection refused, reset, DNS, or a database that does not exist: psycopg reports
+    # failures to connect as OperationalError without SQLSTATE.
+    operational = sa_exc.OperationalError if wrapped else _driver_operational_errors()
+    return UNREACHABLE_KIND if isinstance(exc, operational) else None
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # an SQLite-only install
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+def _driver_operational_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.OperationalError,)
+
+
+def _watch_sqlite_file(engine: Engine) -> None:
+    """Never hand out a connection to an SQLite file that was deleted or replaced.
+
+    An open connection keeps the old file's inode: after `rm` or a restore by `mv`, it would
+    go on reading stale data and, in WAL mode, committing writes into a deleted file, with no
+    error at all (SQLITE_READONLY_DBMOVED is only raised in rollback-journal mode). At
+    checkout the file's identity is compared with the one seen at connect; a mismatch is a
+    disconnect, and the pool retries with a fresh connection (SQLAlchemy's documented
+    "pessimistic disconnect handling" through the checkout event).
+    """
+    from sqlalchemy import exc as sa_exc
+
+    @event.listens_for(engine, "connect")
+    def _remember_file(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
+        path = next((row[2] for row in rows if row[1] == "main"), "")
+        record.info["feedsvc_file"] = (path, _identity(path)) if path else None
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi: object, record: ConnectionPoolEntry, _proxy: object) -> None:
+        seen = record.info.get("feedsvc_file")
+        if seen is not None and _identity(seen[0]) != seen[1]:
+            raise sa_exc.DisconnectionError(f"{seen[0]} was deleted or replaced")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
         return None
-    if state == "42P01":  # undefined_table
-        return Unavailable(NOT_MIGRATED)
-    if state == "25006":  # read_only_sql_transaction (a standby, or a read-only database)
-        return Unavailable("the database is read-only: writes are refused")
-    if state.startswith("53"):  # insufficient_resources: disk full, out of memory, too many
-        return Unavailable("the database is out of resources (disk, memory or connections)")
-    if state.startswith(("08", "57P")):  # connection exception; admin shutdown, cannot connect
-        return Unavailable(UNREACHABLE)
-    return None
+    return status.st_dev, status.st_ino
+
+
+def storage_fault(exc: BaseException) -> Unavailable | None:
+    """The user-facing meaning of a database error, or None when it is not a fault of storage."""
+    kind = fault_kind(exc)
+    return None if kind is None else Unavailable(_MEANINGS[kind])

@@ -13,6 +13,7 @@ worker (shared/LIBRARIES.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -25,10 +26,14 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.orm import Session
 
+from feedsvc import lifeline
 from feedsvc.context import Context
+from feedsvc.db import storage_fault
 from feedsvc.repo import jobs as job_repo
 
 log = logging.getLogger("feedsvc.jobs")
@@ -104,7 +109,7 @@ def every(minutes: Callable[[Context], int]) -> Callable[[Context, datetime], da
 def cron(expression: Callable[[Context], str]) -> Callable[[Context, datetime], datetime]:
     def next_time(ctx: Context, now: datetime) -> datetime:
         trigger = CronTrigger.from_crontab(expression(ctx), timezone=ctx.settings.site.tz)
-        fire = trigger.get_next_fire_time(None, now)
+        fire: datetime | None = trigger.get_next_fire_time(None, now)
         assert fire is not None  # a crontab expression always fires again
         return fire
 
@@ -127,11 +132,34 @@ def _ttl(ctx: Context) -> timedelta:
     return timedelta(seconds=ctx.settings.scheduler.lease_seconds)
 
 
+ABANDONED = "abandoned: the process running it stopped without finishing (its lease expired)"
+
+
 def acquire(ctx: Context, spec: JobSpec, owner: str) -> bool:
     now = ctx.clock.now()
     with ctx.db.write() as session:
         job_repo.ensure_job(session, spec.name, spec.lease_name, spec.first_due(ctx, now))
-        return job_repo.take_lease(session, spec.lease_name, owner, now, _ttl(ctx))
+        held = job_repo.get_lease(session, spec.lease_name)
+        before = None if held is None else held.owner
+        if not job_repo.take_lease(session, spec.lease_name, owner, now, _ttl(ctx)):
+            return False
+        if before is not None and before != owner:
+            _close_abandoned_runs(session, before, now)
+        return True
+
+
+def _close_abandoned_runs(session: Session, dead_owner: str, now: datetime) -> None:
+    """Its holder died (SIGKILL, power loss) mid-run: its runs must not say "running" forever.
+
+    Nothing it wrote is half-visible: every batch is its own transaction. Only the run
+    records are left to close, by whoever takes the expired lease next.
+    """
+    for run in job_repo.recent_runs(session, 100):
+        if run.owner == dead_owner and run.status == "running":
+            job_repo.finish_run(
+                session, run.id, now, status="failed", items=run.items, error=ABANDONED
+            )
+            log.warning("%s: run %d abandoned by %s, closed", run.job, run.id, dead_owner)
 
 
 def execute(
@@ -219,8 +247,12 @@ def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
             # A new owner per run: the lease is re-entrant for its holder, so a process-wide
             # owner would let this process's other job release a lease a run still holds.
             run_job(ctx, name, trigger="schedule", only_if_due=True, cancel=cancel)
-        except Exception:  # the database may be away for a moment: try at the next tick
-            log.exception("%s: tick failed", name)
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                log.exception("%s: tick failed", name)
+            else:  # the database is away for a moment: one line, and try at the next tick
+                log.error("%s: tick skipped: %s (%s)", name, fault.message, type(exc).__name__)
 
     for name in specs():
         scheduler.add_job(
@@ -235,13 +267,21 @@ def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
             next_run_time=ctx.clock.now(),
         )
 
+    def stop_after_batch() -> None:
+        cancel.set()
+        with contextlib.suppress(SchedulerNotRunningError):  # a second signal, or not started
+            scheduler.shutdown(wait=False)
+
     def stop(signum: int, _frame: Any) -> None:
         log.info("scheduler: signal %d, stopping after the current batch", signum)
-        cancel.set()
-        scheduler.shutdown(wait=False)
+        stop_after_batch()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    parent = lifeline.expected_parent()
+    if parent is not None and not lifeline.hold(parent, stop_after_batch):
+        log.warning("scheduler: parent %d died before we started: not starting", parent)
+        return
     log.info("scheduler %s: jobs %s, tick %ds", me, ", ".join(specs()), tick_seconds)
     scheduler.start()
     log.info("scheduler %s: stopped", me)

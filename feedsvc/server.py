@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from feedsvc.config import Settings
+from feedsvc.lifeline import PARENT_PID_ENV
 
 
 class FeedsvcServer(BaseApplication):  # type: ignore[misc]
@@ -29,8 +31,13 @@ class FeedsvcServer(BaseApplication):  # type: ignore[misc]
 
 
 def start_scheduler_process() -> subprocess.Popen[bytes]:
-    """One scheduler process beside the web workers (never inside them)."""
-    return subprocess.Popen([sys.executable, "-m", "feedsvc.cli", "scheduler"])
+    """One scheduler process beside the web workers (never inside them).
+
+    It is told our pid so that it exits when we die, even by SIGKILL (no finally runs then):
+    otherwise it would run on forever and the next `serve` would start a second one.
+    """
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+    return subprocess.Popen([sys.executable, "-m", "feedsvc.cli", "scheduler"], env=env)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: bool) -> None:

@@ -1,6 +1,10 @@
 """Every error in one place: JSON under /api/, a short readable page elsewhere.
 
 API errors have one shape: {"error": {"code", "message", "fields"}}.
+
+A database that is down, read-only, full or not migrated is not a bug of ours: its driver
+errors go through ``storage_fault()`` and answer 503 with ``Retry-After`` (RFC 9110 §15.6.4,
+§10.2.3), logged once with their cause. Anything else unexpected stays a logged 500.
 """
 
 from __future__ import annotations
@@ -9,8 +13,10 @@ import logging
 from html import escape
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from feedsvc.db import storage_fault
 from feedsvc.errors import FeedsvcError, Unauthorized
 
 log = logging.getLogger("feedsvc.web")
@@ -25,7 +31,10 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
     500: "internal_error",
+    503: "unavailable",
 }
+# How long a client should wait before retrying when storage is unavailable (RFC 9110 §10.2.3).
+RETRY_AFTER_SECONDS = 30
 
 
 def _wants_json() -> bool:
@@ -53,6 +62,8 @@ def error_response(
         response = Response(page, status=status, content_type="text/html; charset=utf-8")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="feedsvc"'
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -71,6 +82,16 @@ def init_app(app: Flask) -> None:
         if status == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response
+
+    @app.errorhandler(SQLAlchemyError)
+    def _storage(error: SQLAlchemyError) -> Response:
+        fault = storage_fault(error)
+        if fault is None:
+            return _unexpected(error)
+        # One line with the driver's own words: the operator needs the cause, not a traceback.
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        log.error("%s %s: 503: %s (%s)", request.method, request.path, fault.message, cause)
+        return error_response(fault.status, fault.message, code=fault.code)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
