@@ -370,3 +370,26 @@ def test_migration_refuses_to_run_with_foreign_keys_on(tmp_path) -> None:
     assert migrate.current_revision(db) == BEFORE_0004
     assert schema_and_rows(db) == before
     db.dispose()
+
+
+def test_migration_keeps_rows_that_were_already_orphaned(tmp_path, caplog) -> None:
+    """A row written while enforcement was off (by hand, by an old version) is not the
+    migration's to delete: it survives, the upgrade goes on, and a warning says so."""
+    db, _ctx, factory = old_database(tmp_path)
+    post = factory.post()
+    raw = db.engine.raw_connection()  # autocommit, as feedsvc/db.py sets pysqlite up
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("INSERT INTO post_tags (post_id, tag_id) VALUES (?, 999)", (post.id,))
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        raw.close()
+    before = schema_and_rows(db)
+
+    migrate.upgrade(db)
+
+    assert migrate.current_revision(db) == migrate.head_revision()
+    assert schema_and_rows(db) == before
+    assert "1 rows reference missing rows" in caplog.text
+    db.dispose()

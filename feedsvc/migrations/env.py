@@ -1,5 +1,6 @@
 """Alembic environment: runs on the connection feedsvc hands over (see feedsvc/migrate.py)."""
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +10,7 @@ from sqlalchemy.engine import Connection
 from feedsvc.models import Base
 
 config = context.config
+log = logging.getLogger("feedsvc.migrate")
 target_metadata = Base.metadata
 
 
@@ -33,13 +35,20 @@ def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
     try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
+            already = _broken_references(connection)
             yield
-            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            broken = _broken_references(connection) - already
             if broken:
-                tables = sorted({str(row[0]) for row in broken})
+                tables = ", ".join(sorted({table for table, _row, _parent in broken}))
                 raise RuntimeError(
-                    f"migration left {len(broken)} broken foreign key(s) in {', '.join(tables)}:"
-                    " rolled back"
+                    f"the migration would break {len(broken)} foreign key(s) in {tables}:"
+                    " rolled back, nothing changed"
+                )
+            if already:
+                # Not ours to repair (rows written while enforcement was off, by hand or by an
+                # old version): keep them, as the rebuild kept every row, and say so.
+                log.warning(
+                    "%d rows reference missing rows (PRAGMA foreign_key_check)", len(already)
                 )
         except BaseException:
             if _in_transaction(connection):  # SQLite itself rolls back on some errors
@@ -49,6 +58,13 @@ def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
     finally:
         # The connection goes back to the pool: it must never leave with enforcement off.
         connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _broken_references(connection: Connection) -> set[tuple[str, int, str]]:
+    """(table, rowid, referenced table) of each row whose parent is missing. The foreign key's
+    number in the last column is left out: a rebuilt table may number its keys differently."""
+    rows = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    return {(str(row[0]), int(row[1]), str(row[2])) for row in rows}
 
 
 def _in_transaction(connection: Connection) -> bool:
