@@ -31,6 +31,11 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+# Ids are never reused (a client holding a deleted id must get 404, not another row): SQLite
+# needs AUTOINCREMENT for that (https://www.sqlite.org/autoinc.html; migration 0004);
+# PostgreSQL's sequences never hand out a value twice and ignore this option.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 POST_STATUSES = ("draft", "published")
 POST_FORMATS = ("html", "markdown")
 
@@ -71,6 +76,7 @@ class SiteState(FeedVersionMixin, Base):
 
 class Category(FeedVersionMixin, Base):
     __tablename__ = "categories"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
@@ -87,6 +93,7 @@ class Category(FeedVersionMixin, Base):
 
 class Tag(Base):
     __tablename__ = "tags"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -98,6 +105,7 @@ class Post(Base):
     __table_args__ = (
         Index("ix_posts_category_feed", "category_id", "status", "published_at"),
         Index("ix_posts_status_published", "status", "published_at"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -126,6 +134,7 @@ class Post(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -141,6 +150,7 @@ class PostChange(Base):
     related refresh must look at. ``seq`` orders changes across processes."""
 
     __tablename__ = "post_changes"
+    __table_args__ = NEVER_REUSE_IDS
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     post_id: Mapped[int] = mapped_column(Integer, index=True)  # no FK: deleted posts stay here
@@ -192,7 +202,7 @@ class JobLease(Base):
 
 class JobRun(Base):
     __tablename__ = "job_runs"
-    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job: Mapped[str] = mapped_column(String(50))
@@ -212,6 +222,7 @@ class Source(Base):
     """An upstream feed polled like a well-behaved feed reader, and its fetch state."""
 
     __tablename__ = "sources"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000), unique=True)
@@ -240,7 +251,7 @@ class SourceEntry(Base):
     leaves its row with ``deleted`` set, so the entry is never imported again."""
 
     __tablename__ = "source_entries"
-    __table_args__ = (UniqueConstraint("source_id", "entry_id"),)
+    __table_args__ = (UniqueConstraint("source_id", "entry_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
@@ -261,6 +272,7 @@ class ExternalItem(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "entry_id"),
         Index("ix_external_items_source_published", "source_id", "published_at"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,11 +6,13 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
 from feedsvc import migrate
 from feedsvc.db import Database
-from feedsvc.models import Post
+from feedsvc.models import Base, Post
 from tests.factories import Factory
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -25,6 +27,22 @@ def test_migrations_reach_head(ctx) -> None:
 def test_upgrade_is_idempotent(ctx) -> None:
     migrate.upgrade(ctx.db)
     assert migrate.current_revision(ctx.db) == migrate.head_revision()
+
+
+def test_migrations_match_the_models(ctx) -> None:
+    """A model change without its migration (or the reverse) shows up here, on both backends."""
+    with ctx.db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_upgrade_leaves_sqlite_foreign_keys_on(ctx, backend: str) -> None:
+    """Migrations run with foreign keys off (env.py); the pooled connection gets them back."""
+    if backend != "sqlite":
+        pytest.skip("SQLite only")
+    migrate.upgrade(ctx.db)
+    with ctx.db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
 def test_datetimes_round_trip_aware(ctx, factory: Factory) -> None:
