@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench lint clean
+.PHONY: run test fuzz typecheck bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,19 @@ run: $(STAMP_RUN)
 	$(BIN)/feedsvc init
 	$(BIN)/feedsvc serve --host 127.0.0.1 --port 8000
 
+# Lint, then the whole suite with coverage (printed at the end; the figure is in the README).
 test: $(STAMP_TEST)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov=feedsvc --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The fuzzers of `make test` (schemathesis, Hypothesis properties, route/CLI/TOML fuzz) with
+# many more examples and fresh random inputs (HYPOTHESIS_PROFILE=fuzz).
+fuzz: $(STAMP_TEST)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_api_contract.py $(wildcard tests/property) $(wildcard tests/test_fuzz_*.py) $(PYTEST_ARGS)
+
+typecheck: $(STAMP_TEST)
+	$(BIN)/mypy --strict feedsvc
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/feeds.py

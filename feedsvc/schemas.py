@@ -271,8 +271,15 @@ def _message(error: Any) -> str:
     if kind == "extra_forbidden":
         return "is not a known field"
     if kind == "literal_error":
-        return "must be one of " + error["msg"].removeprefix("Input should be ")
+        return "must be one of " + str(error["msg"]).removeprefix("Input should be ")
     return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _field_messages(exc: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in exc.errors():
+        fields.setdefault(_field_name(error["loc"]), _message(error))
+    return fields
 
 
 def parse_query(model: type[M], args: dict[str, str]) -> M:
@@ -280,9 +287,7 @@ def parse_query(model: type[M], args: dict[str, str]) -> M:
     try:
         return model.model_validate(args)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors():
-            fields.setdefault(_field_name(error["loc"]), _message(error))
+        fields = _field_messages(exc)
         summary = "; ".join(f"{key} {value}" for key, value in fields.items())
         raise BadRequest(summary, fields=fields) from None
 
@@ -293,13 +298,13 @@ def parse_input(model: type[M], data: Any) -> M:
     # In a PATCH body a field is either given a value or left out; null is not a value.
     nulls = sorted(key for key, value in data.items() if value is None)
     if nulls and model in (CategoryUpdate, PostUpdate, SourceUpdate):
-        fields = {key: "must not be null" for key in nulls}
-        raise Invalid(f"invalid input: {', '.join(nulls)} must not be null", fields=fields)
+        raise Invalid(
+            f"invalid input: {', '.join(nulls)} must not be null",
+            fields={key: "must not be null" for key in nulls},
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors():
-            fields.setdefault(_field_name(error["loc"]), _message(error))
+        fields = _field_messages(exc)
         summary = "; ".join(f"{key}: {value}" for key, value in fields.items())
         raise Invalid(f"invalid input: {summary}", fields=fields) from None

@@ -110,7 +110,11 @@ def _load_docs(
 
 
 def _external_ids(docs: Iterable[RelatedDoc]) -> set[int]:
-    return {related_repo.split_key(doc.key)[1] for doc in docs if doc.key.startswith("ext:")}
+    return {
+        int(ident)
+        for doc in docs
+        if doc.key.startswith("ext:") and (ident := related_repo.split_key(doc.key)[1]) is not None
+    }
 
 
 def _ranked(index: RelatedIndex, key: str) -> related_repo.Ranked:
@@ -228,12 +232,15 @@ def refresh(ctx: Context, lease: Lease | None) -> RefreshReport:
     state.applied_seq, state.checked_until = seq, now
     state.external = (state.external & existing_items) | _external_ids(docs)
     ctx.memory["related"] = state
-    candidates = {post_id_of(key) for key in touched} | visible | shown_by
-    candidates.discard(None)
+    candidates = {
+        post_id
+        for post_id in {post_id_of(key) for key in touched} | visible | shown_by
+        if post_id is not None
+    }
     with ctx.db.write() as session:
-        for post_id in to_apply - visible:  # type: ignore[operator]
+        for post_id in to_apply - visible:
             session.execute(delete(RelatedItem).where(RelatedItem.post_id == post_id))
-    compared, written = _write(ctx, lease, state.index, candidates, now)  # type: ignore[arg-type]
+    compared, written = _write(ctx, lease, state.index, candidates, now)
     _save_markers(ctx, seq, now)
     log.info(
         "related refresh: %d posts and %d upstream items changed, %d compared, %d written",

@@ -44,7 +44,7 @@ def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: time
         )
         .values(owner=owner, expires_at=now + ttl)
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
 def extend_lease(session: Session, name: str, owner: str, until: datetime) -> bool:
@@ -53,7 +53,7 @@ def extend_lease(session: Session, name: str, owner: str, until: datetime) -> bo
         .where(JobLease.name == name, JobLease.owner == owner)
         .values(expires_at=until)
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
 def release_lease(session: Session, name: str, owner: str) -> None:
@@ -102,3 +102,9 @@ def list_runs(
     if before_id is not None:
         query = query.where(JobRun.id < before_id)
     return list(session.scalars(query))
+
+
+def _rowcount(result: object) -> int:
+    # An UPDATE's result is a CursorResult (rowcount); Session.execute is typed as the base.
+    count = getattr(result, "rowcount", 0)
+    return int(count)

@@ -54,7 +54,7 @@ def delete_post(session: Session, post: Post) -> None:
     session.flush()
 
 
-def _visible(query: Select, now: datetime) -> Select:
+def _visible(query: Select[Post], now: datetime) -> Select[Post]:
     return query.where(Post.status == "published", Post.published_at <= now)
 
 

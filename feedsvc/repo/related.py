@@ -126,8 +126,11 @@ def stored_lists(session: Session, post_ids: Iterable[int] | None = None) -> dic
         query = query.where(RelatedItem.post_id.in_(list(post_ids)))
     lists: dict[int, Ranked] = defaultdict(list)
     for post_id, related_id, external_id, score in session.execute(query):
-        key = post_key(related_id) if related_id is not None else external_key(external_id)
-        lists[post_id].append((key, score))
+        # A row names a post or an external item (a CHECK constraint): exactly one is set.
+        if related_id is not None:
+            lists[post_id].append((post_key(related_id), score))
+        elif external_id is not None:
+            lists[post_id].append((external_key(external_id), score))
     return dict(lists)
 
 

@@ -100,7 +100,9 @@ def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> int:
         items = source_repo.items_of_category(session, category.id)
         related_repo.forget_shown(session, source_repo.items_shown_by(session, items), now)
         session.expire_all()
-        category_repo.delete_category(session, category_repo.get_category(session, slug))
+        category_repo.delete_category(
+            session, category_repo.get_category(session, slug) or category
+        )
         feedstate.bump(session, [], now, visible=True)
         return moved
 

@@ -255,7 +255,7 @@ def _date(entry: Any, key: str, site_tz: tzinfo, now: datetime) -> datetime | No
     value = parse_date(raw, site_tz)
     if value is None and not YEAR_FIRST.match(raw):
         fallback = dict.get(entry, f"{key}_parsed")  # a UTC struct_time
-        value = datetime(*fallback[:6], tzinfo=UTC) if fallback else None
+        value = datetime(*fallback[:6]).replace(tzinfo=UTC) if fallback else None
     # A date in the future would pin the entry to the top of every feed.
     return min(value, now) if value is not None else None
 

@@ -117,7 +117,8 @@ def _create(ctx: Context, source: Source, planned: PlannedEntry, now: datetime) 
     # One transaction for the post and the record of where it came from: after a crash
     # there is either both or neither, so an entry is never imported twice.
     with ctx.db.write() as session:
-        post = post_service.insert_post(ctx, session, PostCreate(**fields), origin_link=entry.link)
+        data = PostCreate.model_validate(fields)
+        post = post_service.insert_post(ctx, session, data, origin_link=entry.link)
         session.add(
             SourceEntry(
                 source_id=source.id,
@@ -143,7 +144,9 @@ def _update(ctx: Context, row: SourceEntry, planned: PlannedEntry, now: datetime
         fields["published_at"] = when
     if fields["summary"] is None:
         fields["summary"] = ""
-    post_service.update_post(ctx, row.post_id, PostUpdate(**fields), origin_link=entry.link)
+    post_service.update_post(
+        ctx, row.post_id, PostUpdate.model_validate(fields), origin_link=entry.link
+    )
     with ctx.db.write() as session:
         live = session.get(SourceEntry, row.id)
         if live is not None:

@@ -9,8 +9,10 @@ from feedsvc.feeds.cache import FeedCache
 
 
 def ctx() -> Context:
-    return current_app.extensions["feedsvc"]
+    context: Context = current_app.extensions["feedsvc"]
+    return context
 
 
 def feed_cache() -> FeedCache:
-    return current_app.extensions["feedsvc.feed_cache"]
+    cache: FeedCache = current_app.extensions["feedsvc.feed_cache"]
+    return cache

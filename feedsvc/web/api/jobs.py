@@ -49,7 +49,7 @@ def list_runs() -> Response:
     require_token()
     args = query(RunListQuery)
     start = after("runs", args.cursor, (int,))
-    before_id = None if start is None else int(start[0])
+    before_id = None if start is None else int(str(start[0]))
     with ctx().db.read() as session:
         rows = job_repo.list_runs(session, job=args.job, before_id=before_id, limit=args.limit + 1)
         return page(

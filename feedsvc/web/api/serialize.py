@@ -13,8 +13,12 @@ from feedsvc.repo.related import RelatedView
 from feedsvc.web.api import responses as shapes
 
 
-def _time(ctx: Context, value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(ctx.settings.site.tz).isoformat()
+def _time(ctx: Context, value: datetime) -> str:
+    return value.astimezone(ctx.settings.site.tz).isoformat()
+
+
+def _maybe_time(ctx: Context, value: datetime | None) -> str | None:
+    return None if value is None else _time(ctx, value)
 
 
 def category_json(ctx: Context, category: Category) -> dict[str, Any]:
@@ -49,13 +53,13 @@ def post_json(ctx: Context, post: Post) -> dict[str, Any]:
         title=post.title,
         author=post.author,
         summary=post.summary,
-        format=post.format,  # type: ignore[arg-type]  (a CHECKed column: html or markdown)
+        format=post.format,
         content=post.body,
         content_html="\n".join(post.pages),
         pages=list(post.pages),
         page_count=len(post.pages),
         tags=[tag.name for tag in post.tags],
-        status=post.status,  # type: ignore[arg-type]  (draft or published)
+        status=post.status,
         published_at=_time(ctx, post.published_at),
         created_at=_time(ctx, post.created_at),
         updated_at=_time(ctx, post.updated_at),
@@ -67,8 +71,8 @@ def token_json(ctx: Context, token: ApiToken) -> dict[str, Any]:
         "id": token.id,
         "name": token.name,
         "created_at": _time(ctx, token.created_at),
-        "last_used_at": _time(ctx, token.last_used_at),
-        "revoked_at": _time(ctx, token.revoked_at),
+        "last_used_at": _maybe_time(ctx, token.last_used_at),
+        "revoked_at": _maybe_time(ctx, token.revoked_at),
     }
 
 
@@ -98,7 +102,7 @@ def run_json(ctx: Context, run: JobRun) -> dict[str, Any]:
         trigger=run.trigger,
         status=run.status,
         started_at=_time(ctx, run.started_at),
-        finished_at=_time(ctx, run.finished_at),
+        finished_at=_maybe_time(ctx, run.finished_at),
         items=run.items,
         error=run.error,
     ).model_dump()
@@ -124,12 +128,12 @@ def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
                 shapes.Job(
                     name=name,
                     description=spec.description,
-                    next_due_at=_time(ctx, job.next_due_at if job else None),
+                    next_due_at=_maybe_time(ctx, job.next_due_at if job else None),
                     running=held and any(run.status == "running" for run in runs),
                     lease=shapes.Lease(
                         name=spec.lease_name,
                         owner=lease.owner if held and lease is not None else None,
-                        expires_at=_time(ctx, lease.expires_at) if held and lease else None,
+                        expires_at=_maybe_time(ctx, lease.expires_at) if held and lease else None,
                     ),
                     runs=[shapes.Run.model_validate(run_json(ctx, run)) for run in runs],
                 ).model_dump()
@@ -142,7 +146,7 @@ def source_json(ctx: Context, source: Source) -> dict[str, Any]:
         id=source.id,
         url=source.url,
         category=source.category.slug,
-        mode=source.mode,  # type: ignore[arg-type]  (related or posts)
+        mode=source.mode,
         interval_minutes=source.interval_minutes,
         enabled=source.enabled,
         title=source.title,
@@ -150,8 +154,8 @@ def source_json(ctx: Context, source: Source) -> dict[str, Any]:
             etag=source.etag,
             last_modified=source.last_modified,
             last_status=source.last_status,
-            last_fetched_at=_time(ctx, source.last_fetched_at),
-            next_fetch_at=_time(ctx, source.next_fetch_at),
+            last_fetched_at=_maybe_time(ctx, source.last_fetched_at),
+            next_fetch_at=_maybe_time(ctx, source.next_fetch_at),
             consecutive_errors=source.consecutive_errors,
             last_error=source.last_error,
             disabled_reason=source.disabled_reason,

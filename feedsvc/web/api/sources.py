@@ -36,7 +36,7 @@ def list_sources() -> Response:
     require_token()
     args = query(ListQuery)
     start = after("sources", args.cursor, (int,))
-    after_id = None if start is None else int(start[0])
+    after_id = None if start is None else int(str(start[0]))
     with ctx().db.read() as session:
         rows = source_repo.list_sources(session, after_id=after_id, limit=args.limit + 1)
         return page(
