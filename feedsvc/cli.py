@@ -7,51 +7,143 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from feedsvc import create_app
+from feedsvc import create_app, datafiles
 from feedsvc.config import ConfigError
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, FeedsvcError, Invalid, NotFound
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
-from feedsvc.schemas import CategoryCreate, CategoryUpdate, PostCreate, parse_input
+from feedsvc.schemas import (
+    CategoryCreate,
+    CategoryUpdate,
+    PostCreate,
+    parse_id,
+    parse_input,
+    parse_whole_number,
+)
 from feedsvc.services import categories as category_service
 from feedsvc.services import posts as post_service
 from feedsvc.services import tokens as token_service
 from feedsvc.services.samples import read_post_file, sample_files
 from feedsvc.web.api.serialize import category_json, post_json, token_json
 
+# What a shell cannot pass (NUL) or what is not UTF-8 (undecodable bytes arrive as lone
+# surrogates, PEP 383): refused before any command sees them.
+_UNUSABLE_ARGUMENT = re.compile("[\x00\ud800-\udfff]")
+
 
 def _ctx() -> Context:
     return current_app.extensions["feedsvc"]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"feedsvc: error: {message}", err=True)
-    sys.exit(code)
+class CommandFailed(click.ClickException):
+    """One line on stderr, ``feedsvc: error: <message>``, and exit 1 (2: unusable configuration).
+
+    click's own main() prints it and exits, in a shell and under CliRunner alike.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        # Lone surrogates cannot be encoded on stderr: show them escaped, never crash on them.
+        text = datafiles.one_line(message).encode("utf-8", "backslashreplace").decode("utf-8")
+        super().__init__(text)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"feedsvc: error: {self.message}", err=True)
+
+
+def explain(exc: BaseException) -> CommandFailed | None:
+    """The one-line meaning of a failure a user can cause or fix; None for a bug."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from feedsvc.db import storage_fault
+
+    if isinstance(exc, ConfigError):
+        return CommandFailed(str(exc), 2)
+    if isinstance(exc, FeedsvcError):
+        return CommandFailed(exc.message)
+    if isinstance(exc, datafiles.DataFileError):
+        return CommandFailed(str(exc))
+    if isinstance(exc, CommandError):  # alembic: an unknown revision, a broken history
+        return CommandFailed(f"migration: {exc}")
+    if isinstance(exc, SQLAlchemyError):
+        fault = storage_fault(exc)
+        return CommandFailed(fault.message) if fault is not None else None
+    if isinstance(exc, UnicodeDecodeError):
+        return CommandFailed(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        )
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return CommandFailed(f"{where}{exc.strerror or exc}")
+    return None
+
+
+def _load_app() -> Flask:
+    """The app, built when a command first needs it; failures here are configuration's."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        app: Flask = create_app()
+    except (OSError, SQLAlchemyError) as exc:
+        # Database() creates the SQLite folder and the engine here; config.py checked what it
+        # can, so what is left is the file system refusing (permissions, a read-only mount).
+        reason = explain(exc)
+        raise ConfigError(
+            f"database.url: cannot open the database: {reason.message if reason else exc}"
+        ) from None
+    return app
 
 
 class _Group(FlaskGroup):
-    """Domain errors become one readable line and a non-zero exit, never a traceback."""
+    """Every known failure becomes one readable line and a non-zero exit, never a traceback.
+
+    One place for the whole class of errors: domain errors, configuration, storage faults
+    (db.storage_fault), migrations, and files that cannot be read. Anything else is a bug and
+    keeps its traceback.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The top-level group sees every argument, the subcommands' included.
+        for number, arg in enumerate(args, start=1):
+            found = _UNUSABLE_ARGUMENT.search(arg)
+            if found:
+                what = "a NUL character" if found.group() == "\x00" else "bytes that are not UTF-8"
+                raise CommandFailed(f"argument {number} contains {what}")
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            _fail(str(exc), 2)
-        except FeedsvcError as exc:
-            _fail(exc.message)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            failure = explain(exc)
+            if failure is None:
+                raise
+            raise failure from None
+
+    # Flask would build the app to look for commands it registered (none here): a bad
+    # configuration would then break `--help` and turn an unknown command into a traceback.
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
 
 
 cli = _Group(
-    create_app=lambda: create_app(),
+    create_app=_load_app,
     add_default_commands=False,
     add_version_option=False,
     load_dotenv=False,
@@ -61,6 +153,41 @@ cli = _Group(
 
 def main() -> None:
     cli.main(prog_name="feedsvc")
+
+
+class WholeNumber(click.ParamType):
+    """An option's number: ASCII digits only, within bounds, checked before any driver sees it.
+
+    click.INT takes anything int() takes: '٣', '²'-free Unicode digits, '1_000', ' 7 '. The
+    bounds keep a huge value a usage error instead of a driver overflow.
+    """
+
+    name = "integer"
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number: int | None = value
+        else:
+            number = parse_whole_number(str(value))
+        if number is None or not self.minimum <= number <= self.maximum:
+            shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "…"
+            self.fail(
+                f"{shown!r} is not a whole number from {self.minimum} to {self.maximum}",
+                param,
+                ctx,
+            )
+        return number
+
+
+def _find_id(ident: str) -> int | None:
+    """An id given as ASCII digits; 0 when it is a number no row can have (never a slug)."""
+    number = parse_whole_number(ident)
+    if number is None:
+        return None
+    return parse_id(ident) or 0
 
 
 def _table(rows: list[list[Any]], headers: list[str]) -> None:
@@ -150,18 +277,15 @@ def db_upgrade(revision: str) -> None:
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--port", default=8000, show_default=True, type=WholeNumber(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=WholeNumber(1, 64))
 @click.option("--no-scheduler", is_flag=True, help="Start no scheduler process beside.")
 def serve_command(host: str, port: int, workers: int, no_scheduler: bool) -> None:
     """Serve with gunicorn, and one scheduler process beside the web workers."""
     from feedsvc.config import load_settings
     from feedsvc.server import serve
 
-    try:
-        settings = load_settings()  # fail here, in one line, not in every worker
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    settings = load_settings()  # fail here, in one line, not in every worker
     scheduler = settings.scheduler.enabled and not no_scheduler
     serve(settings, host=host, port=port, workers=workers, scheduler=scheduler)
 
@@ -342,8 +466,8 @@ def category_list(as_json: bool) -> None:
 @click.option("--name", required=True)
 @click.option("--description", default="")
 @click.option("--language", default="zh-CN", show_default=True)
-@click.option("--position", default=0, type=int)
-@click.option("--feed-length", default=20, type=int, show_default=True)
+@click.option("--position", default=0, type=WholeNumber(0, 100_000))
+@click.option("--feed-length", default=20, type=WholeNumber(1, 1000), show_default=True)
 @with_appcontext
 def category_add(slug: str, **fields: Any) -> None:
     data = parse_input(CategoryCreate, {"slug": slug, **fields})
@@ -356,8 +480,8 @@ def category_add(slug: str, **fields: Any) -> None:
 @click.option("--name")
 @click.option("--description")
 @click.option("--language")
-@click.option("--position", type=int)
-@click.option("--feed-length", type=int)
+@click.option("--position", type=WholeNumber(0, 100_000))
+@click.option("--feed-length", type=WholeNumber(1, 1000))
 @with_appcontext
 def category_edit(slug: str, **fields: Any) -> None:
     given = {key: value for key, value in fields.items() if value is not None}
@@ -403,10 +527,10 @@ def post_group() -> None:
 @click.option("--published-at", help="ISO 8601; a naive time is in the site time zone.")
 @with_appcontext
 def post_add(path: Path | None, fmt: str, tags: tuple[str, ...], **fields: Any) -> None:
-    try:
-        content = sys.stdin.read() if path is None or str(path) == "-" else path.read_text("utf-8")
-    except OSError as exc:
-        raise Invalid(f"cannot read {path}: {exc.strerror}") from None
+    if path is None or str(path) == "-":
+        content = datafiles.decode_utf8(sys.stdin.buffer.read(), "stdin")
+    else:
+        content = datafiles.read_text(path)
     raw = {key: value for key, value in fields.items() if value is not None}
     data = parse_input(PostCreate, {**raw, "content": content, "format": fmt, "tags": list(tags)})
     post = post_service.create_post(_ctx(), data)
@@ -417,7 +541,7 @@ def post_add(path: Path | None, fmt: str, tags: tuple[str, ...], **fields: Any) 
 @post_group.command("list")
 @click.option("--category")
 @click.option("--status", type=click.Choice(["draft", "published"]))
-@click.option("--limit", default=50, type=click.IntRange(1, 10_000), show_default=True)
+@click.option("--limit", default=50, type=WholeNumber(1, 10_000), show_default=True)
 @with_appcontext
 def post_list(category: str | None, status: str | None, limit: int) -> None:
     ctx = _ctx()
@@ -445,11 +569,12 @@ def post_list(category: str | None, status: str | None, limit: int) -> None:
 
 
 def _find_post(ident: str) -> int:
+    post_id = _find_id(ident)
     with _ctx().db.read() as session:
         post = (
-            post_repo.get_post(session, int(ident))
-            if ident.isdigit()
-            else post_repo.get_post_by_slug(session, ident)
+            post_repo.get_post_by_slug(session, ident)
+            if post_id is None
+            else (post_repo.get_post(session, post_id) if post_id else None)
         )
         if post is None:
             raise NotFound(f"no post with id or slug {ident!r}")
@@ -492,7 +617,11 @@ def source_group() -> None:
     "--mode", type=click.Choice(["related", "posts"]), default="related", show_default=True
 )
 @click.option(
-    "--interval", "--interval-minutes", "interval_minutes", type=int, help="Minutes between polls."
+    "--interval",
+    "--interval-minutes",
+    "interval_minutes",
+    type=WholeNumber(1, 7 * 24 * 60),
+    help="Minutes between polls.",
 )
 @with_appcontext
 def source_add(url: str, category: str, mode: str, interval_minutes: int | None) -> None:

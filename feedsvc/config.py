@@ -7,7 +7,6 @@ start-up with a ``ConfigError`` whose one-line message names the bad key.
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from feedsvc import datafiles
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
@@ -73,6 +76,74 @@ class SiteSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = "sqlite:///data/feedsvc.db"
     echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parse_database_url(value)
+        return value
+
+
+def parse_database_url(value: str) -> URL:
+    """A database URL SQLAlchemy can open: parsed, a known dialect, and a driver that imports.
+
+    Checked here, once, so a bad URL stops start-up with a message naming the key instead of
+    failing later inside create_engine() or the first query. Nothing connects here.
+    """
+    if datafiles.find_illegal_text(value) is not None or any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ValueError(
+            "cannot be read as a database URL; use e.g. sqlite:///data/feedsvc.db or "
+            "postgresql+psycopg://user@host/dbname"
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql+psycopg"
+        )
+    try:
+        dialect_class = url.get_dialect()
+        dialect_class.import_dbapi()
+        # The dialect's own reading of the URL: SQLite refuses a host, psycopg odd options.
+        dialect_class().create_connect_args(url)
+    except NoSuchModuleError:
+        raise ValueError(
+            f"unknown database dialect or driver {url.drivername!r}; "
+            "use sqlite or postgresql+psycopg"
+        ) from None
+    except ImportError as exc:
+        raise ValueError(
+            f"the driver of {url.drivername!r} is not installed ({exc.name or exc})"
+        ) from None
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise ValueError(datafiles.one_line(str(exc))[:200]) from None
+    return url
+
+
+def _sqlite_folder_problem(url: str) -> str | None:
+    """Why the folder of an SQLite file cannot be created or used, or None.
+
+    db.Database creates the folder on start; a path under a regular file, or under a folder
+    the process may not write, would fail there with a bare OSError.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database.startswith(":") or parsed.database.startswith("file:"):
+        return None
+    folder = Path(parsed.database).parent
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder, so {folder} cannot be created"
+    if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create the folder {folder}: {existing} is not writable"
+    return None
 
 
 class FeedSettings(_Section):
@@ -162,23 +233,24 @@ _ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def _describe(error: ValidationError, origin: str) -> str:
+def _describe(error: ValidationError, origin: str, from_env: dict[str, str]) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(root)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
-    return f"{origin}: {key}: {message}"
+    if key in from_env:  # the value came from the environment, not the file
+        origin = f"environment: {from_env[key]}"
+    return datafiles.one_line(f"{origin}: {key}: {message}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config: {path}: file not found")
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config: {path}: file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config: {path}: invalid TOML: {exc}") from exc
+        return datafiles.read_toml(path)
+    except datafiles.DataFileError as exc:
+        raise ConfigError(f"config: {exc}") from None
 
 
 def _sqlite_relative_to(url: str, base: Path) -> str:
@@ -203,14 +275,19 @@ def load_settings(
         origin = str(config_path)
     else:
         raw, origin = {}, "config"
+    from_env: dict[str, str] = {}
     for var, (section, key) in _ENV_OVERRIDES.items():
         if var in env:
+            from_env[f"{section}.{key}"] = var
             value: Any = env[var]
             if var == "FEEDSVC_SCHEDULER":
                 if value not in ("0", "1", "true", "false"):
                     raise ConfigError(f"environment: {var}: must be 0 or 1")
                 value = value in ("1", "true")
-            raw.setdefault(section, {})[key] = value
+            table = raw.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{origin}: {section}: must be a table ([{section}])")
+            table[key] = value
     for section, values in (overrides or {}).items():
         if isinstance(values, dict):
             raw.setdefault(section, {}).update(values)
@@ -220,8 +297,14 @@ def load_settings(
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
+        raise ConfigError(_describe(exc, origin, from_env)) from None
     url = _sqlite_relative_to(settings.database.url, ROOT)
+    problem = _sqlite_folder_problem(url)
+    if problem is not None:
+        where = from_env.get("database.url")
+        raise ConfigError(
+            f"{'environment: ' + where if where else origin}: database.url: {problem}"
+        )
     if url != settings.database.url:
         settings = settings.model_copy(
             update={"database": settings.database.model_copy(update={"url": url})}

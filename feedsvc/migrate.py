@@ -21,8 +21,12 @@ def _config() -> Config:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Create or upgrade the schema to ``revision``; safe to run on every start."""
+    """Create or upgrade the schema to ``revision``; safe to run on every start.
+
+    An unknown revision is refused (alembic's CommandError) before the database is touched.
+    """
     config = _config()
+    ScriptDirectory.from_config(config).get_revisions(revision)
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
 
+from feedsvc import datafiles
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid, NotFound
 from feedsvc.models import Category, Post
@@ -115,13 +115,15 @@ class SyncReport:
 
 
 def _categories_table(path: Path) -> list[Any]:
+    if not path.exists():
+        raise Invalid(f"{path}: file not found")
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise Invalid(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise Invalid(f"{path}: invalid TOML: {exc}") from None
+        raw = datafiles.read_toml(path)
+    except datafiles.DataFileError as exc:
+        raise Invalid(str(exc)) from None
+    unknown = sorted(key for key in raw if key != "categories")
+    if unknown:
+        raise Invalid(f"{path}: {unknown[0]}: unknown key; the file lists [[categories]]")
     entries = raw.get("categories", [])
     if not isinstance(entries, list):
         raise Invalid(f"{path}: 'categories' must be an array of tables ([[categories]])")
@@ -149,22 +151,37 @@ def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def read_categories_file(path: Path) -> list[CategoryCreate]:
+    """Every category of the file, validated; a slug listed twice is refused (which would win?)."""
     entries = _categories_table(path)
-    result = []
+    result: list[CategoryCreate] = []
+    seen: dict[str, int] = {}
     for index, entry in enumerate(entries, start=1):
         if isinstance(entry, dict):
             entry = {key: value for key, value in entry.items() if key != "sources"}
         try:
-            result.append(parse_input(CategoryCreate, entry))
+            data = parse_input(CategoryCreate, entry)
         except Invalid as exc:
             raise Invalid(f"{path}: category #{index}: {exc.message}") from None
+        if data.slug in seen:
+            raise Invalid(
+                f"{path}: category #{index}: slug {data.slug!r} is already category "
+                f"#{seen[data.slug]}"
+            )
+        seen[data.slug] = index
+        result.append(data)
     return result
 
 
 def sync_categories(ctx: Context, path: Path) -> SyncReport:
-    """Add and update categories from the file; never deletes (posts are never lost)."""
+    """Add and update categories from the file; never deletes (posts are never lost).
+
+    The whole file, sources included, is read and validated before anything is stored, so a
+    bad file changes nothing.
+    """
     added = updated = unchanged = 0
-    for data in read_categories_file(path):
+    wanted = read_categories_file(path)
+    read_category_sources(path)
+    for data in wanted:
         with ctx.db.read() as session:
             current = category_repo.get_category(session, data.slug)
         if current is None:

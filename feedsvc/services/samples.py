@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from feedsvc import datafiles
 from feedsvc.errors import Invalid
 from feedsvc.schemas import PostCreate, parse_input
 
@@ -13,7 +13,10 @@ FRONT_MATTER = "+++"
 
 
 def read_post_file(path: Path) -> PostCreate:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = datafiles.read_text(path)
+    except datafiles.DataFileError as exc:
+        raise Invalid(str(exc)) from None
     if not text.startswith(FRONT_MATTER):
         raise Invalid(f"{path.name}: must start with a +++ TOML front matter block")
     try:
@@ -21,9 +24,9 @@ def read_post_file(path: Path) -> PostCreate:
     except ValueError:
         raise Invalid(f"{path.name}: the front matter block is not closed with +++") from None
     try:
-        meta: dict[str, Any] = tomllib.loads(header)
-    except tomllib.TOMLDecodeError as exc:
-        raise Invalid(f"{path.name}: invalid front matter: {exc}") from None
+        meta: dict[str, Any] = datafiles.loads_toml(header, f"{path.name}: front matter")
+    except datafiles.DataFileError as exc:
+        raise Invalid(str(exc)) from None
     try:
         return parse_input(PostCreate, {**meta, "content": body})
     except Invalid as exc:

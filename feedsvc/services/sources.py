@@ -14,7 +14,7 @@ from feedsvc.models import Source
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo import sources as source_repo
-from feedsvc.schemas import SourceCreate, SourceUpdate, parse_input
+from feedsvc.schemas import SourceCreate, SourceUpdate, parse_id, parse_input, parse_whole_number
 
 
 def _interval(ctx: Context, minutes: int | None) -> int:
@@ -114,13 +114,18 @@ def delete_source(ctx: Context, source_id: int) -> None:
 
 
 def find(ctx: Context, ident: str) -> int:
-    """A source id from an id or a URL (CLI)."""
+    """A source id from an id or a URL (CLI).
+
+    Only ASCII digits are an id ('٣'.isdigit() is true too), and only one both backends can
+    store: a larger number finds nothing rather than overflowing the driver.
+    """
+    digits = parse_whole_number(ident)
+    source_id = parse_id(ident) if digits is not None else None
     with ctx.db.read() as session:
-        source = (
-            source_repo.get_source(session, int(ident))
-            if ident.isdigit()
-            else source_repo.find_source(session, ident)
-        )
+        if digits is None:
+            source = source_repo.find_source(session, ident)
+        else:
+            source = source_repo.get_source(session, source_id) if source_id else None
         if source is None:
             raise NotFound(f"no source with id or URL {ident!r}")
         return source.id

@@ -10,6 +10,7 @@ from feedsvc.context import Context
 from feedsvc.errors import Invalid, NotFound
 from feedsvc.models import ApiToken
 from feedsvc.repo import tokens as token_repo
+from feedsvc.schemas import parse_id, parse_whole_number
 
 TOKEN_PREFIX = "fsv_"
 # Record last use at most this often: authenticated reads must not all become writes.
@@ -52,11 +53,16 @@ def authenticate(ctx: Context, token: str) -> ApiToken | None:
 
 
 def revoke_token(ctx: Context, ident: str) -> list[ApiToken]:
-    """Revoke by id or by name (all tokens of that name)."""
+    """Revoke by id or by name (all tokens of that name).
+
+    Only ASCII digits are an id, and only one both backends can store: a larger number matches
+    no token rather than overflowing the driver.
+    """
     now = ctx.clock.now()
     with ctx.db.write() as session:
-        if ident.isdigit():
-            found = token_repo.get_token(session, int(ident))
+        if parse_whole_number(ident) is not None:
+            token_id = parse_id(ident)
+            found = token_repo.get_token(session, token_id) if token_id else None
             rows = [found] if found is not None else []
         else:
             rows = token_repo.find_by_name(session, ident)
