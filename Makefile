@@ -23,9 +23,10 @@ run: $(STAMP_RUN)
 	$(BIN)/feedsvc init
 	$(BIN)/feedsvc serve --host 127.0.0.1 --port 8000
 
-# Lint, then the whole suite with coverage (printed at the end; the figure is in the README).
+# Lint and type-check, then the whole suite with coverage (printed at the end; see README).
 test: $(STAMP_TEST)
 	$(BIN)/ruff check .
+	$(BIN)/mypy --strict feedsvc
 	$(BIN)/python -m pytest --cov=feedsvc --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The fuzzers of `make test` (schemathesis, Hypothesis properties, route/CLI/TOML fuzz) with

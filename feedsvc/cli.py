@@ -42,7 +42,8 @@ _UNUSABLE_ARGUMENT = re.compile("[\x00\ud800-\udfff]")
 
 
 def _ctx() -> Context:
-    return current_app.extensions["feedsvc"]
+    context: Context = current_app.extensions["feedsvc"]
+    return context
 
 
 class CommandFailed(click.ClickException):
@@ -55,7 +56,7 @@ class CommandFailed(click.ClickException):
         # Lone surrogates cannot be encoded on stderr: show them escaped, never crash on them.
         text = datafiles.one_line(message).encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(text)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance too
 
     def show(self, file: Any = None) -> None:
         click.echo(f"feedsvc: error: {self.message}", err=True)
@@ -155,7 +156,7 @@ def main() -> None:
     cli.main(prog_name="feedsvc")
 
 
-class WholeNumber(click.ParamType):
+class WholeNumber(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """An option's number: ASCII digits only, within bounds, checked before any driver sees it.
 
     click.INT takes anything int() takes: '٣', '²'-free Unicode digits, '1_000', ' 7 '. The
@@ -589,6 +590,8 @@ def post_show(ident: str) -> None:
     post_id = _find_post(ident)
     with _ctx().db.read() as session:
         post = post_repo.get_post(session, post_id)
+        if post is None:  # removed between the lookup and this read
+            raise NotFound(f"no post with id or slug {ident!r}")
         click.echo(json.dumps(post_json(_ctx(), post), ensure_ascii=False, indent=2))
 
 
