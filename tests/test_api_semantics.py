@@ -109,6 +109,7 @@ def _forged(kind: str, *values: object) -> str:
         _forged("sources", 1),  # another list's cursor
         "WyJwb3N0cyIsIjFlOTk5IiwxXQ.AAAAAAAAAAA",  # wrong tag
         "x" * 600,
+        "游标.标签",  # non-ASCII: was a 500 (found by tests/test_cursor_properties.py)
     ],
 )
 def test_a_cursor_the_api_did_not_give_out_is_a_400(client, auth, raw: str) -> None:

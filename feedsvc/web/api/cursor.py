@@ -49,7 +49,8 @@ def encode(kind: str, key: Sequence[int | str | datetime]) -> str:
 def decode(kind: str, raw: str, shape: Shape) -> Key:
     """The sort key of a cursor ``encode(kind, ...)`` gave out; BadCursor otherwise."""
     body, dot, tag = raw.partition(".")
-    if len(raw) > MAX_CHARS or not dot:
+    # Non-ASCII can never be ours (and compare_digest refuses it on str).
+    if len(raw) > MAX_CHARS or not raw.isascii() or not dot:
         raise BadCursor()
     try:
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
