@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -134,6 +135,11 @@ def app(settings, clock: FrozenClock) -> Iterator[Any]:  # type: ignore[no-untyp
     app = create_app(settings=settings, clock=clock)
     app.config["TESTING"] = True
     yield app
+    # A job started through the API runs in a thread: let it end before the next test empties
+    # the tables (on PostgreSQL, TRUNCATE and a live job's transaction would deadlock).
+    for thread in threading.enumerate():
+        if thread.name.startswith("feedsvc-job-"):
+            thread.join(timeout=60)
     app.extensions["feedsvc"].db.dispose()
 
 

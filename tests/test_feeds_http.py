@@ -201,7 +201,7 @@ def test_bad_limit_is_400(client, feed, limit: str) -> None:
 def test_healthz_reports_the_database(client, settings, clock) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok"}
+    assert response.json == {"status": "ok", "database": "ok", "writes": "ok"}
     # A database that does not answer (nothing listens on port 1 of loopback).
     down = settings.model_copy(
         update={
@@ -213,4 +213,4 @@ def test_healthz_reports_the_database(client, settings, clock) -> None:
     broken = create_app(settings=down, clock=clock).test_client()
     response = broken.get("/healthz")
     assert response.status_code == 503
-    assert response.json == {"status": "error", "database": "unreachable"}
+    assert response.json == {"status": "error", "database": "unreachable", "writes": "unknown"}
