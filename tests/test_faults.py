@@ -140,10 +140,18 @@ def test_database_gone_mid_run_answers_503_everywhere(vanishing: Any, backend: s
         assert_unavailable(send(client, auth, method, path, body), path, says)
 
 
-def test_postgres_not_listening_answers_503(settings: Settings, clock: Any) -> None:
+def test_postgres_not_listening_answers_503(
+    settings: Settings, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     # Nothing listens on port 1 of loopback: every request fails to connect.
     down = with_url(settings, "postgresql+psycopg://postgres@127.0.0.1:1/feedsvc")
     client = create_app(settings=down, clock=clock).test_client()
+    caplog.clear()
+    assert_unavailable(client.get("/"), "/", "unreachable")
+    # Logged once, one line with the driver's cause, no traceback.
+    records = [r for r in caplog.records if r.name == "feedsvc.web"]
+    assert len(records) == 1 and records[0].exc_info is None
+    assert "Connection refused" in records[0].getMessage()
     auth = {"Authorization": "Bearer fsv_nothing"}
     for path in reads("ting-dian"):
         assert_unavailable(client.get(path), path, "unreachable")
