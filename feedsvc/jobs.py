@@ -8,7 +8,12 @@ due job once — the second finds the lease taken, or the job no longer due.
 
 The scheduler runs in its own process (`feedsvc scheduler`, started by `feedsvc serve`),
 never inside web workers: one APScheduler per gunicorn worker would run every job once per
-worker (shared/LIBRARIES.md).
+worker (shared/LIBRARIES.md). Started by `serve`, it exits when its master dies, even by
+SIGKILL (feedsvc/lifeline.py).
+
+A process killed mid-run (SIGKILL, power loss) leaves only what its finished batches
+committed, each batch being one transaction, and a lease that expires by itself: whoever
+takes the lease next finishes the work and closes the dead run's record as abandoned.
 """
 
 from __future__ import annotations

@@ -15,13 +15,19 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 
 from feedsvc import create_app
 from feedsvc.config import Settings
 from feedsvc.db import Database
 from tests.conftest import POSTGRES_URL
-from tests.dbfaults import read_only_app, throwaway_postgres, with_url
+from tests.dbfaults import (
+    admin_engine,
+    cut_connections,
+    read_only_app,
+    throwaway_postgres,
+    with_url,
+)
 from tests.factories import Factory
 
 CATEGORY = "licai-fangfa"
@@ -135,10 +141,18 @@ def test_database_gone_mid_run_answers_503_everywhere(vanishing: Any, backend: s
         assert_unavailable(send(client, auth, method, path, body), path, says)
 
 
-def test_postgres_not_listening_answers_503(settings: Settings, clock: Any) -> None:
+def test_postgres_not_listening_answers_503(
+    settings: Settings, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     # Nothing listens on port 1 of loopback: every request fails to connect.
     down = with_url(settings, "postgresql+psycopg://postgres@127.0.0.1:1/feedsvc")
     client = create_app(settings=down, clock=clock).test_client()
+    caplog.clear()
+    assert_unavailable(client.get("/"), "/", "unreachable")
+    # Logged once, one line with the driver's cause, no traceback.
+    records = [r for r in caplog.records if r.name == "feedsvc.web"]
+    assert len(records) == 1 and records[0].exc_info is None
+    assert "Connection refused" in records[0].getMessage()
     auth = {"Authorization": "Bearer fsv_nothing"}
     for path in reads("ting-dian"):
         assert_unavailable(client.get(path), path, "unreachable")
@@ -184,6 +198,24 @@ def test_sqlite_file_replaced_under_open_connections(
     assert feed.status_code == 200
     assert "停电那天的账本" in feed.get_data(as_text=True)
     assert "备份之后写的一篇" not in feed.get_data(as_text=True)
+
+
+def test_postgres_restart_is_invisible_to_readers(
+    backend: str, db_url: str, client: FlaskClient, auth: dict[str, str], seeded: Any
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("server-side connection termination is PostgreSQL's")
+    # Every server process of ours is terminated, as by a restart or a failover: pooled
+    # connections are dead. The pool's pre-ping replaces them; nobody sees an error.
+    admin = admin_engine(db_url)
+    try:
+        cut_connections(admin, str(make_url(db_url).database))
+    finally:
+        admin.dispose()
+    for path in reads(seeded.slug):
+        assert client.get(path).status_code == 200, path
+    response = send(client, auth, "POST", "/api/v1/posts", NEW_POST)
+    assert response.status_code == 201, response.get_data(as_text=True)
 
 
 # -- the database is read-only --------------------------------------------------------------

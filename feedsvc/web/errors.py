@@ -89,7 +89,8 @@ def init_app(app: Flask) -> None:
         if fault is None:
             return _unexpected(error)
         # One line with the driver's own words: the operator needs the cause, not a traceback.
-        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        said = str(getattr(error, "orig", None) or error).strip().splitlines()
+        cause = said[0] if said else type(error).__name__
         log.error("%s %s: 503: %s (%s)", request.method, request.path, fault.message, cause)
         return error_response(fault.status, fault.message, code=fault.code)
 
