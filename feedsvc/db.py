@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeDecorator
 from feedsvc.errors import Unavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PG_CONNECT_TIMEOUT_SECONDS = 5
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,6 +82,9 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs["pool_pre_ping"] = True
+            if url.startswith("postgresql"):
+                # A host that drops packets would otherwise hang a request until TCP gives up.
+                kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
         self.engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from feedsvc.context import Context
+from feedsvc.db import storage_fault
 from feedsvc.errors import Invalid, NotFound
 from feedsvc.models import ApiToken
 from feedsvc.repo import tokens as token_repo
 from feedsvc.schemas import parse_id, parse_whole_number
+
+log = logging.getLogger("feedsvc.tokens")
 
 TOKEN_PREFIX = "fsv_"
 # Record last use at most this often: authenticated reads must not all become writes.
@@ -45,10 +51,18 @@ def authenticate(ctx: Context, token: str) -> ApiToken | None:
         return None
     now = ctx.clock.now()
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_GRANULARITY:
-        with ctx.db.write() as session:
-            live = token_repo.get_token(session, row.id)
-            if live is not None:
-                live.last_used_at = now
+        try:
+            with ctx.db.write() as session:
+                live = token_repo.get_token(session, row.id)
+                if live is not None:
+                    live.last_used_at = now
+        except SQLAlchemyError as exc:
+            # Bookkeeping only: a read-only or full database must not fail an authenticated
+            # read. A fault that is not storage's is a bug and still surfaces.
+            fault = storage_fault(exc)
+            if fault is None:
+                raise
+            log.warning("token %d: last use not recorded: %s", row.id, fault.message)
     return row
 
 
