@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -10,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from feedsvc.content import slug_from_title
+from feedsvc.errors import Conflict
 from feedsvc.models import Tag
 
 
@@ -26,11 +28,26 @@ def get_or_create_tags(session: Session, names: Sequence[str]) -> list[Tag]:
     for name in wanted:
         if session.scalar(select(Tag.id).where(Tag.name == name)) is not None:
             continue
-        base = slug_from_title(name, max_length=100)
-        for n in range(1, 100):
-            slug = base if n == 1 else f"{base}-{n}"
+        for slug in _slug_candidates(name):
             session.execute(insert(Tag).values(name=name, slug=slug).on_conflict_do_nothing())
             if session.scalar(select(Tag.id).where(Tag.name == name)) is not None:
                 break  # ours or a concurrent writer's; another name's slug: try the next
     by_name = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    missing = [name for name in wanted if name not in by_name]
+    if missing:  # every candidate taken: only a hash collision on top of 10 namesakes
+        raise Conflict(f"no free slug for tag {missing[0]!r}", fields={"tags": "no free slug"})
     return [by_name[name] for name in wanted]
+
+
+def _slug_candidates(name: str) -> Iterator[str]:
+    """Readable first (li-cai, li-cai-2 ... li-cai-10), then a suffix from the name itself.
+
+    Names that slug alike are common (emoji and punctuation all slug to "post"); past ten of
+    them a counter would cost one query per namesake, while the name's own hash is free and,
+    being the name's, distinct for every other name.
+    """
+    base = slug_from_title(name, max_length=100)
+    yield base
+    yield from (f"{base}-{n}" for n in range(2, 11))
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    yield from (f"{base}-{digest[:length]}" for length in (8, 16))
