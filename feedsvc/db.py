@@ -147,7 +147,9 @@ def storage_fault(exc: BaseException) -> Unavailable | None:
                 return Unavailable(meaning)
         return None
     state = getattr(original, "sqlstate", None)
-    if exc.connection_invalidated or (state is None and isinstance(exc, sa_exc.OperationalError)):
+    if exc.connection_invalidated or (
+        state is None and isinstance(exc, sa_exc.OperationalError)
+    ):
         return Unavailable(UNREACHABLE)  # connection refused, reset, or DNS: no SQLSTATE
     if not isinstance(state, str):
         return None
