@@ -235,7 +235,7 @@ def test_post_add_with_non_utf8_file(runner: Any, factory: Factory, tmp_path: Pa
     from_stdin = runner.invoke(
         cli,
         ["post", "add", "--title", "编码", "--category", "licai-fangfa"],
-        input="正文".encode("utf-8") + b"\xff",
+        input="正文".encode() + b"\xff",
     )
     assert_one_error_line(from_stdin, 1, "stdin", "byte 0xff at offset 6")
     assert factory.counts() == before
