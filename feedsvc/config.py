@@ -298,8 +298,12 @@ def load_settings(
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, from_env)) from None
-    url = _sqlite_relative_to(settings.database.url, ROOT)
-    problem = _sqlite_folder_problem(url)
+    url = settings.database.url
+    try:
+        url = _sqlite_relative_to(url, ROOT)
+        problem = _sqlite_folder_problem(url)
+    except OSError as exc:  # a name too long, a loop of symlinks
+        problem = f"the SQLite path cannot be used: {exc.strerror or exc}"
     if problem is not None:
         where = from_env.get("database.url")
         raise ConfigError(
