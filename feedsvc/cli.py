@@ -42,7 +42,8 @@ _UNUSABLE_ARGUMENT = re.compile("[\x00\ud800-\udfff]")
 
 
 def _ctx() -> Context:
-    return current_app.extensions["feedsvc"]
+    context: Context = current_app.extensions["feedsvc"]
+    return context
 
 
 class CommandFailed(click.ClickException):
@@ -51,14 +52,19 @@ class CommandFailed(click.ClickException):
     click's own main() prints it and exits, in a shell and under CliRunner alike.
     """
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str) -> None:
         # Lone surrogates cannot be encoded on stderr: show them escaped, never crash on them.
         text = datafiles.one_line(message).encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(text)
-        self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"feedsvc: error: {self.message}", err=True)
+
+
+class ConfigurationFailed(CommandFailed):
+    """The configuration cannot be used (README: exit code 2)."""
+
+    exit_code = 2
 
 
 def explain(exc: BaseException) -> CommandFailed | None:
@@ -69,7 +75,7 @@ def explain(exc: BaseException) -> CommandFailed | None:
     from feedsvc.db import storage_fault
 
     if isinstance(exc, ConfigError):
-        return CommandFailed(str(exc), 2)
+        return ConfigurationFailed(str(exc))
     if isinstance(exc, FeedsvcError):
         return CommandFailed(exc.message)
     if isinstance(exc, datafiles.DataFileError):
@@ -155,7 +161,7 @@ def main() -> None:
     cli.main(prog_name="feedsvc")
 
 
-class WholeNumber(click.ParamType):
+class WholeNumber(click.ParamType[int, Any]):
     """An option's number: ASCII digits only, within bounds, checked before any driver sees it.
 
     click.INT takes anything int() takes: '٣', '²'-free Unicode digits, '1_000', ' 7 '. The
@@ -589,6 +595,8 @@ def post_show(ident: str) -> None:
     post_id = _find_post(ident)
     with _ctx().db.read() as session:
         post = post_repo.get_post(session, post_id)
+        if post is None:  # removed since _find_post looked
+            raise NotFound(f"no post with id or slug {ident!r}")
         click.echo(json.dumps(post_json(_ctx(), post), ensure_ascii=False, indent=2))
 
 

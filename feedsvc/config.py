@@ -90,8 +90,9 @@ def parse_database_url(value: str) -> URL:
     Checked here, once, so a bad URL stops start-up with a message naming the key instead of
     failing later inside create_engine() or the first query. Nothing connects here.
     """
-    if datafiles.find_illegal_text(value) is not None or any(c.isspace() for c in value):
-        raise ValueError("must not contain spaces or control characters")
+    illegal = datafiles.find_illegal_text(value)
+    if illegal is not None:
+        raise ValueError(f"contains the control character U+{ord(illegal[1]):04X}")
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -272,7 +273,7 @@ def load_settings(
     config_path = Path(env.get("FEEDSVC_CONFIG") or DEFAULT_CONFIG)
     if "FEEDSVC_CONFIG" in env or config_path.exists():
         raw = _read_toml(config_path)
-        origin = str(config_path)
+        origin = f"config: {config_path}"
     else:
         raw, origin = {}, "config"
     from_env: dict[str, str] = {}

@@ -72,7 +72,7 @@ def closed_port() -> int:
         ("mysql://u@127.0.0.1/x", "unsupported database 'mysql'"),
         ("postgresql+psycopg://u@127.0.0.1:port/x", "cannot be read as a database URL"),
         ("sqlite://somehost/x.db", "Invalid SQLite URL"),
-        ("sqlite:////tmp/数据\x01库.db", "control characters"),
+        ("sqlite:////tmp/数据\x01库.db", "control character U+0001"),
     ],
 )
 def test_bad_database_url_is_a_configuration_error(tmp_path: Path, url: str, needle: str) -> None:

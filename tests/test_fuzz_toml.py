@@ -205,9 +205,7 @@ def test_config_errors_through_the_cli(tmp_path: Path, document: bytes, needle: 
     assert result.exit_code == 2, result.output
     assert result.stdout == "" and "Traceback" not in result.output
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"feedsvc: error: config: {path}") or line.startswith(
-        f"feedsvc: error: {path}"
-    )
+    assert line.startswith(f"feedsvc: error: config: {path}: "), line
     assert needle in line, line
 
 
