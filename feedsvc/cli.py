@@ -228,6 +228,9 @@ def init_command(no_samples: bool) -> None:
     data_dir = ctx.settings.data_dir
     categories_file = data_dir / "categories.toml"
     if categories_file.exists():
+        # The whole file is checked before anything is stored: a bad file changes nothing.
+        category_service.read_categories_file(categories_file)
+        listed = category_service.listed_sources(ctx, categories_file)
         report = category_service.sync_categories(ctx, categories_file)
         click.echo(
             f"categories: {report.added} added, {report.updated} updated, "
@@ -235,7 +238,6 @@ def init_command(no_samples: bool) -> None:
         )
         from feedsvc.services.sources import sync_sources
 
-        listed = category_service.read_category_sources(categories_file)
         if listed:
             synced = sync_sources(ctx, listed)
             click.echo(

@@ -147,6 +147,20 @@ def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return result
 
 
+def listed_sources(ctx: Context, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The file's sources, each valid and polled no more often than the settings allow."""
+    shortest = ctx.settings.sources.min_interval_minutes
+    listed = read_category_sources(path)
+    for slug, source in listed:
+        minutes = source.get("interval_minutes")
+        if isinstance(minutes, int) and minutes < shortest:
+            raise Invalid(
+                f"{path}: category {slug!r}: source {source.get('url')}: interval_minutes: "
+                f"must be at least {shortest} minutes (sources.min_interval_minutes)"
+            )
+    return listed
+
+
 def read_categories_file(path: Path) -> list[CategoryCreate]:
     """Every category of the file, validated; a slug listed twice is refused (which would win?)."""
     entries = _categories_table(path)
@@ -172,19 +186,11 @@ def read_categories_file(path: Path) -> list[CategoryCreate]:
 def sync_categories(ctx: Context, path: Path) -> SyncReport:
     """Add and update categories from the file; never deletes (posts are never lost).
 
-    The whole file, sources included, is read and validated before anything is stored, so a
-    bad file changes nothing.
+    Every category is validated before any is stored; `feedsvc init` checks the sources too
+    (``listed_sources``) before calling this, so a bad file changes nothing.
     """
     added = updated = unchanged = 0
     wanted = read_categories_file(path)
-    shortest = ctx.settings.sources.min_interval_minutes
-    for slug, source in read_category_sources(path):
-        minutes = source.get("interval_minutes")
-        if isinstance(minutes, int) and minutes < shortest:
-            raise Invalid(
-                f"{path}: category {slug!r}: source {source.get('url')}: interval_minutes: "
-                f"must be at least {shortest} minutes (sources.min_interval_minutes)"
-            )
     for data in wanted:
         with ctx.db.read() as session:
             current = category_repo.get_category(session, data.slug)
