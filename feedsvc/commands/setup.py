@@ -23,14 +23,18 @@ def init_command(no_samples: bool) -> None:
     from feedsvc import migrate
 
     ctx = current_context()
-    migrate.upgrade(ctx.db)
-    click.echo(f"database: {_safe_url(ctx.db.url)} at revision {migrate.current_revision(ctx.db)}")
     data_dir = ctx.settings.data_dir
     categories_file = data_dir / "categories.toml"
+    # Every file is read and checked before the database is touched: a bad file changes
+    # nothing, and its error is the only line printed.
+    listed = None
     if categories_file.exists():
-        # The whole file is checked before anything is stored: a bad file changes nothing.
         category_service.read_categories_file(categories_file)
         listed = category_service.listed_sources(ctx, categories_file)
+    samples = [] if no_samples else [read_post_file(p) for p in sample_files(data_dir / "posts")]
+    migrate.upgrade(ctx.db)
+    click.echo(f"database: {_safe_url(ctx.db.url)} at revision {migrate.current_revision(ctx.db)}")
+    if listed is not None:
         report = category_service.sync_categories(ctx, categories_file)
         click.echo(
             f"categories: {report.added} added, {report.updated} updated, "
@@ -53,12 +57,10 @@ def init_command(no_samples: bool) -> None:
             else "sample posts: skipped"
         )
         return
-    files = sample_files(data_dir / "posts")
-    inputs = [read_post_file(path) for path in files]  # all valid before any is stored
-    with click.progressbar(inputs, label="sample posts", file=sys.stderr) as bar:
+    with click.progressbar(samples, label="sample posts", file=sys.stderr) as bar:
         for data in bar:
             post_service.create_post(ctx, data)
-    click.echo(f"sample posts: {len(inputs)} loaded")
+    click.echo(f"sample posts: {len(samples)} loaded")
 
 
 def _safe_url(url: str) -> str:
