@@ -252,6 +252,16 @@ def test_post_add_with_unreadable_file(runner: Any, factory: Factory, tmp_path: 
     assert factory.counts() == before
 
 
+def test_post_add_refuses_an_endless_file(runner: Any, factory: Factory) -> None:
+    factory.category()
+    before = factory.counts()
+    result = runner.invoke(
+        cli, ["post", "add", "--title", "无尽", "--category", "licai-fangfa", "--file", "/dev/zero"]
+    )
+    assert_one_error_line(result, 1, "/dev/zero: larger than 8388608 bytes")
+    assert factory.counts() == before
+
+
 HOSTILE_IDS = ["99999999999999999999999", "2147483648", "0", "٣", "²", "１", "1_0", " 1"]
 
 

@@ -44,7 +44,7 @@ def post_group() -> None:
 @with_appcontext
 def post_add(path: Path | None, fmt: str, tags: tuple[str, ...], **fields: Any) -> None:
     if path is None or str(path) == "-":
-        content = datafiles.decode_utf8(sys.stdin.buffer.read(), "stdin")
+        content = datafiles.decode_utf8(datafiles.read_bytes(sys.stdin.buffer, "stdin"), "stdin")
     else:
         content = datafiles.read_text(path)
     raw = {key: value for key, value in fields.items() if value is not None}
