@@ -79,9 +79,9 @@ def jobs_run(name: str) -> None:
     outcome = jobs.run_job(current_context(), name, trigger="cli")
     if outcome is jobs.Outcome.BUSY:
         raise Conflict(f"job {name!r} is running in another process")
-    click.echo(f"{name}: {outcome.value}")
     if outcome is not jobs.Outcome.SUCCEEDED:
-        sys.exit(1)
+        raise FeedsvcError(f"{name}: {outcome.value}: see the log and `feedsvc jobs`")
+    click.echo(f"{name}: {outcome.value}")
 
 
 @click.group("related")
