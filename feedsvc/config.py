@@ -90,8 +90,9 @@ def parse_database_url(value: str) -> URL:
     Checked here, once, so a bad URL stops start-up with a message naming the key instead of
     failing later inside create_engine() or the first query. Nothing connects here.
     """
-    if datafiles.find_illegal_text(value) is not None or any(c.isspace() for c in value):
-        raise ValueError("must not contain spaces or control characters")
+    illegal = datafiles.find_illegal_text(value)
+    if illegal is not None:
+        raise ValueError(f"contains the control character U+{ord(illegal[1]):04X}")
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -272,7 +273,7 @@ def load_settings(
     config_path = Path(env.get("FEEDSVC_CONFIG") or DEFAULT_CONFIG)
     if "FEEDSVC_CONFIG" in env or config_path.exists():
         raw = _read_toml(config_path)
-        origin = str(config_path)
+        origin = f"config: {config_path}"
     else:
         raw, origin = {}, "config"
     from_env: dict[str, str] = {}
@@ -298,8 +299,12 @@ def load_settings(
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, from_env)) from None
-    url = _sqlite_relative_to(settings.database.url, ROOT)
-    problem = _sqlite_folder_problem(url)
+    url = settings.database.url
+    try:
+        url = _sqlite_relative_to(url, ROOT)
+        problem = _sqlite_folder_problem(url)
+    except OSError as exc:  # a name too long, a loop of symlinks
+        problem = f"the SQLite path cannot be used: {exc.strerror or exc}"
     if problem is not None:
         where = from_env.get("database.url")
         raise ConfigError(

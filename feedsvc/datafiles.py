@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 # XML 1.0 §2.2 Char. TOML itself refuses escaped surrogates, so they cannot occur here.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -41,10 +41,24 @@ def decode_utf8(data: bytes, where: str) -> str:
         ) from None
 
 
-def read_text(path: Path) -> str:
-    """A whole UTF-8 text file; OSError and bad bytes become one ``DataFileError`` line."""
+# Our files are small; a bound keeps `--file /dev/zero` or a wrong path from eating memory.
+# 8 MiB holds the largest post body (2,000,000 characters of up to 4 UTF-8 bytes).
+MAX_BYTES = 8 * 1024 * 1024
+
+
+def read_bytes(stream: BinaryIO, where: str, limit: int = MAX_BYTES) -> bytes:
+    """At most ``limit`` bytes; more is refused rather than read to the end."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise DataFileError(f"{where}: larger than {limit} bytes")
+    return data
+
+
+def read_text(path: Path, limit: int = MAX_BYTES) -> str:
+    """A whole UTF-8 text file; OSError, size and bad bytes become one ``DataFileError`` line."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = read_bytes(handle, str(path), limit)
     except OSError as exc:
         raise DataFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return decode_utf8(data, str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from feedsvc.db import Database
+from feedsvc.errors import Invalid
+
+# What alembic accepts as a target: ids, "head", "heads", relative forms like "head-1" or
+# "ae10+2", branch@ids. Anything else (an empty string trips an assertion inside alembic) is
+# refused here with the same message as an unknown revision.
+_REVISION = re.compile(r"[A-Za-z0-9_@.:+-]{1,100}")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -25,6 +32,8 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
     An unknown revision is refused (alembic's CommandError) before the database is touched.
     """
+    if not _REVISION.fullmatch(revision):
+        raise Invalid(f"migration: Can't locate revision identified by {revision[:40]!r}")
     config = _config()
     ScriptDirectory.from_config(config).get_revisions(revision)
     with db.engine.begin() as connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,63 @@ def test_bad_configuration_names_the_key(tmp_path: Path, text: str, env: dict, k
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(environ={"FEEDSVC_CONFIG": str(tmp_path / "nope.toml")})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("garbage", "cannot be read as a database URL"),
+        ("foo://127.0.0.1/x", "unsupported database 'foo'"),
+        ("postgresql+nodriver://u@127.0.0.1/x", "unknown database dialect or driver"),
+        ("postgresql+psycopg://u@127.0.0.1:五四三二/x", "cannot be read as a database URL"),
+        ("sqlite://host/x.db", "Invalid SQLite URL"),
+        ("sqlite:////tmp/a\x01b.db", "control character U+0001"),
+        ("sqlite:////tmp/" + "长" * 2000 + "/x.db", "cannot be used"),
+    ],
+)
+def test_database_url_is_checked_once(tmp_path: Path, url: str, message: str) -> None:
+    from_file = write(tmp_path, f"[database]\nurl = {json.dumps(url, ensure_ascii=False)}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=from_file)
+    assert str(info.value).startswith(f"config: {tmp_path / 'feedsvc.toml'}: database.url: ")
+    assert message in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEEDSVC_DATABASE_URL": url})
+    assert str(info.value).startswith("environment: FEEDSVC_DATABASE_URL: database.url: ")
+
+
+def test_sqlite_folder_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "文件").write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        load_settings(environ={"FEEDSVC_DATABASE_URL": f"sqlite:///{tmp_path}/文件/db/x.db"})
+    assert not (tmp_path / "db").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[site]\ntitle = "标题"\n'.encode("gbk"), "not UTF-8 text (byte 0xb1 at offset 16)"),
+        (b"[site]\ntitle = " + b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+        (b"[feeds]\nmax_length = " + b"1" * 4301, "too many digits"),
+        (b'[site]\ntitle = "\\u0000"\n', "site.title: contains the control character U+0000"),
+        (b'[site]\n"a\\u0007" = 1\n', "contains the control character U+0007"),
+        (b"[feeds]\nmax_length = 99999999999999999999999\n", "feeds.max_length"),
+    ],
+)
+def test_hostile_config_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "feedsvc.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEEDSVC_CONFIG": str(path)})
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_config_path_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read: Is a directory"):
+        load_settings(environ={"FEEDSVC_CONFIG": str(tmp_path)})
+
+
+def test_sqlite_path_with_spaces_and_chinese(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/我的 数据/feedsvc.db"
+    assert load_settings(environ={"FEEDSVC_DATABASE_URL": url}).database.url == url

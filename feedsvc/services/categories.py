@@ -131,8 +131,10 @@ def _categories_table(path: Path) -> list[Any]:
 
 
 def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Upstream sources listed under categories ([[categories.sources]])."""
+    """Upstream sources listed under categories ([[categories.sources]]); a URL listed twice is
+    refused (which category would it belong to?)."""
     result = []
+    seen: dict[str, str] = {}
     for index, entry in enumerate(_categories_table(path), start=1):
         sources = entry.get("sources", []) if isinstance(entry, dict) else []
         if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
@@ -146,8 +148,29 @@ def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
                     f"{path}: category {slug!r}, source #{number}: {exc.message}",
                     fields=exc.fields,
                 ) from None
+            url = str(source.get("url"))
+            if url in seen:
+                raise Invalid(
+                    f"{path}: category {slug!r}, source #{number}: {url} is listed already "
+                    f"under {seen[url]!r}"
+                )
+            seen[url] = slug
             result.append((slug, dict(source)))
     return result
+
+
+def listed_sources(ctx: Context, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The file's sources, each valid and polled no more often than the settings allow."""
+    shortest = ctx.settings.sources.min_interval_minutes
+    listed = read_category_sources(path)
+    for slug, source in listed:
+        minutes = source.get("interval_minutes")
+        if isinstance(minutes, int) and minutes < shortest:
+            raise Invalid(
+                f"{path}: category {slug!r}: source {source.get('url')}: interval_minutes: "
+                f"must be at least {shortest} minutes (sources.min_interval_minutes)"
+            )
+    return listed
 
 
 def read_categories_file(path: Path) -> list[CategoryCreate]:
@@ -175,12 +198,11 @@ def read_categories_file(path: Path) -> list[CategoryCreate]:
 def sync_categories(ctx: Context, path: Path) -> SyncReport:
     """Add and update categories from the file; never deletes (posts are never lost).
 
-    The whole file, sources included, is read and validated before anything is stored, so a
-    bad file changes nothing.
+    Every category is validated before any is stored; `feedsvc init` checks the sources too
+    (``listed_sources``) before calling this, so a bad file changes nothing.
     """
     added = updated = unchanged = 0
     wanted = read_categories_file(path)
-    read_category_sources(path)
     for data in wanted:
         with ctx.db.read() as session:
             current = category_repo.get_category(session, data.slug)

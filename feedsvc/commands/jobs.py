@@ -1,0 +1,146 @@
+"""Background jobs and related posts: `jobs`, `jobs run`, `related rebuild`, `related show`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+from feedsvc.commands.base import current_context, find_post, print_table
+from feedsvc.context import Context
+from feedsvc.errors import Conflict, FeedsvcError, NotFound
+
+
+@click.group("jobs", invoke_without_command=True)
+@click.pass_context
+def jobs_group(click_ctx: click.Context) -> None:
+    """Background jobs: next due times and recent runs (`jobs run NAME` runs one now)."""
+    if click_ctx.invoked_subcommand is None:
+        click_ctx.invoke(jobs_list)
+
+
+@jobs_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def jobs_list(as_json: bool = False) -> None:
+    from feedsvc.web.api.serialize import jobs_json
+
+    items = jobs_json(current_context(), runs_per_job=5)
+    if as_json:
+        click.echo(json.dumps({"items": items, "next_cursor": None}, ensure_ascii=False, indent=2))
+        return
+    print_table(
+        [
+            [
+                j["name"],
+                j["next_due_at"],
+                "yes" if j["running"] else "no",
+                (j["runs"][0]["status"] if j["runs"] else "-"),
+                (j["runs"][0]["started_at"] if j["runs"] else "-"),
+            ]
+            for j in items
+        ],
+        ["job", "next due", "running", "last run", "last started"],
+    )
+    runs = sorted(
+        (r for j in items for r in j["runs"]), key=lambda r: r["started_at"], reverse=True
+    )[:10]
+    if runs:
+        click.echo()
+        print_table(
+            [
+                [
+                    r["id"],
+                    r["job"],
+                    r["trigger"],
+                    r["status"],
+                    r["started_at"],
+                    r["finished_at"],
+                    r["items"],
+                    r["error"] or "",
+                ]
+                for r in runs
+            ],
+            ["run", "job", "trigger", "status", "started", "finished", "items", "error"],
+        )
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@with_appcontext
+def jobs_run(name: str) -> None:
+    """Run a job now, in the foreground, under the same lease as the scheduler."""
+    from feedsvc import jobs
+
+    if name not in jobs.specs():
+        raise NotFound(f"no job {name!r}; jobs are: {', '.join(sorted(jobs.specs()))}")
+    outcome = jobs.run_job(current_context(), name, trigger="cli")
+    if outcome is jobs.Outcome.BUSY:
+        raise Conflict(f"job {name!r} is running in another process")
+    if outcome is not jobs.Outcome.SUCCEEDED:
+        raise FeedsvcError(f"{name}: {outcome.value}: see the log and `feedsvc jobs`")
+    click.echo(f"{name}: {outcome.value}")
+
+
+@click.group("related")
+def related_group() -> None:
+    """Related posts (相关内容)."""
+
+
+@related_group.command("rebuild")
+@with_appcontext
+def related_rebuild() -> None:
+    """Recompute every related list now: a recorded run under the jobs' lease, with progress."""
+    import dataclasses
+    import time
+
+    from feedsvc import jobs
+    from feedsvc.related import refresh
+
+    reports: list[refresh.RefreshReport] = []
+    started = time.perf_counter()
+    with click.progressbar(length=1, label="related lists", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        def work(ctx: Context, lease: jobs.Lease) -> int:
+            reports.append(refresh.rebuild(ctx, lease, progress))
+            return reports[-1].compared
+
+        spec = dataclasses.replace(jobs.specs()["related-rebuild"], work=work)
+        owner = jobs.new_owner()
+        if not jobs.acquire(current_context(), spec, owner):
+            raise Conflict("a related job is running in another process; try again when it ends")
+        outcome = jobs.execute(current_context(), spec, owner, trigger="cli")
+    if outcome is not jobs.Outcome.SUCCEEDED or not reports:
+        raise FeedsvcError(f"related rebuild {outcome.value}: see the log and `feedsvc jobs`")
+    report = reports[0]
+    click.echo(
+        f"related rebuild: {report.documents} posts indexed, {report.compared} lists compared, "
+        f"{report.written} written in {time.perf_counter() - started:.2f}s"
+    )
+
+
+@related_group.command("show")
+@click.argument("ident")
+@with_appcontext
+def related_show(ident: str) -> None:
+    """The stored related list of a post (by id or slug), with scores."""
+    from feedsvc.repo import related as related_repo
+
+    post_id = find_post(ident)
+    with current_context().db.read() as session:
+        items = related_repo.related_views(session, [post_id], current_context().clock.now()).get(
+            post_id, []
+        )
+    if not items:
+        click.echo("no related posts stored (yet): run `feedsvc related rebuild`")
+        return
+    print_table(
+        [[i.rank, f"{i.score:.4f}", i.slug or i.link, i.title, i.source or ""] for i in items],
+        ["rank", "score", "slug or link", "title", "source"],
+    )
