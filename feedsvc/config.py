@@ -260,7 +260,8 @@ def _sqlite_relative_to(url: str, base: Path) -> str:
     if not url.startswith(prefix) or url == "sqlite://" or url.startswith("sqlite:////"):
         return url
     path = url[len(prefix) :]
-    if path in ("", ":memory:") or path.startswith(":"):
+    # ":memory:", and "file:...?mode=ro&uri=true" URIs, which name their file themselves.
+    if path in ("", ":memory:") or path.startswith((":", "file:")):
         return url
     return prefix + str((base / path).resolve())
 

@@ -125,3 +125,11 @@ def test_config_path_is_a_folder(tmp_path: Path) -> None:
 def test_sqlite_path_with_spaces_and_chinese(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/我的 数据/feedsvc.db"
     assert load_settings(environ={"FEEDSVC_DATABASE_URL": url}).database.url == url
+
+
+def test_a_sqlite_uri_is_left_as_written(tmp_path) -> None:
+    from feedsvc.config import load_settings
+
+    url = f"sqlite:///file:{tmp_path}/site.db?mode=ro&uri=true"
+    settings = load_settings(environ={"FEEDSVC_DATABASE_URL": url, "FEEDSVC_CONFIG": ""})
+    assert settings.database.url == url
