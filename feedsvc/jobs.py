@@ -25,7 +25,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -89,22 +89,6 @@ class JobSpec:
     @property
     def lease_name(self) -> str:
         return self.lease or self.name
-
-
-_REGISTRY: dict[str, JobSpec] = {}
-
-
-def register(spec: JobSpec) -> JobSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def specs() -> dict[str, JobSpec]:
-    # Job modules register themselves on import; import them here, once, lazily.
-    from feedsvc.related import jobs as _related_jobs  # noqa: F401
-    from feedsvc.sources import jobs as _source_jobs  # noqa: F401
-
-    return dict(_REGISTRY)
 
 
 def every(minutes: Callable[[Context], int]) -> Callable[[Context, datetime], datetime]:
@@ -200,20 +184,19 @@ def execute(
 
 def run_job(
     ctx: Context,
-    name: str,
+    spec: JobSpec,
     *,
     trigger: str,
     owner: str | None = None,
     only_if_due: bool = False,
     cancel: threading.Event | None = None,
 ) -> Outcome:
-    spec = specs()[name]
     owner = owner or new_owner()
     if not acquire(ctx, spec, owner):
         return Outcome.BUSY
     if only_if_due:
         with ctx.db.read() as session:
-            job = job_repo.get_job(session, name)
+            job = job_repo.get_job(session, spec.name)
             due = job is None or job.next_due_at is None or job.next_due_at <= ctx.clock.now()
         if not due:
             with ctx.db.write() as session:
@@ -222,9 +205,8 @@ def run_job(
     return execute(ctx, spec, owner, trigger=trigger, cancel=cancel)
 
 
-def start_in_background(ctx: Context, name: str, *, trigger: str) -> bool:
+def start_in_background(ctx: Context, spec: JobSpec, *, trigger: str) -> bool:
     """Take the lease now (False if busy) and run the job in a thread (API, `jobs run`)."""
-    spec = specs()[name]
     owner = new_owner()
     if not acquire(ctx, spec, owner):
         return False
@@ -232,40 +214,42 @@ def start_in_background(ctx: Context, name: str, *, trigger: str) -> bool:
         target=execute,
         args=(ctx, spec, owner),
         kwargs={"trigger": trigger},
-        name=f"feedsvc-job-{name}",
+        name=f"feedsvc-job-{spec.name}",
         daemon=True,
     )
     thread.start()
     return True
 
 
-def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
+def run_scheduler(
+    ctx: Context, specs: Sequence[JobSpec], *, tick_seconds: int = TICK_SECONDS
+) -> None:
     """The scheduler process: ticks every few seconds, runs what the database says is due."""
     cancel = threading.Event()
     me = new_owner()
     scheduler = BlockingScheduler(timezone=ctx.settings.site.tz)
 
-    def tick(name: str) -> None:
+    def tick(spec: JobSpec) -> None:
         if cancel.is_set():
             return
         try:
             # A new owner per run: the lease is re-entrant for its holder, so a process-wide
             # owner would let this process's other job release a lease a run still holds.
-            run_job(ctx, name, trigger="schedule", only_if_due=True, cancel=cancel)
+            run_job(ctx, spec, trigger="schedule", only_if_due=True, cancel=cancel)
         except Exception as exc:
             fault = storage_fault(exc)
             if fault is None:
-                log.exception("%s: tick failed", name)
+                log.exception("%s: tick failed", spec.name)
             else:  # the database is away for a moment: one line, and try at the next tick
-                log.error("%s: tick skipped: %s (%s)", name, fault.message, type(exc).__name__)
+                log.error("%s: tick skipped: %s (%s)", spec.name, fault.message, type(exc).__name__)
 
-    for name in specs():
+    for spec in specs:
         scheduler.add_job(
             tick,
             "interval",
             seconds=tick_seconds,
-            args=[name],
-            id=name,
+            args=[spec],
+            id=spec.name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, tick_seconds // 2),
@@ -287,6 +271,7 @@ def run_scheduler(ctx: Context, *, tick_seconds: int = TICK_SECONDS) -> None:
     if parent is not None and not lifeline.hold(parent, stop_after_batch):
         log.warning("scheduler: parent %d died before we started: not starting", parent)
         return
-    log.info("scheduler %s: jobs %s, tick %ds", me, ", ".join(specs()), tick_seconds)
+    names = ", ".join(spec.name for spec in specs)
+    log.info("scheduler %s: jobs %s, tick %ds", me, names, tick_seconds)
     scheduler.start()
     log.info("scheduler %s: stopped", me)

@@ -61,9 +61,10 @@ def lists(client, auth, factory: Factory, ctx) -> dict[str, str]:
         body = {"url": f"http://127.0.0.1:9/feed{n}.xml", "category": "jijin"}
         assert client.post("/api/v1/sources", json=body, headers=auth).status_code == 201
     from feedsvc import jobs
+    from feedsvc.schedule import JOBS
 
     for name in ("related-rebuild", "related-refresh", "related-refresh"):
-        assert jobs.run_job(ctx, name, trigger="cli") is jobs.Outcome.SUCCEEDED
+        assert jobs.run_job(ctx, JOBS[name], trigger="cli") is jobs.Outcome.SUCCEEDED
     return {path: path.format(post=posts[0].id) for path in LISTS}
 
 

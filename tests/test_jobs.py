@@ -17,6 +17,7 @@ from feedsvc import jobs
 from feedsvc.cli import cli
 from feedsvc.db import Database
 from feedsvc.models import Job, JobRun
+from feedsvc.schedule import JOBS
 from tests.conftest import BASE_URL
 from tests.factories import Factory
 
@@ -31,48 +32,47 @@ def runs(db: Database, job: str, status: str = "succeeded") -> int:
 
 
 def test_lease_is_exclusive_until_it_expires(ctx, clock) -> None:
-    spec = jobs.specs()["related-refresh"]
+    spec = JOBS["related-refresh"]
     assert jobs.acquire(ctx, spec, "host:1:a")
     assert not jobs.acquire(ctx, spec, "host:2:b")
     assert jobs.acquire(ctx, spec, "host:1:a")  # re-entrant for its holder
     # The rebuild shares the lease: it cannot start while the refresh runs.
-    assert not jobs.acquire(ctx, jobs.specs()["related-rebuild"], "host:2:b")
+    assert not jobs.acquire(ctx, JOBS["related-rebuild"], "host:2:b")
     clock.advance(seconds=ctx.settings.scheduler.lease_seconds + 1)  # the holder died
     assert jobs.acquire(ctx, spec, "host:2:b")
 
 
 def test_run_is_recorded_and_next_due_set(ctx, factory: Factory, clock) -> None:
     factory.post()
-    assert jobs.run_job(ctx, "related-refresh", trigger="test") is jobs.Outcome.SUCCEEDED
+    assert jobs.run_job(ctx, JOBS["related-refresh"], trigger="test") is jobs.Outcome.SUCCEEDED
     with ctx.db.read() as session:
         (run,) = session.scalars(select(JobRun)).all()
         job = session.get(Job, "related-refresh")
     assert (run.status, run.trigger, run.error) == ("succeeded", "test", None)
     assert run.started_at == clock.now() and run.finished_at == clock.now()
     assert job.next_due_at == clock.now() + timedelta(minutes=10)
-    assert jobs.run_job(ctx, "related-refresh", trigger="t", only_if_due=True) is (
+    assert jobs.run_job(ctx, JOBS["related-refresh"], trigger="t", only_if_due=True) is (
         jobs.Outcome.NOT_DUE
     )
     clock.advance(minutes=10)
-    assert jobs.run_job(ctx, "related-refresh", trigger="t", only_if_due=True) is (
+    assert jobs.run_job(ctx, JOBS["related-refresh"], trigger="t", only_if_due=True) is (
         jobs.Outcome.SUCCEEDED
     )
 
 
 def test_rebuild_is_due_by_cron(ctx) -> None:
-    spec = jobs.specs()["related-rebuild"]
+    spec = JOBS["related-rebuild"]
     first = spec.first_due(ctx, datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
     # "30 3 * * *" in Asia/Shanghai: 03:30 Beijing time, 19:30 UTC the day before.
     assert first == datetime(2026, 11, 28, 19, 30, tzinfo=UTC)
 
 
-def test_failing_run_is_recorded_and_releases_the_lease(ctx, monkeypatch) -> None:
+def test_failing_run_is_recorded_and_releases_the_lease(ctx) -> None:
     def boom(_ctx, _lease) -> int:  # type: ignore[no-untyped-def]
         raise RuntimeError("数据库暂时不可用")
 
     spec = jobs.JobSpec("test-failing", "fails", boom, jobs.every(lambda c: 5), lambda c, now: now)
-    monkeypatch.setitem(jobs._REGISTRY, spec.name, spec)
-    assert jobs.run_job(ctx, spec.name, trigger="test") is jobs.Outcome.FAILED
+    assert jobs.run_job(ctx, spec, trigger="test") is jobs.Outcome.FAILED
     with ctx.db.read() as session:
         run = session.scalar(select(JobRun).where(JobRun.job == spec.name))
     assert run.status == "failed" and "数据库暂时不可用" in run.error
@@ -101,7 +101,7 @@ def test_jobs_api(client, ctx, auth, factory: Factory) -> None:
     assert refresh_job["runs"][0]["trigger"] == "manual"
     assert refresh_job["next_due_at"] is not None
     # Busy: another process holds the related lease.
-    assert jobs.acquire(ctx, jobs.specs()["related-rebuild"], "other-host:9:x")
+    assert jobs.acquire(ctx, JOBS["related-rebuild"], "other-host:9:x")
     busy = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
     assert busy.status_code == 409 and busy.json["error"]["code"] == "conflict"
 

@@ -10,6 +10,7 @@ from feedsvc.jobs import Outcome, run_job
 from feedsvc.related import refresh
 from feedsvc.related.engine import RelatedIndex
 from feedsvc.repo import related as related_repo
+from feedsvc.schedule import JOBS
 from tests.conftest import BASE_URL, NOW
 from tests.factories import Factory
 from tests.feedcheck import parse
@@ -122,14 +123,14 @@ def test_same_results_change_no_byte(client, ctx, corpus, clock) -> None:
     feeds = {url: client.get(url).data for url in ("/feeds/jijin.rss", "/feeds/all.atom")}
     clock.advance(minutes=30)
     refresh.rebuild(ctx, None)
-    assert run_job(ctx, "related-refresh", trigger="test") is Outcome.SUCCEEDED
+    assert run_job(ctx, JOBS["related-refresh"], trigger="test") is Outcome.SUCCEEDED
     for url, body in feeds.items():
         assert client.get(url).data == body
 
 
 def test_incremental_equals_full_rebuild(ctx, corpus, factory: Factory, auth, client) -> None:
     refresh.rebuild(ctx, None)
-    assert run_job(ctx, "related-refresh", trigger="test") is Outcome.SUCCEEDED
+    assert run_job(ctx, JOBS["related-refresh"], trigger="test") is Outcome.SUCCEEDED
     # Add a bond post, move a stock post to the insurance topic, unpublish and delete others.
     added = factory.post(title="国债期限怎么选", content="国债 期限 收益率 久期 利率 储蓄国债。")
     moved = corpus["stock"][0]
@@ -144,7 +145,7 @@ def test_incremental_equals_full_rebuild(ctx, corpus, factory: Factory, auth, cl
     )
     client.patch(f"/api/v1/posts/{corpus['bond'][1]}", headers=auth, json={"status": "draft"})
     client.delete(f"/api/v1/posts/{corpus['insurance'][0]}", headers=auth)
-    assert run_job(ctx, "related-refresh", trigger="test") is Outcome.SUCCEEDED
+    assert run_job(ctx, JOBS["related-refresh"], trigger="test") is Outcome.SUCCEEDED
     lists = stored(ctx)
     assert lists == expected_under_same_idf(ctx)  # exact: no tolerance
     assert topic_of(corpus, lists[moved][0]) == "insurance"

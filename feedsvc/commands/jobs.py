@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 
 from feedsvc.commands.base import current_context, find_post, print_table
 from feedsvc.context import Context
-from feedsvc.errors import Conflict, FeedsvcError, NotFound
+from feedsvc.errors import Conflict, FeedsvcError
 
 
 @click.group("jobs", invoke_without_command=True)
@@ -72,11 +72,9 @@ def jobs_list(as_json: bool = False) -> None:
 @with_appcontext
 def jobs_run(name: str) -> None:
     """Run a job now, in the foreground, under the same lease as the scheduler."""
-    from feedsvc import jobs
+    from feedsvc import jobs, schedule
 
-    if name not in jobs.specs():
-        raise NotFound(f"no job {name!r}; jobs are: {', '.join(sorted(jobs.specs()))}")
-    outcome = jobs.run_job(current_context(), name, trigger="cli")
+    outcome = jobs.run_job(current_context(), schedule.job(name), trigger="cli")
     if outcome is jobs.Outcome.BUSY:
         raise Conflict(f"job {name!r} is running in another process")
     if outcome is not jobs.Outcome.SUCCEEDED:
@@ -96,7 +94,7 @@ def related_rebuild() -> None:
     import dataclasses
     import time
 
-    from feedsvc import jobs
+    from feedsvc import jobs, schedule
     from feedsvc.related import refresh
 
     reports: list[refresh.RefreshReport] = []
@@ -111,7 +109,7 @@ def related_rebuild() -> None:
             reports.append(refresh.rebuild(ctx, lease, progress))
             return reports[-1].compared
 
-        spec = dataclasses.replace(jobs.specs()["related-rebuild"], work=work)
+        spec = dataclasses.replace(schedule.job("related-rebuild"), work=work)
         owner = jobs.new_owner()
         if not jobs.acquire(current_context(), spec, owner):
             raise Conflict("a related job is running in another process; try again when it ends")

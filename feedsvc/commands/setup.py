@@ -105,9 +105,11 @@ def serve_command(host: str, port: int, workers: int, no_scheduler: bool) -> Non
 def scheduler_command() -> None:
     """Run the background jobs in the foreground (SIGTERM stops it between batches)."""
     from feedsvc.jobs import run_scheduler
+    from feedsvc.schedule import JOBS
 
     if not current_context().settings.scheduler.enabled:
         raise Invalid(
             "the scheduler is disabled (scheduler.enabled = false or FEEDSVC_SCHEDULER=0)"
         )
-    run_scheduler(current_context(), tick_seconds=current_context().settings.scheduler.tick_seconds)
+    ctx = current_context()
+    run_scheduler(ctx, list(JOBS.values()), tick_seconds=ctx.settings.scheduler.tick_seconds)

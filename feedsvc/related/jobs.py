@@ -6,7 +6,7 @@ Both write the same lists, so they share one lease ("related") and never overlap
 from __future__ import annotations
 
 from feedsvc.context import Context
-from feedsvc.jobs import JobSpec, Lease, cron, every, register
+from feedsvc.jobs import JobSpec, Lease, cron, every
 from feedsvc.related import refresh
 
 LEASE = "related"
@@ -28,23 +28,19 @@ def _rebuild_cron(ctx: Context) -> str:
     return ctx.settings.scheduler.related_rebuild_cron
 
 
-register(
-    JobSpec(
-        name=refresh.REFRESH_JOB,
-        description="recompute related lists that can have changed since the last run",
-        work=_refresh,
-        next_due=every(_refresh_interval),
-        first_due=lambda ctx, now: now,
-        lease=LEASE,
-    )
+REFRESH = JobSpec(
+    name=refresh.REFRESH_JOB,
+    description="recompute related lists that can have changed since the last run",
+    work=_refresh,
+    next_due=every(_refresh_interval),
+    first_due=lambda ctx, now: now,
+    lease=LEASE,
 )
-register(
-    JobSpec(
-        name="related-rebuild",
-        description="recompute every related list, IDF included",
-        work=_rebuild,
-        next_due=cron(_rebuild_cron),
-        first_due=cron(_rebuild_cron),
-        lease=LEASE,
-    )
+REBUILD = JobSpec(
+    name="related-rebuild",
+    description="recompute every related list, IDF included",
+    work=_rebuild,
+    next_due=cron(_rebuild_cron),
+    first_due=cron(_rebuild_cron),
+    lease=LEASE,
 )

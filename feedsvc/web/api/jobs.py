@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from feedsvc import jobs
-from feedsvc.errors import Conflict, NotFound
+from feedsvc import jobs, schedule
+from feedsvc.errors import Conflict
 from feedsvc.repo import jobs as job_repo
 from feedsvc.schemas import ListQuery, RunListQuery
 from feedsvc.web import ctx
@@ -70,9 +70,8 @@ def list_runs() -> Response:
 )
 def run_job(name: str) -> tuple[Response, int]:
     require_token()
-    if name not in jobs.specs():
-        raise NotFound(f"no job {name!r}; jobs are: {', '.join(sorted(jobs.specs()))}")
+    spec = schedule.job(name)
     # The same lease as the scheduler's runs: taken here, so a busy job is a 409 right away.
-    if not jobs.start_in_background(ctx(), name, trigger="manual"):
+    if not jobs.start_in_background(ctx(), spec, trigger="manual"):
         raise Conflict(f"job {name!r} is running already")
     return jsonify({"job": name, "status": "started"}), 202

@@ -110,12 +110,12 @@ def run_json(ctx: Context, run: JobRun) -> dict[str, Any]:
 
 def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
     """Every known job: next due time, whether a run holds its lease, its recent runs."""
-    from feedsvc import jobs
+    from feedsvc.schedule import JOBS
 
     now = ctx.clock.now()
     result = []
     with ctx.db.read() as session:
-        for name, spec in sorted(jobs.specs().items()):
+        for name, spec in sorted(JOBS.items()):
             job = job_repo.get_job(session, name)
             lease = job_repo.get_lease(session, spec.lease_name)
             held = (
