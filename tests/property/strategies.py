@@ -41,4 +41,4 @@ def hostile_text(*, max_pieces: int = 12) -> st.SearchStrategy[str]:
 
 def fewer(divisor: int) -> int:
     """A share of the loaded profile's examples, for properties that touch a database."""
-    return max(5, settings.default.max_examples // divisor)
+    return max(5, settings().max_examples // divisor)  # settings() inherits the loaded profile
