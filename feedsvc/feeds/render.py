@@ -31,7 +31,7 @@ GENERATOR = ("feedsvc", __version__)
 RSS_MEDIA_TYPE = "application/rss+xml; charset=utf-8"
 ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 # RFC 4287 §4.2.14 requires a title; feedgen refuses an empty one. Shown only when a title is
-# nothing but characters XML cannot carry.
+# nothing but white space and characters XML cannot carry (never one written through the API).
 UNTITLED = "（无标题）"
 
 
