@@ -20,9 +20,16 @@ from slugify import slugify
 # WordPress's page-break marker (共N页 on the site); split before sanitizing strips comments.
 NEXTPAGE = re.compile(r"<!--\s*nextpage\s*-->", re.IGNORECASE)
 
-# XML 1.0 §2.2 Char: everything else (C0 controls but TAB/LF/CR, U+FFFE/U+FFFF, lone
-# surrogates) makes lxml, and so feedgen, refuse the whole document.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# Dropped from every text we store or write into a feed:
+# - what XML 1.0 §2.2 (Char) forbids: C0 controls but TAB/LF/CR, U+FFFE/U+FFFF, lone
+#   surrogates. One of them makes lxml, and so feedgen, refuse the whole document (and a lone
+#   surrogate cannot even be encoded to UTF-8);
+# - DEL and the C1 controls U+007F-U+009F, which §2.2 discourages: readers take them for
+#   mojibake (feedparser maps U+0080-U+009F to cp1252's €‚ƒ„…), so a title holding one would
+#   read differently in every reader than on the site.
+# What is left is every character but the Unicode controls (category Cc) other than TAB, LF
+# and CR, U+FFFE/U+FFFF and the surrogates.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "del", "em", "figcaption",
@@ -49,7 +56,7 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def clean_xml_text(text: str) -> str:
-    """Drop characters that XML 1.0 forbids; keeps TAB, LF and CR."""
+    """Drop characters that XML 1.0 forbids or readers garble (above); keeps TAB, LF and CR."""
     return _XML_ILLEGAL.sub("", text)
 
 

@@ -31,6 +31,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 
+from feedsvc.content import clean_xml_text
+
 # Finance terms the general jieba dictionary lacks and cuts badly: "定投" comes out as 定/投
 # (or glued to the previous character: 看定/投), "年金险" as 年/金险, "久期" as 看久期.
 FINANCE_WORDS: tuple[str, ...] = (
@@ -92,9 +94,11 @@ def _segmenter() -> Callable[[str], list[str]]:
 def _fold_width(text: str) -> str:
     """NFKC folds full-width Latin and digits ("ＥＴＦ１０" -> "ETF10").
 
-    Case is kept for the segmenter: its dictionary has "A股", not "a股".
+    Case is kept for the segmenter: its dictionary has "A股", not "a股". What no feed can
+    carry goes first (clean_xml_text): rjieba is Rust, and a lone surrogate, which a Python
+    str can hold but UTF-8 cannot, made it raise UnicodeEncodeError mid-refresh.
     """
-    return unicodedata.normalize("NFKC", text)
+    return unicodedata.normalize("NFKC", clean_xml_text(text))
 
 
 def _terms(token: str) -> Iterator[str]:

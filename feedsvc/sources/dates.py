@@ -43,24 +43,43 @@ _TRAILING_COMMENT = re.compile(r"\s*\([^)]*\)\s*$")
 YEAR_FIRST = re.compile(r"^\s*\d{4}\D")
 
 
+# The longest date any form above writes, with room for a zone comment ("... +0800 (China
+# Standard Time)") is far below this. Anything longer is not a date, and is not handed to
+# the patterns at all: the RFC 822 comment pattern backtracks quadratically over long runs
+# of "(" or spaces (0.5 s for 20,000 characters), and a hostile feed's <pubDate> can be
+# megabytes long.
+MAX_DATE_LENGTH = 200
+
+
 def parse_date(raw: str, site_tz: tzinfo) -> datetime | None:
     """Return ``raw`` as an aware datetime, or None if it is not a date.
 
-    A date without an offset is the site's local time (``site_tz``).
+    A date without an offset is the site's local time (``site_tz``). Never raises: any
+    string at all gives a datetime that converts to UTC, or None.
     """
     text = raw.strip()
-    if not text:
+    if not text or len(text) > MAX_DATE_LENGTH:
         return None
     try:
-        if match := _NUMERIC.match(text):
-            return _from_fields(match, site_tz, offset=match["tz"])
-        if match := _CHINESE.match(text):
-            return _from_fields(match, site_tz, offset=None)
-        if YEAR_FIRST.match(text):
-            return None
-        return _parse_rfc822(text, site_tz)
-    except (ValueError, OverflowError):  # 2024-02-30, hour 25, ...
+        value = _read(text, site_tz)
+        if value is not None:
+            # Every caller converts to UTC next (storage keeps UTC, feedparser's handler
+            # wants a UTC struct_time): 9999-12-31T23:59:59-12:00 is in year 10000 there,
+            # and 0001-01-01 00:00 in Beijing in year 0. Neither is a date we can keep.
+            value.astimezone(UTC)
+        return value
+    except (ValueError, OverflowError):  # 2024-02-30, hour 25, offset +99:00, year 10000
         return None
+
+
+def _read(text: str, site_tz: tzinfo) -> datetime | None:
+    if match := _NUMERIC.match(text):
+        return _from_fields(match, site_tz, offset=match["tz"])
+    if match := _CHINESE.match(text):
+        return _from_fields(match, site_tz, offset=None)
+    if YEAR_FIRST.match(text):
+        return None
+    return _parse_rfc822(text, site_tz)
 
 
 def _from_fields(match: re.Match[str], site_tz: tzinfo, offset: str | None) -> datetime:
