@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import nh3
 
+from feedsvc.content import clean_xml_text
 from feedsvc.sources.dates import YEAR_FIRST, parse_date
 
 
@@ -76,7 +77,6 @@ _NO_TAGS = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"})
 # XML 1.0 §2.2 Char: one of these anywhere makes lxml (and so feedgen) refuse
 # the whole document we later render. TAB, LF and CR are allowed. A `str`
 # only holds a surrogate code point when it is a lone one.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 # GB2312 lacks characters Chinese sites use every day (the 镕 of 朱镕基);
 # GB18030 is a strict superset of GB2312 and GBK, so decoding with it never
@@ -209,7 +209,7 @@ def _entry(entry: Any, feed: Any, url: str, site_tz: tzinfo, now: datetime) -> P
 def _entry_id(entry: Any, title: str, link: str | None) -> str:
     # RSS 2.0 guid / Atom id (RFC 4287 §4.2.6: must never change) first;
     # then the link; then a stable hash so the same item is not re-added.
-    entry_id = clean_text(entry.get("id") or "").strip()
+    entry_id = clean_xml_text(entry.get("id") or "").strip()
     if entry_id:
         return entry_id
     if link:
@@ -229,20 +229,20 @@ def _best_content(contents: list[Any]) -> str:
 def _html(value: str, detail: Any) -> str:
     if detail is not None and (detail.get("type") or "").startswith("text/plain"):
         value = html.escape(value)
-    return clean_text(_CLEANER.clean(clean_text(value))).strip()
+    return clean_xml_text(_CLEANER.clean(clean_xml_text(value))).strip()
 
 
 def _plain(value: str, detail: Any) -> str:
     # Titles and names are text; a feed may still send them as HTML.
     if detail is not None and "html" in (detail.get("type") or ""):
         value = html.unescape(_NO_TAGS.clean(value))
-    return " ".join(clean_text(value).split())
+    return " ".join(clean_xml_text(value).split())
 
 
 def _absolute_link(link: str | None, base: str) -> str | None:
     if not link:
         return None
-    absolute = urljoin(base, clean_text(link).strip())
+    absolute = urljoin(base, clean_xml_text(link).strip())
     # A javascript: or data: "link" is never something to point readers at.
     return absolute if urlsplit(absolute).scheme in ("http", "https") else None
 
@@ -261,13 +261,8 @@ def _date(entry: Any, key: str, site_tz: tzinfo, now: datetime) -> datetime | No
 
 
 def _tags(tags: list[Any]) -> tuple[str, ...]:
-    names = (" ".join(clean_text(t.get("label") or t.get("term") or "").split()) for t in tags)
+    names = (" ".join(clean_xml_text(t.get("label") or t.get("term") or "").split()) for t in tags)
     return tuple(dict.fromkeys(name for name in names if name))
-
-
-def clean_text(value: str) -> str:
-    """Drop characters that are illegal in XML 1.0 (keeps TAB, LF, CR)."""
-    return _XML_ILLEGAL.sub("", value)
 
 
 def _widen_charset(content_type: str) -> str:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedsvc.sources.parse import FeedParseError, ParsedFeed, clean_text, parse_feed
+from feedsvc.content import clean_xml_text
+from feedsvc.sources.parse import FeedParseError, ParsedFeed, parse_feed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -307,7 +308,7 @@ def test_xml_illegal_characters_are_stripped_from_every_field() -> None:
 
 
 def test_clean_text_keeps_tab_newline_and_astral_characters() -> None:
-    assert clean_text("a\tb\nc\r\x00\ufffe\uffff\ud800😀") == "a\tb\nc\r😀"
+    assert clean_xml_text("a\tb\nc\r\x00\x7f\x85\ufffe\uffff\ud800😀") == "a\tb\nc\r😀"
 
 
 # -- bad input ---------------------------------------------------------------
