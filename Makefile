@@ -32,8 +32,10 @@ test: $(STAMP_TEST)
 # The fuzzers of `make test` (schemathesis, Hypothesis properties, route/CLI/TOML fuzz) with
 # many more examples and fresh random inputs (HYPOTHESIS_PROFILE=fuzz).
 fuzz: $(STAMP_TEST)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_api_contract.py $(wildcard tests/property) $(wildcard tests/test_fuzz_*.py) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_CLI_EXAMPLES=600 FUZZ_TOML_EXAMPLES=1500 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+		tests/test_api_contract.py tests/test_cursor_properties.py tests/property \
+		$(wildcard tests/test_fuzz_*.py) $(PYTEST_ARGS)
 
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy --strict feedsvc

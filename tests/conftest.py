@@ -25,6 +25,10 @@ from feedsvc.clock import FrozenClock
 from feedsvc.config import load_settings
 from feedsvc.db import Database
 from tests.factories import Factory
+from tests.hypothesis_profiles import FUZZ, load_profile
+
+# One Hypothesis profile for every property and fuzz test ("ci" unless HYPOTHESIS_PROFILE says).
+PROFILE = load_profile()
 
 POSTGRES_URL = os.environ.get("FEEDSVC_TEST_POSTGRES_URL")
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -171,3 +175,11 @@ def token(factory: Factory) -> str:
 @pytest.fixture
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A fuzz run is meant to take long: the suite's 120 s per-test timeout would cut it short
+    # (and report a timeout inside Hypothesis' shrinker as the failure).
+    if PROFILE == FUZZ:
+        for item in items:
+            item.add_marker(pytest.mark.timeout(0))

@@ -8,7 +8,7 @@
           example database (.hypothesis/) and replayed first next time, and its reproduction
           blob is printed.
 
-Usage: ``load_profile()`` once (tests/property/conftest.py does); CI and FUZZ name the two.
+Usage: ``load_profile()`` once (tests/conftest.py does, for every test); CI and FUZZ name the two.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ moments = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets
 )
 names = st.text(min_size=1, max_size=200)
-SETTINGS = settings(max_examples=200, derandomize=True, deadline=None)
+SETTINGS = settings()  # the loaded profile (tests/hypothesis_profiles.py)
 
 
 @SETTINGS
