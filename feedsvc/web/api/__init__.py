@@ -104,9 +104,8 @@ def page(
     return jsonify({"items": items, "next_cursor": next_cursor})
 
 
-def after(
-    kind: str, raw: str | None, shape: cursor.Shape
-) -> tuple[int | str | datetime, ...] | None:
+def cursor_key(kind: str, raw: str | None, shape: cursor.Shape) -> cursor.Key | None:
+    """The sort key a ?cursor= carries (None: the first page); a bad cursor is a 400."""
     return None if raw is None else cursor.decode(kind, raw, shape)
 
 

@@ -15,7 +15,7 @@ from feedsvc.schemas import (
 )
 from feedsvc.services import categories as category_service
 from feedsvc.web import ctx
-from feedsvc.web.api import after, bp, in_order_after, json_body, page, query, require_token
+from feedsvc.web.api import bp, cursor_key, in_order_after, json_body, page, query, require_token
 from feedsvc.web.api import responses as shapes
 from feedsvc.web.api.contract import follow, operation
 from feedsvc.web.api.serialize import category_json
@@ -41,7 +41,7 @@ _CATEGORY_LINKS = {
 )
 def list_categories() -> Response:
     args = query(ListQuery)
-    start = after("categories", args.cursor, (int, str))
+    start = cursor_key("categories", args.cursor, (int, str))
     with ctx().db.read() as session:
         # Categories are few: ordered by (position, slug) in SQL, paged here.
         every = category_repo.list_categories(session)

@@ -9,7 +9,7 @@ from feedsvc.errors import Conflict
 from feedsvc.repo import jobs as job_repo
 from feedsvc.schemas import ListQuery, RunListQuery
 from feedsvc.web import ctx
-from feedsvc.web.api import after, bp, in_order_after, page, query, require_token
+from feedsvc.web.api import bp, cursor_key, in_order_after, page, query, require_token
 from feedsvc.web.api import responses as shapes
 from feedsvc.web.api.contract import operation
 from feedsvc.web.api.serialize import jobs_json, run_json
@@ -29,7 +29,7 @@ from feedsvc.web.api.serialize import jobs_json, run_json
 def list_jobs() -> Response:
     require_token()
     args = query(ListQuery)
-    start = after("jobs", args.cursor, (str,))
+    start = cursor_key("jobs", args.cursor, (str,))
     rows = in_order_after(jobs_json(ctx()), lambda job: (job["name"],), start, args.limit)
     return page("jobs", rows, args.limit, lambda job: (job["name"],), lambda job: job)
 
@@ -48,7 +48,7 @@ def list_jobs() -> Response:
 def list_runs() -> Response:
     require_token()
     args = query(RunListQuery)
-    start = after("runs", args.cursor, (int,))
+    start = cursor_key("runs", args.cursor, (int,))
     before_id = None if start is None else int(str(start[0]))
     with ctx().db.read() as session:
         rows = job_repo.list_runs(session, job=args.job, before_id=before_id, limit=args.limit + 1)

@@ -20,9 +20,9 @@ from feedsvc.schemas import ListQuery, PostCreate, PostListQuery, PostUpdate, pa
 from feedsvc.services import posts as post_service
 from feedsvc.web import ctx
 from feedsvc.web.api import (
-    after,
     bp,
     current_token,
+    cursor_key,
     in_order_after,
     json_body,
     page,
@@ -81,7 +81,7 @@ def list_posts() -> Response:
     args = query(PostListQuery)
     if args.status == "draft" and not authed:
         raise Unauthorized("listing drafts needs 'Authorization: Bearer <token>'")
-    start = after("posts", args.cursor, (datetime, int))
+    start = cursor_key("posts", args.cursor, (datetime, int))
     with ctx().db.read() as session:
         category = tag = None
         if args.category is not None:
@@ -98,6 +98,7 @@ def list_posts() -> Response:
             tag_id=tag.id if tag else None,
             visible_at=None if authed else ctx().clock.now(),
         )
+        # decode() checked the shape: (an aware datetime, an int).
         sort_key = None if start is None else post_repo.SortKey(*start)  # type: ignore[arg-type]
         rows = post_repo.list_posts(session, where, limit=args.limit + 1, after=sort_key)
         return page(
@@ -151,7 +152,7 @@ def show_post(post_id: int) -> Response:
 )
 def show_related(post_id: int) -> Response:
     args = query(ListQuery)
-    start = after("related", args.cursor, (int,))
+    start = cursor_key("related", args.cursor, (int,))
     now = ctx().clock.now()
     with ctx().db.read() as session:
         _readable_post(session, post_id)

@@ -9,7 +9,7 @@ from feedsvc.repo import sources as source_repo
 from feedsvc.schemas import ListQuery, SourceCreate, SourceUpdate, parse_input
 from feedsvc.services import sources as source_service
 from feedsvc.web import ctx
-from feedsvc.web.api import after, bp, json_body, page, query, require_token
+from feedsvc.web.api import bp, cursor_key, json_body, page, query, require_token
 from feedsvc.web.api import responses as shapes
 from feedsvc.web.api.contract import follow, operation
 from feedsvc.web.api.serialize import source_json
@@ -35,7 +35,7 @@ _SOURCE_LINKS = {
 def list_sources() -> Response:
     require_token()
     args = query(ListQuery)
-    start = after("sources", args.cursor, (int,))
+    start = cursor_key("sources", args.cursor, (int,))
     after_id = None if start is None else int(str(start[0]))
     with ctx().db.read() as session:
         rows = source_repo.list_sources(session, after_id=after_id, limit=args.limit + 1)
