@@ -23,12 +23,24 @@ from feedsvc.schemas import parse_query
 from feedsvc.services.tokens import authenticate
 from feedsvc.web import ctx
 from feedsvc.web.api import cursor
-from feedsvc.web.api.contract import openapi_document
+from feedsvc.web.api.contract import openapi_document, openapi_path, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 Q = TypeVar("Q", bound=BaseModel)
 T = TypeVar("T")
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def route(method: str, rule: str, **spec: Any) -> Callable[[View], View]:
+    """Register a view with Flask and declare it in the OpenAPI contract: one method, one path."""
+
+    def register(view: View) -> View:
+        bp.add_url_rule(rule, view_func=view, methods=[method])
+        operation(method, openapi_path(f"{bp.url_prefix}{rule}"), **spec)
+        return view
+
+    return register
 
 
 def bearer_token() -> str | None:

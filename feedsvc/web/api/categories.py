@@ -15,9 +15,17 @@ from feedsvc.schemas import (
 )
 from feedsvc.services import categories as category_service
 from feedsvc.web import ctx
-from feedsvc.web.api import bp, cursor_key, in_order_after, json_body, page, query, require_token
+from feedsvc.web.api import (
+    cursor_key,
+    in_order_after,
+    json_body,
+    page,
+    query,
+    require_token,
+    route,
+)
 from feedsvc.web.api import responses as shapes
-from feedsvc.web.api.contract import follow, operation
+from feedsvc.web.api.contract import follow
 from feedsvc.web.api.serialize import category_json
 
 _CATEGORY_LINKS = {
@@ -27,11 +35,10 @@ _CATEGORY_LINKS = {
 }
 
 
-@bp.get("/categories")
-@operation(
+@route(
+    "GET",
+    "/categories",
     operation_id="listCategories",
-    method="GET",
-    path="/api/v1/categories",
     summary="Categories in their position order",
     tag="categories",
     ok=200,
@@ -55,11 +62,10 @@ def list_categories() -> Response:
         )
 
 
-@bp.post("/categories")
-@operation(
+@route(
+    "POST",
+    "/categories",
     operation_id="createCategory",
-    method="POST",
-    path="/api/v1/categories",
     summary="Create a category (its slug is its feed's URL, fixed for ever)",
     tag="categories",
     ok=201,
@@ -76,11 +82,10 @@ def create_category() -> tuple[Response, int, dict[str, str]]:
     return jsonify(body), 201, {"Location": f"/api/v1/categories/{category.slug}"}
 
 
-@bp.get("/categories/<slug>")
-@operation(
+@route(
+    "GET",
+    "/categories/<slug>",
     operation_id="getCategory",
-    method="GET",
-    path="/api/v1/categories/{slug}",
     summary="One category",
     tag="categories",
     ok=200,
@@ -96,11 +101,10 @@ def show_category(slug: str) -> Response:
         return jsonify(category_json(ctx(), category))
 
 
-@bp.patch("/categories/<slug>")
-@operation(
+@route(
+    "PATCH",
+    "/categories/<slug>",
     operation_id="editCategory",
-    method="PATCH",
-    path="/api/v1/categories/{slug}",
     summary="Change some fields of a category (the slug never changes)",
     tag="categories",
     ok=200,
@@ -114,11 +118,10 @@ def edit_category(slug: str) -> Response:
     return jsonify(category_json(ctx(), category_service.update_category(ctx(), slug, data)))
 
 
-@bp.delete("/categories/<slug>")
-@operation(
+@route(
+    "DELETE",
+    "/categories/<slug>",
     operation_id="deleteCategory",
-    method="DELETE",
-    path="/api/v1/categories/{slug}",
     summary="Delete a category; its posts must be moved with ?move_to= first",
     tag="categories",
     ok=204,

@@ -10,17 +10,14 @@ OpenAPI 3.1 uses (OpenAPI 3.1 §4.8.24), so the schemas go in unchanged.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from feedsvc.schemas import MAX_ID
 from feedsvc.web.api.responses import Error
-
-View = TypeVar("View", bound=Callable[..., Any])
 
 # Every operation can answer these: a bad query string, a wrong token (a 401 on every call,
 # public reads included), a database that is down or read-only.
@@ -68,14 +65,14 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
-def operation(**spec: Any) -> Callable[[View], View]:
-    """Declare a view in the contract (it is registered with Flask separately, as usual)."""
+def operation(method: str, path: str, **spec: Any) -> None:
+    """Declare an operation in the contract (web/api's ``route`` does, with the Flask rule)."""
+    OPERATIONS.append(Operation(method=method, path=path, **spec))
 
-    def register(view: View) -> View:
-        OPERATIONS.append(Operation(**spec))
-        return view
 
-    return register
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path template: /posts/<int:post_id> → /posts/{post_id}."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 def follow(target: str, **parameters: str) -> dict[str, Any]:

@@ -9,17 +9,15 @@ from feedsvc.errors import Conflict
 from feedsvc.repo import jobs as job_repo
 from feedsvc.schemas import ListQuery, RunListQuery
 from feedsvc.web import ctx
-from feedsvc.web.api import bp, cursor_key, in_order_after, page, query, require_token
+from feedsvc.web.api import cursor_key, in_order_after, page, query, require_token, route
 from feedsvc.web.api import responses as shapes
-from feedsvc.web.api.contract import operation
 from feedsvc.web.api.serialize import jobs_json, run_json
 
 
-@bp.get("/jobs")
-@operation(
+@route(
+    "GET",
+    "/jobs",
     operation_id="listJobs",
-    method="GET",
-    path="/api/v1/jobs",
     summary="Every job: next due time, lease, its ten latest runs",
     tag="jobs",
     ok=200,
@@ -34,11 +32,10 @@ def list_jobs() -> Response:
     return page("jobs", rows, args.limit, lambda job: (job["name"],), lambda job: job)
 
 
-@bp.get("/jobs/runs")
-@operation(
+@route(
+    "GET",
+    "/jobs/runs",
     operation_id="listRuns",
-    method="GET",
-    path="/api/v1/jobs/runs",
     summary="Every recorded run, newest first (?job= for one job's)",
     tag="jobs",
     ok=200,
@@ -57,11 +54,10 @@ def list_runs() -> Response:
         )
 
 
-@bp.post("/jobs/<name>/run")
-@operation(
+@route(
+    "POST",
+    "/jobs/<name>/run",
     operation_id="runJob",
-    method="POST",
-    path="/api/v1/jobs/{name}/run",
     summary="Start a job now, in the background (409 while it runs)",
     tag="jobs",
     ok=202,

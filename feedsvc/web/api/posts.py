@@ -20,7 +20,6 @@ from feedsvc.schemas import ListQuery, PostCreate, PostListQuery, PostUpdate, pa
 from feedsvc.services import posts as post_service
 from feedsvc.web import ctx
 from feedsvc.web.api import (
-    bp,
     current_token,
     cursor_key,
     in_order_after,
@@ -28,9 +27,10 @@ from feedsvc.web.api import (
     page,
     query,
     require_token,
+    route,
 )
 from feedsvc.web.api import responses as shapes
-from feedsvc.web.api.contract import follow, operation
+from feedsvc.web.api.contract import follow
 from feedsvc.web.api.serialize import post_json, related_json
 
 _POST_LINKS = {
@@ -45,11 +45,10 @@ def _public(post: Post) -> bool:
     return post.status == "published" and post.published_at <= ctx().clock.now()
 
 
-@bp.post("/posts")
-@operation(
+@route(
+    "POST",
+    "/posts",
     operation_id="createPost",
-    method="POST",
-    path="/api/v1/posts",
     summary="Create a post (published, draft, or scheduled by a future published_at)",
     tag="posts",
     ok=201,
@@ -64,11 +63,10 @@ def create_post() -> tuple[Response, int, dict[str, str]]:
     return jsonify(post_json(ctx(), post)), 201, {"Location": f"/api/v1/posts/{post.id}"}
 
 
-@bp.get("/posts")
-@operation(
+@route(
+    "GET",
+    "/posts",
     operation_id="listPosts",
-    method="GET",
-    path="/api/v1/posts",
     summary="Posts, newest first; drafts and scheduled posts only with a token",
     tag="posts",
     ok=200,
@@ -120,11 +118,10 @@ def _readable_post(session: Session, post_id: int) -> Post:
     return post
 
 
-@bp.get("/posts/<int:post_id>")
-@operation(
+@route(
+    "GET",
+    "/posts/<int:post_id>",
     operation_id="getPost",
-    method="GET",
-    path="/api/v1/posts/{post_id}",
     summary="One post; a draft or scheduled post only with a token",
     tag="posts",
     ok=200,
@@ -137,11 +134,10 @@ def show_post(post_id: int) -> Response:
         return jsonify(post_json(ctx(), _readable_post(session, post_id)))
 
 
-@bp.get("/posts/<int:post_id>/related")
-@operation(
+@route(
+    "GET",
+    "/posts/<int:post_id>/related",
     operation_id="getRelated",
-    method="GET",
-    path="/api/v1/posts/{post_id}/related",
     summary="The stored 相关内容 list of a post, with scores (computed by the scheduler)",
     tag="posts",
     ok=200,
@@ -167,11 +163,10 @@ def show_related(post_id: int) -> Response:
     )
 
 
-@bp.patch("/posts/<int:post_id>")
-@operation(
+@route(
+    "PATCH",
+    "/posts/<int:post_id>",
     operation_id="editPost",
-    method="PATCH",
-    path="/api/v1/posts/{post_id}",
     summary="Change some fields of a post (a field left out keeps its value)",
     tag="posts",
     ok=200,
@@ -185,11 +180,10 @@ def edit_post(post_id: int) -> Response:
     return jsonify(post_json(ctx(), post_service.update_post(ctx(), post_id, data)))
 
 
-@bp.delete("/posts/<int:post_id>")
-@operation(
+@route(
+    "DELETE",
+    "/posts/<int:post_id>",
     operation_id="deletePost",
-    method="DELETE",
-    path="/api/v1/posts/{post_id}",
     summary="Delete a post (its id is never given out again)",
     tag="posts",
     ok=204,

@@ -9,9 +9,9 @@ from feedsvc.repo import sources as source_repo
 from feedsvc.schemas import ListQuery, SourceCreate, SourceUpdate, parse_input
 from feedsvc.services import sources as source_service
 from feedsvc.web import ctx
-from feedsvc.web.api import bp, cursor_key, json_body, page, query, require_token
+from feedsvc.web.api import cursor_key, json_body, page, query, require_token, route
 from feedsvc.web.api import responses as shapes
-from feedsvc.web.api.contract import follow, operation
+from feedsvc.web.api.contract import follow
 from feedsvc.web.api.serialize import source_json
 
 _SOURCE_LINKS = {
@@ -21,11 +21,10 @@ _SOURCE_LINKS = {
 }
 
 
-@bp.get("/sources")
-@operation(
+@route(
+    "GET",
+    "/sources",
     operation_id="listSources",
-    method="GET",
-    path="/api/v1/sources",
     summary="Upstream sources with their fetch state, oldest first",
     tag="sources",
     ok=200,
@@ -48,11 +47,10 @@ def list_sources() -> Response:
         )
 
 
-@bp.post("/sources")
-@operation(
+@route(
+    "POST",
+    "/sources",
     operation_id="createSource",
-    method="POST",
-    path="/api/v1/sources",
     summary="Add an upstream feed to poll (related items, or posts)",
     tag="sources",
     ok=201,
@@ -67,11 +65,10 @@ def create_source() -> tuple[Response, int, dict[str, str]]:
     return jsonify(source_json(ctx(), source)), 201, {"Location": f"/api/v1/sources/{source.id}"}
 
 
-@bp.get("/sources/<int:source_id>")
-@operation(
+@route(
+    "GET",
+    "/sources/<int:source_id>",
     operation_id="getSource",
-    method="GET",
-    path="/api/v1/sources/{source_id}",
     summary="One source with its fetch state",
     tag="sources",
     ok=200,
@@ -87,11 +84,10 @@ def show_source(source_id: int) -> Response:
         return jsonify(source_json(ctx(), source))
 
 
-@bp.patch("/sources/<int:source_id>")
-@operation(
+@route(
+    "PATCH",
+    "/sources/<int:source_id>",
     operation_id="editSource",
-    method="PATCH",
-    path="/api/v1/sources/{source_id}",
     summary="Change a source's category, mode, interval or enabled flag",
     tag="sources",
     ok=200,
@@ -105,11 +101,10 @@ def edit_source(source_id: int) -> Response:
     return jsonify(source_json(ctx(), source_service.update_source(ctx(), source_id, data)))
 
 
-@bp.delete("/sources/<int:source_id>")
-@operation(
+@route(
+    "DELETE",
+    "/sources/<int:source_id>",
     operation_id="deleteSource",
-    method="DELETE",
-    path="/api/v1/sources/{source_id}",
     summary="Remove a source; posts it brought in stay",
     tag="sources",
     ok=204,
