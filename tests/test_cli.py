@@ -166,3 +166,37 @@ def test_source_commands(runner, factory: Factory, httpserver) -> None:
         assert result.output.strip().count("\n") == 0
     assert run(runner, "source", "remove", "1").exit_code == 0
     assert "no source" in run(runner, "source", "remove", "1").output
+
+
+def test_init_adds_the_sources_listed_in_categories_toml(db_url: str, tmp_path: Path) -> None:
+    from feedsvc import create_app
+    from feedsvc.config import load_settings
+    from feedsvc.repo import sources as source_repo
+    from tests.conftest import overrides_for
+
+    (tmp_path / "categories.toml").write_text(
+        '[[categories]]\nslug = "jijin"\nname = "基金"\n\n'
+        '[[categories.sources]]\nurl = "https://上游.example/基金.xml"\nmode = "related"\n'
+        "interval_minutes = 45\n",
+        "utf-8",
+    )
+    overrides = overrides_for(db_url)
+    overrides["data_dir"] = str(tmp_path)
+    app = create_app(settings=load_settings(overrides, environ={}))
+    ctx = app.extensions["feedsvc"]
+    try:
+        first = run(app.test_cli_runner(), "init")
+        assert first.exit_code == 0, first.output
+        assert "sources: 1 added, 0 updated, 0 unchanged" in first.output
+        assert "sample posts: 0 loaded" in first.output
+        again = run(app.test_cli_runner(), "init")
+        assert "sources: 0 added, 0 updated, 1 unchanged" in again.output
+        with ctx.db.read() as session:
+            (source,) = source_repo.list_sources(session)
+            assert (source.category.slug, source.mode, source.interval_minutes) == (
+                "jijin",
+                "related",
+                45,
+            )
+    finally:
+        ctx.db.dispose()
