@@ -401,3 +401,16 @@ def test_init_refuses_sources_that_are_not_tables(unmigrated_url: str, tmp_path:
         assert migrate.current_revision(app.extensions["feedsvc"].db) is None
     finally:
         app.extensions["feedsvc"].db.dispose()
+
+
+def test_a_bug_keeps_its_traceback(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only known failures become one line: a bug must not hide behind a tidy message."""
+
+    def broken(_session: Any) -> None:
+        raise RuntimeError("程序缺陷")
+
+    monkeypatch.setattr("feedsvc.repo.categories.list_categories", broken)
+    result = runner.invoke(cli, ["category", "list"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RuntimeError) and str(result.exception) == "程序缺陷"
+    assert "feedsvc: error" not in result.output
