@@ -99,6 +99,12 @@ def test_post_commands(runner, factory: Factory, tmp_path: Path) -> None:
     assert from_stdin.exit_code == 0, from_stdin.output
     listing = run(runner, "post", "list")
     assert "记账的第一步" in listing.output and "draft" in listing.output
+    factory.post("jijin", title="基金分类里的一篇")
+    by_category = run(runner, "post", "list", "--category", "jijin")
+    assert by_category.exit_code == 0, by_category.output
+    assert "基金分类里的一篇" in by_category.output and "记账的第一步" not in by_category.output
+    unknown = run(runner, "post", "list", "--category", "没有")
+    assert (unknown.exit_code, unknown.output) == (1, "feedsvc: error: no category '没有'\n")
     shown = run(runner, "post", "show", "ji-zhang-de-di-yi-bu")
     assert '"page_count": 2' in shown.output and '"tags": [' in shown.output
     removed = run(runner, "post", "remove", "ji-zhang-de-di-yi-bu")
@@ -107,7 +113,7 @@ def test_post_commands(runner, factory: Factory, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and missing.output.startswith("feedsvc: error:")
     bad = run(runner, "post", "add", "--title", "x", "--category", "no-such", input="正文")
     assert bad.exit_code == 1 and "category" in bad.output
-    assert factory.counts()["posts"] == 1
+    assert factory.counts()["posts"] == 2
 
 
 def test_token_commands(runner, ctx) -> None:
