@@ -135,3 +135,16 @@ def test_downgrade_to_base_and_upgrade_again(ctx, factory: Factory) -> None:
     assert migrate.current_revision(ctx.db) == migrate.head_revision()
     with ctx.db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM posts")).scalar() == 0
+
+
+def test_a_naive_datetime_never_reaches_the_database(ctx, factory: Factory) -> None:
+    """Every stored time is UTC; a naive one would be read in whatever zone: refused, unsaved."""
+    from sqlalchemy.exc import StatementError
+
+    post = factory.post(title="时区")
+    with pytest.raises(StatementError) as info, ctx.db.write() as session:
+        session.get(Post, post.id).updated_at = datetime(2026, 1, 2, 3, 4, 5)
+    assert isinstance(info.value.orig, ValueError)
+    assert "naive datetime" in str(info.value.orig)
+    with ctx.db.read() as session:
+        assert session.get(Post, post.id).updated_at == post.updated_at
