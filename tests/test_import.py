@@ -472,3 +472,25 @@ def test_entries_a_post_cannot_hold_are_skipped_and_named(runner, ctx, tmp_path:
     assert [(p.title, p.published_at) for p in posts(ctx)] == [
         ("好的一篇", beijing(2024, 3, 15, 9, 4, 5))
     ]
+
+
+def test_a_file_over_sources_max_bytes_is_refused(db_url: str, tmp_path: Path) -> None:
+    from feedsvc import create_app
+    from feedsvc.config import load_settings
+    from tests.conftest import overrides_for
+
+    settings = load_settings(overrides_for(db_url, sources={"max_bytes": 1024}), environ={})
+    app = create_app(settings=settings)
+    ctx = app.extensions["feedsvc"]
+    try:
+        Factory(ctx).category("jijin")
+        feed = tmp_path / "大文件.xml"
+        feed.write_text(_rss(("big-1", "长" * 400, "Fri, 15 Mar 2024 09:04:05 +0800")), "utf-8")
+        result = run(app.test_cli_runner(), "import", str(feed), "--category", "jijin")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"feedsvc: error: import: {feed} is larger than 1024 bytes (sources.max_bytes)\n"
+        )
+        assert posts(ctx) == [] and count(ctx, Source) == 0
+    finally:
+        ctx.db.dispose()
