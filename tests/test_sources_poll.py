@@ -377,3 +377,61 @@ def test_a_fault_after_a_good_poll_loses_nothing(httpserver, ctx, factory, clock
     assert stored() == before
     state = source(ctx, source_id)
     assert state.consecutive_errors == 1 and state.enabled
+
+
+def test_a_feed_moving_onto_another_source_keeps_its_url(httpserver: HTTPServer, ctx, factory):
+    """A 301 to a URL that is a source already: the poll is stored, the URL stays unique."""
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=301, headers={"Location": httpserver.url_for("/new")}
+    )
+    httpserver.expect_request("/new").respond_with_data(rss(item("m1", "搬到隔壁", "<p>x</p>")))
+    old = add_source(ctx, factory, httpserver.url_for("/old"), "related")
+    new = add_source(ctx, factory, httpserver.url_for("/new"), "related")
+    outcomes = {o.source_id: o for o in poll_sources(ctx, None, only=[old])}
+    assert outcomes[old].error is None
+    moved = source(ctx, old)
+    assert moved.url == httpserver.url_for("/old")  # not the other source's URL
+    assert (moved.last_status, moved.consecutive_errors, moved.title) == (200, 0, "合作博客")
+    assert source(ctx, new).url == httpserver.url_for("/new")
+
+
+def test_a_source_removed_during_its_fetch_stays_removed(httpserver: HTTPServer, ctx, factory):
+    source_id = 0
+
+    def remove_then_fail(request: Request) -> Response:
+        source_service.delete_source(ctx, source_id)  # an editor, while the fetch runs
+        return Response("维护中", status=503)
+
+    httpserver.expect_request("/feed").respond_with_handler(remove_then_fail)
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), "related")
+    (outcome,) = poll_sources(ctx, None)
+    assert (outcome.source_id, outcome.status) == (source_id, 503)
+    assert outcome.error == "fetch: HTTP 503 Service Unavailable"
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Source)) == 0
+
+
+def test_a_bug_storing_one_source_does_not_stop_the_others(
+    httpserver: HTTPServer, ctx, factory, monkeypatch
+):
+    from feedsvc.sources import poll
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("存储出错")
+
+    httpserver.expect_request("/posts").respond_with_data(rss(item("p1", "文章", "<p>x</p>")))
+    httpserver.expect_request("/items").respond_with_data(
+        rss(item("i1", "条目", "<p>y</p>", date=None))
+    )
+    broken_id = add_source(ctx, factory, httpserver.url_for("/posts"), "posts")
+    fine_id = add_source(ctx, factory, httpserver.url_for("/items"), "related")
+    monkeypatch.setattr(poll, "store_as_posts", broken)
+    outcomes = {o.source_id: o for o in poll_sources(ctx, None)}
+    assert outcomes[broken_id].error == "store: RuntimeError: 存储出错"
+    assert outcomes[fine_id].error is None
+    failed = source(ctx, broken_id)
+    assert (failed.consecutive_errors, failed.last_error) == (1, "store: RuntimeError: 存储出错")
+    assert failed.next_fetch_at > NOW  # backed off, tried again later
+    assert posts(ctx) == []
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(ExternalItem)) == 1
