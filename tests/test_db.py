@@ -148,3 +148,11 @@ def test_a_naive_datetime_never_reaches_the_database(ctx, factory: Factory) -> N
     assert "naive datetime" in str(info.value.orig)
     with ctx.db.read() as session:
         assert session.get(Post, post.id).updated_at == post.updated_at
+
+
+def test_migrations_refuse_offline_sql_generation(ctx) -> None:
+    """`alembic upgrade --sql` would print SQL for a schema it cannot see: refused, untouched."""
+    config = migrate._config()
+    with pytest.raises(SystemExit, match="feedsvc migrations run online only"):
+        command.upgrade(config, "0001:head", sql=True)
+    assert migrate.current_revision(ctx.db) == migrate.head_revision()
