@@ -435,3 +435,29 @@ def test_a_bug_storing_one_source_does_not_stop_the_others(
     assert posts(ctx) == []
     with ctx.db.read() as session:
         assert session.scalar(select(func.count()).select_from(ExternalItem)) == 1
+
+
+def test_related_items_need_a_link_and_follow_edits(httpserver: HTTPServer, ctx, factory):
+    """An upstream entry without a link has nowhere for 继续阅读 to go: skipped. An edited
+    entry updates its item in place."""
+    no_link = (
+        '<item><guid isPermaLink="false">n1</guid><title>没有链接</title>'
+        "<description>无处可去。</description></item>"
+    )
+    bodies = iter(
+        [
+            rss(item("e1", "原来的标题", "<p>原文。</p>", date=None), no_link),
+            rss(item("e1", "改过的标题", "<p>改过的正文。</p>", date=None), no_link),
+        ]
+    )
+    httpserver.expect_request("/feed").respond_with_handler(
+        lambda request: Response(next(bodies), content_type="application/rss+xml")
+    )
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), "related")
+    (first,) = poll_sources(ctx, None)
+    assert (first.report.new, first.report.updated, first.report.skipped) == (1, 0, 1)
+    (second,) = poll_sources(ctx, None, only=[source_id])
+    assert (second.report.new, second.report.updated, second.report.skipped) == (0, 1, 1)
+    with ctx.db.read() as session:
+        items = list(session.scalars(select(ExternalItem)))
+    assert [(i.entry_id, i.title, i.body) for i in items] == [("e1", "改过的标题", "改过的正文。")]
