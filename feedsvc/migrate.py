@@ -48,4 +48,3 @@ def current_revision(db: Database) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
-
