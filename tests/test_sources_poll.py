@@ -461,3 +461,45 @@ def test_related_items_need_a_link_and_follow_edits(httpserver: HTTPServer, ctx,
     with ctx.db.read() as session:
         items = list(session.scalars(select(ExternalItem)))
     assert [(i.entry_id, i.title, i.body) for i in items] == [("e1", "改过的标题", "改过的正文。")]
+
+
+def test_an_edited_upstream_item_is_refreshed_in_the_lists_showing_it(
+    httpserver: HTTPServer, ctx, factory, client, clock
+):
+    recent = "Fri, 20 Nov 2026 09:00:00 +0800"
+    bodies = iter(
+        [
+            rss(
+                item("x1", "储蓄国债更抢手", "<p>国债 收益率 储蓄国债 期限 久期。</p>", date=recent)
+            ),
+            rss(
+                item(
+                    "x1", "储蓄国债又发行了", "<p>国债 收益率 储蓄国债 期限 利率。</p>", date=recent
+                )
+            ),
+        ]
+    )
+    httpserver.expect_request("/wire").respond_with_handler(
+        lambda request: Response(next(bodies), content_type="application/rss+xml")
+    )
+    bond = factory.post(
+        "licai-fangfa",
+        title="储蓄国债值得买吗",
+        content="储蓄国债 国债 收益率 期限 久期 利率。",
+        tags=["国债"],
+    )
+    wire = add_source(ctx, factory, httpserver.url_for("/wire"), "related", "licai-fangfa")
+    poll_sources(ctx, None)
+    refresh.refresh(ctx, None)
+
+    def shown() -> list[str]:
+        items = client.get(f"/api/v1/posts/{bond.id}/related").json["items"]
+        return [i["title"] for i in items if i["kind"] == "external"]
+
+    assert shown() == ["储蓄国债更抢手"]
+    clock.advance(minutes=30)
+    (outcome,) = poll_sources(ctx, None, only=[wire])
+    assert outcome.report.updated == 1
+    report = refresh.refresh(ctx, None)
+    assert not report.full  # incremental: only the edited item and the lists showing it
+    assert shown() == ["储蓄国债又发行了"]
