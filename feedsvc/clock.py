@@ -26,9 +26,6 @@ class FrozenClock:
     def now(self) -> datetime:
         return self._now
 
-    def set(self, value: datetime) -> None:
-        self._now = value
-
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)
         return self._now

@@ -137,7 +137,7 @@ def _sqlite_folder_problem(url: str) -> str | None:
     folder = Path(parsed.database).parent
     existing = folder
     while not existing.exists():
-        if existing.parent == existing:
+        if existing.parent == existing:  # pragma: no cover - "/" always exists; no endless loop
             break
         existing = existing.parent
     if not existing.is_dir():

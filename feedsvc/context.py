@@ -17,7 +17,3 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     # Long-lived state a process keeps between job runs (the related index); never shared.
     memory: dict[str, Any] = field(default_factory=dict)
-
-    def url(self, path: str) -> str:
-        """An absolute URL under the configured base_url (feeds carry no relative URLs)."""
-        return self.settings.site.base_url + path

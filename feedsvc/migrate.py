@@ -48,11 +48,3 @@ def current_revision(db: Database) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
-
-
-def autogenerate(db: Database, message: str) -> None:
-    """Developer helper: write a new revision from the models (`feedsvc db revision`)."""
-    config = _config()
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.revision(config, message=message, autogenerate=True)

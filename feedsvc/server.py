@@ -60,5 +60,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: 
             child.send_signal(signal.SIGTERM)  # stops between batches
             try:
                 child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # pragma: no cover - a run stuck for 30 s
                 child.kill()

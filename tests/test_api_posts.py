@@ -193,3 +193,55 @@ def test_post_page_serves_all_pages_in_order(client, factory: Factory) -> None:
     assert client.get(f"/posts/{draft.slug}").status_code == 404
     assert client.get("/categories/licai-fangfa").status_code == 200
     assert client.get("/").status_code == 200
+
+
+# -- a concurrent writer between our check and our write --------------------------------------
+# The check (slug_taken) is made to miss the other writer's row, as it does when that row is
+# committed just after the check: the unique index is then what catches it.
+
+
+def lagging_check(monkeypatch, misses: int | None) -> None:  # type: ignore[no-untyped-def]
+    """slug_taken misses the first ``misses`` rows (every row when None)."""
+    from feedsvc.repo import posts as post_repo
+
+    real = post_repo.slug_taken
+    calls = iter(range(10**6))
+
+    def lagging(session, slug: str, **kwargs) -> bool:  # type: ignore[no-untyped-def]
+        if misses is None or next(calls) < misses:
+            return False
+        return real(session, slug, **kwargs)
+
+    monkeypatch.setattr(post_repo, "slug_taken", lagging)
+
+
+def test_a_generated_slug_taken_meanwhile_gets_the_next_one(
+    client, auth, jijin, factory: Factory, monkeypatch
+) -> None:
+    first = client.post("/api/v1/posts", json=BODY, headers=auth).json
+    lagging_check(monkeypatch, misses=1)
+    second = client.post("/api/v1/posts", json=BODY, headers=auth)
+    assert second.status_code == 201, second.json
+    assert second.json["slug"] == first["slug"] + "-2"
+    assert factory.counts()["posts"] == 2
+
+
+def test_a_slug_taken_meanwhile_is_a_conflict(
+    client, auth, jijin, factory: Factory, monkeypatch
+) -> None:
+    first = client.post("/api/v1/posts", json=BODY, headers=auth).json
+    other = client.post("/api/v1/posts", json={**BODY, "slug": "ling-yi-pian"}, headers=auth).json
+    before = factory.snapshot()
+    lagging_check(monkeypatch, misses=None)
+    given = client.post("/api/v1/posts", json={**BODY, "slug": first["slug"]}, headers=auth)
+    assert given.status_code == 409
+    assert given.json["error"]["fields"] == {"slug": "is already taken"}
+    generated = client.post("/api/v1/posts", json=BODY, headers=auth)
+    assert generated.status_code == 409
+    assert generated.json["error"]["message"] == ("could not find a free slug; give one explicitly")
+    edited = client.patch(
+        f"/api/v1/posts/{other['id']}", json={"slug": first["slug"]}, headers=auth
+    )
+    assert edited.status_code == 409
+    assert edited.json["error"]["fields"] == {"slug": "is already taken"}
+    assert factory.snapshot() == before

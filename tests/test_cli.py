@@ -99,6 +99,12 @@ def test_post_commands(runner, factory: Factory, tmp_path: Path) -> None:
     assert from_stdin.exit_code == 0, from_stdin.output
     listing = run(runner, "post", "list")
     assert "记账的第一步" in listing.output and "draft" in listing.output
+    factory.post("jijin", title="基金分类里的一篇")
+    by_category = run(runner, "post", "list", "--category", "jijin")
+    assert by_category.exit_code == 0, by_category.output
+    assert "基金分类里的一篇" in by_category.output and "记账的第一步" not in by_category.output
+    unknown = run(runner, "post", "list", "--category", "没有")
+    assert (unknown.exit_code, unknown.output) == (1, "feedsvc: error: no category '没有'\n")
     shown = run(runner, "post", "show", "ji-zhang-de-di-yi-bu")
     assert '"page_count": 2' in shown.output and '"tags": [' in shown.output
     removed = run(runner, "post", "remove", "ji-zhang-de-di-yi-bu")
@@ -107,7 +113,7 @@ def test_post_commands(runner, factory: Factory, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and missing.output.startswith("feedsvc: error:")
     bad = run(runner, "post", "add", "--title", "x", "--category", "no-such", input="正文")
     assert bad.exit_code == 1 and "category" in bad.output
-    assert factory.counts()["posts"] == 1
+    assert factory.counts()["posts"] == 2
 
 
 def test_token_commands(runner, ctx) -> None:
@@ -166,3 +172,37 @@ def test_source_commands(runner, factory: Factory, httpserver) -> None:
         assert result.output.strip().count("\n") == 0
     assert run(runner, "source", "remove", "1").exit_code == 0
     assert "no source" in run(runner, "source", "remove", "1").output
+
+
+def test_init_adds_the_sources_listed_in_categories_toml(db_url: str, tmp_path: Path) -> None:
+    from feedsvc import create_app
+    from feedsvc.config import load_settings
+    from feedsvc.repo import sources as source_repo
+    from tests.conftest import overrides_for
+
+    (tmp_path / "categories.toml").write_text(
+        '[[categories]]\nslug = "jijin"\nname = "基金"\n\n'
+        '[[categories.sources]]\nurl = "https://上游.example/基金.xml"\nmode = "related"\n'
+        "interval_minutes = 45\n",
+        "utf-8",
+    )
+    overrides = overrides_for(db_url)
+    overrides["data_dir"] = str(tmp_path)
+    app = create_app(settings=load_settings(overrides, environ={}))
+    ctx = app.extensions["feedsvc"]
+    try:
+        first = run(app.test_cli_runner(), "init")
+        assert first.exit_code == 0, first.output
+        assert "sources: 1 added, 0 updated, 0 unchanged" in first.output
+        assert "sample posts: 0 loaded" in first.output
+        again = run(app.test_cli_runner(), "init")
+        assert "sources: 0 added, 0 updated, 1 unchanged" in again.output
+        with ctx.db.read() as session:
+            (source,) = source_repo.list_sources(session)
+            assert (source.category.slug, source.mode, source.interval_minutes) == (
+                "jijin",
+                "related",
+                45,
+            )
+    finally:
+        ctx.db.dispose()

@@ -92,6 +92,16 @@ def test_sqlite_path_under_a_file(tmp_path: Path) -> None:
     assert blocker.read_text("utf-8") == "我是文件"
 
 
+def test_sqlite_folder_the_system_refuses_to_create(tmp_path: Path) -> None:
+    """/proc takes no new folders, for root too: the OSError becomes one configuration line."""
+    url = "sqlite:////proc/feedsvc-测试/feedsvc.db"
+    result = CliRunner().invoke(
+        cli, ["post", "list"], env=isolated(tmp_path, FEEDSVC_DATABASE_URL=url)
+    )
+    assert_one_error_line(result, 2, "database.url", "/proc/feedsvc-测试")
+    assert not Path("/proc/feedsvc-测试").exists()
+
+
 def test_bad_url_in_the_config_file_names_the_file(tmp_path: Path) -> None:
     config = tmp_path / "feedsvc.toml"
     config.write_text('[database]\nurl = "oracle://scott@127.0.0.1/orcl"\n', "utf-8")
@@ -335,3 +345,72 @@ def test_arguments_a_shell_cannot_pass_are_refused(runner: Any, factory: Factory
         result = runner.invoke(cli, args)
         assert_one_error_line(result, 1, f"argument {args.index(arg) + 1} contains")
     assert (factory.snapshot(), factory.counts()) == before
+
+
+def app_with_data(db_url: str, data_dir: Path) -> Any:
+    overrides = overrides_for(db_url)
+    overrides["data_dir"] = str(data_dir)
+    return create_app(settings=load_settings(overrides, environ={}))
+
+
+GBK_SAMPLE = '+++\ntitle = "编码"\n+++\n正文'.encode("gbk")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (GBK_SAMPLE, "坏样例.md: not UTF-8 text (byte 0xb1 at offset 13)"),
+        ("# 没有头部\n\n正文".encode(), "坏样例.md: must start with a +++ TOML front matter"),
+        ('+++\ntitle = "未闭合"\n正文'.encode(), "坏样例.md: the front matter block is not closed"),
+        ("+++\ntitle = 未加引号\n+++\n正文".encode(), "坏样例.md: front matter: invalid TOML"),
+        (
+            '+++\ntitle = "缺分类"\n+++\n正文'.encode(),
+            "坏样例.md: invalid input: category: is required",
+        ),
+    ],
+)
+def test_init_refuses_a_bad_sample_post(
+    unmigrated_url: str, tmp_path: Path, content: bytes, needle: str
+) -> None:
+    """Every sample is read before the database is touched: a bad one changes nothing."""
+    (tmp_path / "posts").mkdir()
+    (tmp_path / "posts" / "01-好样例.md").write_text(
+        '+++\ntitle = "好的"\ncategory = "jijin"\n+++\n正文', "utf-8"
+    )
+    (tmp_path / "posts" / "02-坏样例.md").write_bytes(content)
+    app = app_with_data(unmigrated_url, tmp_path)
+    try:
+        result = app.test_cli_runner().invoke(cli, ["init"])
+        assert_one_error_line(result, 1, needle)
+        assert migrate.current_revision(app.extensions["feedsvc"].db) is None
+    finally:
+        app.extensions["feedsvc"].db.dispose()
+
+
+def test_init_refuses_sources_that_are_not_tables(unmigrated_url: str, tmp_path: Path) -> None:
+    (tmp_path / "categories.toml").write_text(
+        '[[categories]]\nslug = "jijin"\nname = "基金"\nsources = "https://上游.test/feed"\n',
+        "utf-8",
+    )
+    app = app_with_data(unmigrated_url, tmp_path)
+    try:
+        result = app.test_cli_runner().invoke(cli, ["init", "--no-samples"])
+        assert_one_error_line(
+            result, 1, "categories.toml: category #1: 'sources' must be [[categories.sources]]"
+        )
+        assert migrate.current_revision(app.extensions["feedsvc"].db) is None
+    finally:
+        app.extensions["feedsvc"].db.dispose()
+
+
+def test_a_bug_keeps_its_traceback(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only known failures become one line: a bug must not hide behind a tidy message."""
+
+    def broken(_session: Any) -> None:
+        raise RuntimeError("程序缺陷")
+
+    monkeypatch.setattr("feedsvc.repo.categories.list_categories", broken)
+    result = runner.invoke(cli, ["category", "list"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RuntimeError) and str(result.exception) == "程序缺陷"
+    assert "feedsvc: error" not in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,9 @@ def test_file_and_environment(tmp_path: Path) -> None:
         ("[feeds\n", {}, "invalid TOML"),
         ("", {"FEEDSVC_SCHEDULER": "maybe"}, "FEEDSVC_SCHEDULER"),
         ("", {"FEEDSVC_BASE_URL": "not a url"}, "site.base_url"),
+        ('[site]\nbase_url = "https://x.test/站?a=1"\n', {}, "site.base_url"),
+        ("[sources]\ndefault_interval_minutes = 5\nmin_interval_minutes = 10\n", {}, "sources"),
+        ("site = 1\n", {"FEEDSVC_BASE_URL": "https://x.test"}, "site: must be a table"),
     ],
 )
 def test_bad_configuration_names_the_key(tmp_path: Path, text: str, env: dict, key: str) -> None:
@@ -75,6 +79,8 @@ def test_missing_config_file(tmp_path: Path) -> None:
         ("postgresql+nodriver://u@127.0.0.1/x", "unknown database dialect or driver"),
         ("postgresql+psycopg://u@127.0.0.1:五四三二/x", "cannot be read as a database URL"),
         ("sqlite://host/x.db", "Invalid SQLite URL"),
+        # A dialect SQLAlchemy knows, with a driver feedsvc does not install.
+        ("postgresql+pg8000://u@127.0.0.1/x", "'postgresql+pg8000' is not installed (pg8000)"),
         ("sqlite:////tmp/a\x01b.db", "control character U+0001"),
         ("sqlite:////tmp/" + "长" * 2000 + "/x.db", "cannot be used"),
     ],
@@ -133,3 +139,25 @@ def test_a_sqlite_uri_is_left_as_written(tmp_path) -> None:
     url = f"sqlite:///file:{tmp_path}/site.db?mode=ro&uri=true"
     settings = load_settings(environ={"FEEDSVC_DATABASE_URL": url, "FEEDSVC_CONFIG": ""})
     assert settings.database.url == url
+
+
+def test_without_any_config_file_the_defaults_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install without the shipped feedsvc.toml (and no FEEDSVC_CONFIG) runs on defaults."""
+    monkeypatch.setattr("feedsvc.config.DEFAULT_CONFIG", tmp_path / "缺少.toml")
+    settings = load_settings(environ={"FEEDSVC_BASE_URL": "https://例子.test/"})
+    assert settings.site.base_url == "https://例子.test"
+    assert settings.data_dir == tmp_path
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEEDSVC_SCHEDULER": "2"})
+    assert str(info.value) == "environment: FEEDSVC_SCHEDULER: must be 0 or 1"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: os.access grants it")
+def test_sqlite_folder_in_a_read_only_folder(tmp_path: Path) -> None:
+    locked = tmp_path / "只读"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(ConfigError, match="is not writable"):
+        load_settings(environ={"FEEDSVC_DATABASE_URL": f"sqlite:///{locked}/db/x.db"})
+    assert not (locked / "db").exists()

@@ -84,3 +84,15 @@ def test_a_forged_tag_still_meets_the_strict_checks(values: object) -> None:
     raw = base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + cursor._tag(payload)
     with pytest.raises(BadRequest):
         cursor.decode("posts", raw, (datetime, int))
+
+
+@pytest.mark.parametrize(
+    "payload", [b'["posts", 1', "不是 JSON".encode(), b"\xff\xfe", b"[" * 150 + b"]" * 150]
+)
+def test_a_forged_tag_on_text_that_is_not_json(payload: bytes) -> None:
+    """The tag's key is public: a client can sign anything, JSON or not; still a 400."""
+    import base64
+
+    raw = base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + cursor._tag(payload)
+    with pytest.raises(BadRequest):
+        cursor.decode("posts", raw, (datetime, int))

@@ -316,3 +316,99 @@ def test_an_authenticated_read_works_on_a_read_only_database(
     for path in ("/api/v1/posts?status=draft", f"/api/v1/categories/{CATEGORY}", "/api/v1/jobs"):
         response = read_only.get(path, headers=auth)
         assert response.status_code == 200, (path, response.get_data(as_text=True))
+
+
+# -- what a driver error means, for errors the real-fault tests above cannot provoke ----------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("DiskFull", "out-of-resources"),  # SQLSTATE 53100: by its class, 53
+        ("TooManyConnections", "out-of-resources"),  # 53300
+        ("AdminShutdown", "unreachable"),  # 57P01: by its class, 57P
+        ("ConnectionFailure", "unreachable"),  # 08006
+        ("UniqueViolation", None),  # 23505: the caller's business (a 409), not storage's
+    ],
+)
+def test_postgresql_sqlstates_by_class(name: str, kind: str | None) -> None:
+    import psycopg.errors
+    from sqlalchemy.exc import DBAPIError
+
+    from feedsvc.db import fault_kind
+
+    error = getattr(psycopg.errors, name)("服务器报告的错误")
+    assert fault_kind(error) == kind
+    assert fault_kind(DBAPIError("SELECT 1", {}, error)) == kind
+
+
+def test_pool_timeout_and_invalidated_connections() -> None:
+    from sqlalchemy.exc import DBAPIError, TimeoutError
+
+    from feedsvc.db import fault_kind, storage_fault
+
+    assert fault_kind(TimeoutError("QueuePool limit reached")) == "busy"
+    fault = storage_fault(TimeoutError("QueuePool limit reached"))
+    assert fault is not None and fault.message == "the database is busy; try again"
+    # A driver error with neither an SQLite name nor an SQLSTATE, on a connection SQLAlchemy
+    # found dead.
+    gone = DBAPIError("SELECT 1", {}, Exception("连接已断开"), connection_invalidated=True)
+    assert fault_kind(gone) == "unreachable"
+    assert fault_kind(DBAPIError("SELECT 1", {}, Exception("其他"))) is None
+
+
+def test_a_bare_psycopg_operational_error_is_unreachable() -> None:
+    import psycopg
+
+    from feedsvc.db import fault_kind
+
+    assert fault_kind(psycopg.OperationalError("connection refused")) == "unreachable"
+    assert fault_kind(psycopg.ProgrammingError("syntax error")) is None
+
+
+def test_a_long_chain_of_unknown_errors_is_a_bug() -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from feedsvc.db import fault_kind
+
+    chain = SQLAlchemyError("最外层")
+    link = chain
+    for depth in range(8):
+        link.__cause__ = SQLAlchemyError(f"第{depth}层")
+        link = link.__cause__
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    link.__cause__ = full  # too deep to be looked at: the search stops after five links
+    assert fault_kind(chain) is None
+    assert fault_kind(full) == "full"
+
+
+def test_an_sqlite_only_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg installed, SQLite's errors are still read (and psycopg's not looked for)."""
+    import sys
+
+    from feedsvc.db import fault_kind
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+    assert fault_kind(locked) == "busy"
+    assert fault_kind(sqlite3.OperationalError("无名的错误")) is None
+
+
+def test_a_bug_recording_a_tokens_use_stays_500(
+    client: FlaskClient, auth: dict[str, str], clock: Any, monkeypatch: Any
+) -> None:
+    """Only storage faults are forgiven when the last use cannot be recorded, not bugs."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from feedsvc.repo import tokens as token_repo
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise ProgrammingError("UPDATE nonsense", {}, Exception("syntax error"))
+
+    clock.advance(minutes=5)  # long enough since the last use that this one is recorded
+    monkeypatch.setattr(token_repo, "get_token", broken)
+    response = client.get("/api/v1/jobs", headers=auth)
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers

@@ -215,3 +215,25 @@ def test_plain_text_summary_is_escaped_for_rss(client, factory: Factory) -> None
     )
     atom, _ = parse(client.get("/feeds/licai-fangfa.atom").data)
     assert atom.entries[0].summary == "收益 < 3% & 风险 > 0 的<b>产品</b>"
+
+
+def test_feed_cache_keeps_at_most_its_entries_and_clears() -> None:
+    """The cache is bounded (feeds.cache_entries): the least recently used feed goes first."""
+    from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
+
+    cache = FeedCache(max_entries=2)
+    feed = RenderedFeed.of(
+        "<rss>理财</rss>".encode(),
+        last_modified=NOW,
+        media_type="application/rss+xml",
+        valid_until=None,
+    )
+    keys = [FeedKey(slug, "rss", None, 1) for slug in ("jijin", "baoxian", "licai-fangfa")]
+    cache.put(keys[0], feed)
+    cache.put(keys[1], feed)
+    assert cache.get(keys[0], NOW) is feed  # jijin is now the most recently used
+    cache.put(keys[2], feed)
+    assert cache.get(keys[1], NOW) is None  # baoxian was evicted
+    assert cache.get(keys[0], NOW) is feed and cache.get(keys[2], NOW) is feed
+    cache.clear()
+    assert all(cache.get(key, NOW) is None for key in keys)

@@ -393,3 +393,20 @@ def test_migration_keeps_rows_that_were_already_orphaned(tmp_path, caplog) -> No
     assert schema_and_rows(db) == before
     assert "1 rows reference missing rows" in caplog.text
     db.dispose()
+
+
+def test_migration_seeds_an_emptied_table_from_what_others_remember(tmp_path) -> None:
+    """Every post deleted before the upgrade: the posts table is empty, but post_changes still
+    names their ids. sqlite_sequence must start past them, or the next post reuses one."""
+    from feedsvc.services import posts as post_service
+
+    db, ctx, factory = old_database(tmp_path)
+    deleted = [factory.post(title=f"将被删除的第{n}篇").id for n in range(3)]
+    for post_id in deleted:
+        post_service.delete_post(ctx, post_id)
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        sequence = dict(connection.exec_driver_sql("SELECT name, seq FROM sqlite_sequence").all())
+    assert sequence["posts"] == max(deleted)
+    assert factory.post(title="升级后的新文章").id == max(deleted) + 1
+    db.dispose()

@@ -430,3 +430,67 @@ def test_importing_a_polled_sources_url_leaves_that_source_alone(
         before["mode"],
         before["enabled"],
     )
+
+
+def _rss(*items: tuple[str, str, str]) -> str:
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title><pubDate>{date}</pubDate>"
+        f"<description>{title}的正文。</description></item>"
+        for guid, title, date in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>旧博客</title><link>https://旧博客.example/</link>{body}</channel></rss>"
+    )
+
+
+@pytest.mark.usefixtures("jijin")
+def test_entries_a_post_cannot_hold_are_skipped_and_named(runner, ctx, tmp_path: Path) -> None:
+    """One bad entry (a date before 1970) is skipped with its reason; the others go in."""
+    feed = tmp_path / "旧博客.xml"
+    feed.write_text(
+        _rss(
+            ("good-1", "好的一篇", "Fri, 15 Mar 2024 09:04:05 +0800"),
+            ("old-1", "太旧的一篇", "Tue, 15 Mar 1960 09:04:05 +0800"),
+        ),
+        "utf-8",
+    )
+    result = run(runner, "import", str(feed), "--category", "jijin")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "import: 1 new, 0 updated, 1 skipped\n"
+    assert result.stderr.splitlines()[-1] == (
+        "  skipped https://旧博客.example/old-1: invalid input: published_at: "
+        "year must be between 1970 and 9998"
+    )
+    assert [p.title for p in posts(ctx)] == ["好的一篇"]
+    # The good entry edited upstream to a date no post may have: its post stays as it was.
+    feed.write_text(_rss(("good-1", "改过的一篇", "Tue, 15 Mar 1960 09:04:05 +0800")), "utf-8")
+    again = run(runner, "import", str(feed), "--category", "jijin")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == "import: 0 new, 0 updated, 1 skipped\n"
+    assert "skipped https://旧博客.example/good-1: invalid input: published_at:" in again.stderr
+    assert [(p.title, p.published_at) for p in posts(ctx)] == [
+        ("好的一篇", beijing(2024, 3, 15, 9, 4, 5))
+    ]
+
+
+def test_a_file_over_sources_max_bytes_is_refused(db_url: str, tmp_path: Path) -> None:
+    from feedsvc import create_app
+    from feedsvc.config import load_settings
+    from tests.conftest import overrides_for
+
+    settings = load_settings(overrides_for(db_url, sources={"max_bytes": 1024}), environ={})
+    app = create_app(settings=settings)
+    ctx = app.extensions["feedsvc"]
+    try:
+        Factory(ctx).category("jijin")
+        feed = tmp_path / "大文件.xml"
+        feed.write_text(_rss(("big-1", "长" * 400, "Fri, 15 Mar 2024 09:04:05 +0800")), "utf-8")
+        result = run(app.test_cli_runner(), "import", str(feed), "--category", "jijin")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"feedsvc: error: import: {feed} is larger than 1024 bytes (sources.max_bytes)\n"
+        )
+        assert posts(ctx) == [] and count(ctx, Source) == 0
+    finally:
+        ctx.db.dispose()

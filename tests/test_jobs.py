@@ -79,6 +79,94 @@ def test_failing_run_is_recorded_and_releases_the_lease(ctx) -> None:
     assert jobs.acquire(ctx, spec, "someone-else")  # the lease was released
 
 
+def _one_run(ctx, job: str) -> JobRun:  # type: ignore[no-untyped-def]
+    with ctx.db.read() as session:
+        return session.scalars(select(JobRun).where(JobRun.job == job)).one()
+
+
+def test_a_run_that_lost_its_lease_stops_and_is_recorded(ctx, clock) -> None:
+    """The holder was too slow: another process took the expired lease; the next checkpoint
+    stops the run, which is recorded as failed and leaves the next due time to the new holder."""
+
+    def slow(job_ctx, lease: jobs.Lease) -> int:  # type: ignore[no-untyped-def]
+        clock.advance(seconds=job_ctx.settings.scheduler.lease_seconds + 1)
+        assert jobs.acquire(job_ctx, spec, "其他主机:2:b")
+        lease.checkpoint()
+        return 1
+
+    spec = jobs.JobSpec("test-slow", "slow", slow, jobs.every(lambda c: 5), lambda c, now: now)
+    assert jobs.run_job(ctx, spec, trigger="test") is jobs.Outcome.FAILED
+    run = _one_run(ctx, "test-slow")
+    assert (run.status, run.error) == ("failed", "test-slow: lease lost to another process")
+    with ctx.db.read() as session:
+        assert session.get(Job, "test-slow").next_due_at == ctx.clock.now() - timedelta(
+            seconds=ctx.settings.scheduler.lease_seconds + 1
+        )
+    assert not jobs.acquire(ctx, spec, "第三者:3:c")  # the new holder's lease was left alone
+
+
+def test_a_cancelled_run_stops_between_batches(ctx) -> None:
+    import threading
+
+    cancel = threading.Event()
+    batches: list[int] = []
+
+    def work(_ctx, lease: jobs.Lease) -> int:  # type: ignore[no-untyped-def]
+        for batch in range(3):
+            lease.checkpoint()
+            batches.append(batch)
+            cancel.set()  # SIGTERM arrives during the first batch
+        return len(batches)
+
+    spec = jobs.JobSpec("test-cancel", "stops", work, jobs.every(lambda c: 5), lambda c, now: now)
+    outcome = jobs.run_job(ctx, spec, trigger="test", cancel=cancel)
+    assert outcome is jobs.Outcome.CANCELLED and batches == [0]
+    run = _one_run(ctx, "test-cancel")
+    assert (run.status, run.error) == ("cancelled", "test-cancel: stopped between batches")
+    assert jobs.acquire(ctx, spec, "someone-else")  # released for the next run
+
+
+def test_cli_job_commands_when_busy_or_failing(runner, ctx, factory: Factory, monkeypatch) -> None:
+    import dataclasses
+
+    from feedsvc.related import refresh
+
+    factory.post()
+    assert jobs.acquire(ctx, JOBS["related-rebuild"], "其他主机:9:x")
+    busy = runner.invoke(cli, ["jobs", "run", "related-refresh"])
+    assert busy.exit_code == 1
+    assert busy.stderr == ("feedsvc: error: job 'related-refresh' is running in another process\n")
+    rebuild_busy = runner.invoke(cli, ["related", "rebuild"])
+    assert rebuild_busy.exit_code == 1
+    assert "a related job is running in another process" in rebuild_busy.stderr
+    jobs_release(ctx, "其他主机:9:x")  # the other process ends
+
+    def boom(_ctx, _lease) -> int:  # type: ignore[no-untyped-def]
+        raise RuntimeError("索引损坏")
+
+    failing = dataclasses.replace(JOBS["related-refresh"], work=boom)
+    monkeypatch.setitem(JOBS, "related-refresh", failing)
+    failed = runner.invoke(cli, ["jobs", "run", "related-refresh"])
+    assert failed.exit_code == 1
+    assert failed.stderr == (
+        "feedsvc: error: related-refresh: failed: see the log and `feedsvc jobs`\n"
+    )
+    monkeypatch.setattr(refresh, "rebuild", boom)
+    rebuild_failed = runner.invoke(cli, ["related", "rebuild"])
+    assert rebuild_failed.exit_code == 1
+    assert "related rebuild failed: see the log" in rebuild_failed.stderr
+    with ctx.db.read() as session:
+        statuses = sorted(session.scalars(select(JobRun.status)))
+    assert statuses == ["failed", "failed"]
+
+
+def jobs_release(ctx, owner: str) -> None:  # type: ignore[no-untyped-def]
+    from feedsvc.repo import jobs as job_repo
+
+    with ctx.db.write() as session:
+        job_repo.release_lease(session, JOBS["related-rebuild"].lease_name, owner)
+
+
 def test_jobs_api(client, ctx, auth, factory: Factory) -> None:
     factory.post()
     assert client.get("/api/v1/jobs").status_code == 401

@@ -210,3 +210,25 @@ def test_editing_a_related_post_changes_the_feeds_showing_it(
     after = client.get(f"/feeds/{category}.rss")
     assert "改过的标题" in after.get_data(as_text=True)
     assert after.headers["ETag"] != before.headers["ETag"]
+
+
+def test_a_refresh_failing_half_way_reloads_next_time(
+    ctx, corpus, factory: Factory, monkeypatch
+) -> None:
+    """The in-memory index may be half-updated: it is dropped, and the next run starts over."""
+    refresh.rebuild(ctx, None)
+    before = stored(ctx)
+    added = factory.post(title="国债逆回购的收益率", content="国债逆回购 收益率 国债 期限 利率。")
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("读取中断")
+
+    monkeypatch.setattr(refresh, "_load_docs", broken)
+    with pytest.raises(RuntimeError, match="读取中断"):
+        refresh.refresh(ctx, None)
+    assert "related" not in ctx.memory
+    assert stored(ctx) == before  # nothing written
+    monkeypatch.undo()
+    report = refresh.refresh(ctx, None)
+    assert not report.full
+    assert stored(ctx)[added.id][0] in corpus["bond"]

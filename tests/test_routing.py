@@ -72,3 +72,12 @@ def test_bodiless_responses_carry_no_content_type(client, auth, factory: Factory
     feed = client.get("/feeds/licai-fangfa.rss")
     again = client.get("/feeds/licai-fangfa.rss", headers={"If-None-Match": feed.headers["ETag"]})
     assert again.status_code == 304 and "Content-Type" not in again.headers
+
+
+def test_an_unknown_category_page_is_a_404_page(client, factory: Factory) -> None:
+    factory.category("jijin")
+    response = client.get("/categories/%E6%B2%A1%E6%9C%89")  # /categories/没有
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "There is no category &#x27;没有&#x27;." in response.get_data(as_text=True)
+    assert client.get("/categories/jijin").status_code == 200

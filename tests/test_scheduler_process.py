@@ -144,3 +144,33 @@ def test_scheduler_outlives_a_database_that_is_away(
     said = log.read_text(encoding="utf-8")
     assert says in said
     assert "Traceback" not in said, said
+
+
+def test_without_prctl_the_watcher_alone_stops_an_orphan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where PR_SET_PDEATHSIG is missing (not Linux, or a libc without prctl), the watcher
+    thread notices the parent is gone, stops the scheduler, and exits hard after the grace.
+
+    In this process: os._exit and logging.shutdown are replaced, or the test run would end.
+    """
+    import ctypes
+
+    from feedsvc import lifeline
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert lifeline._ask_kernel_for_sigterm() is False
+
+    def no_prctl(*_args: object, **_kwargs: object) -> None:
+        raise OSError("libc without prctl")
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", no_prctl)
+    assert lifeline._ask_kernel_for_sigterm() is False
+    # A parent that is not ours is gone already: hold() says so and starts no watcher.
+    assert lifeline.hold(os.getppid() + 100_000, lambda: None) is False
+
+    events: list[str] = []
+    monkeypatch.setattr(lifeline, "GRACE_SECONDS", 0.01)
+    monkeypatch.setattr(lifeline.logging, "shutdown", lambda: events.append("logs flushed"))
+    monkeypatch.setattr(lifeline.os, "_exit", lambda code: events.append(f"exit {code}"))
+    lifeline._watch(os.getppid() + 100_000, lambda: events.append("stop after the batch"))
+    assert events == ["stop after the batch", "logs flushed", "exit 1"]

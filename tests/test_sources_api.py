@@ -638,3 +638,18 @@ def test_new_interval_reschedules_and_reenabling_clears_the_error(
     client.patch(path, json={"enabled": False}, headers=auth)
     again = client.patch(path, json={"enabled": True}, headers=auth).json["state"]
     assert again["last_error"] is None and again["consecutive_errors"] == 0
+
+
+def test_a_source_added_meanwhile_is_a_conflict(client, auth, ctx, factory: Factory, monkeypatch):
+    """Two adds of one URL at once: the check misses the other's row, the unique index not."""
+    from feedsvc.repo import sources as source_repo
+
+    factory.category("jijin")
+    url = "https://上游.example/同一个.xml"
+    assert create(client, auth, url=url, category="jijin").status_code == 201
+    before = state_of(ctx, factory)
+    monkeypatch.setattr(source_repo, "find_source", lambda session, url: None)
+    again = create(client, auth, url=url, category="jijin")
+    assert again.status_code == 409
+    assert again.json["error"]["fields"] == {"url": "is already a source"}
+    assert state_of(ctx, factory) == before

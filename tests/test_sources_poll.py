@@ -377,3 +377,129 @@ def test_a_fault_after_a_good_poll_loses_nothing(httpserver, ctx, factory, clock
     assert stored() == before
     state = source(ctx, source_id)
     assert state.consecutive_errors == 1 and state.enabled
+
+
+def test_a_feed_moving_onto_another_source_keeps_its_url(httpserver: HTTPServer, ctx, factory):
+    """A 301 to a URL that is a source already: the poll is stored, the URL stays unique."""
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=301, headers={"Location": httpserver.url_for("/new")}
+    )
+    httpserver.expect_request("/new").respond_with_data(rss(item("m1", "搬到隔壁", "<p>x</p>")))
+    old = add_source(ctx, factory, httpserver.url_for("/old"), "related")
+    new = add_source(ctx, factory, httpserver.url_for("/new"), "related")
+    outcomes = {o.source_id: o for o in poll_sources(ctx, None, only=[old])}
+    assert outcomes[old].error is None
+    moved = source(ctx, old)
+    assert moved.url == httpserver.url_for("/old")  # not the other source's URL
+    assert (moved.last_status, moved.consecutive_errors, moved.title) == (200, 0, "合作博客")
+    assert source(ctx, new).url == httpserver.url_for("/new")
+
+
+def test_a_source_removed_during_its_fetch_stays_removed(httpserver: HTTPServer, ctx, factory):
+    source_id = 0
+
+    def remove_then_fail(request: Request) -> Response:
+        source_service.delete_source(ctx, source_id)  # an editor, while the fetch runs
+        return Response("维护中", status=503)
+
+    httpserver.expect_request("/feed").respond_with_handler(remove_then_fail)
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), "related")
+    (outcome,) = poll_sources(ctx, None)
+    assert (outcome.source_id, outcome.status) == (source_id, 503)
+    assert outcome.error == "fetch: HTTP 503 Service Unavailable"
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Source)) == 0
+
+
+def test_a_bug_storing_one_source_does_not_stop_the_others(
+    httpserver: HTTPServer, ctx, factory, monkeypatch
+):
+    from feedsvc.sources import poll
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("存储出错")
+
+    httpserver.expect_request("/posts").respond_with_data(rss(item("p1", "文章", "<p>x</p>")))
+    httpserver.expect_request("/items").respond_with_data(
+        rss(item("i1", "条目", "<p>y</p>", date=None))
+    )
+    broken_id = add_source(ctx, factory, httpserver.url_for("/posts"), "posts")
+    fine_id = add_source(ctx, factory, httpserver.url_for("/items"), "related")
+    monkeypatch.setattr(poll, "store_as_posts", broken)
+    outcomes = {o.source_id: o for o in poll_sources(ctx, None)}
+    assert outcomes[broken_id].error == "store: RuntimeError: 存储出错"
+    assert outcomes[fine_id].error is None
+    failed = source(ctx, broken_id)
+    assert (failed.consecutive_errors, failed.last_error) == (1, "store: RuntimeError: 存储出错")
+    assert failed.next_fetch_at > NOW  # backed off, tried again later
+    assert posts(ctx) == []
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(ExternalItem)) == 1
+
+
+def test_related_items_need_a_link_and_follow_edits(httpserver: HTTPServer, ctx, factory):
+    """An upstream entry without a link has nowhere for 继续阅读 to go: skipped. An edited
+    entry updates its item in place."""
+    no_link = (
+        '<item><guid isPermaLink="false">n1</guid><title>没有链接</title>'
+        "<description>无处可去。</description></item>"
+    )
+    bodies = iter(
+        [
+            rss(item("e1", "原来的标题", "<p>原文。</p>", date=None), no_link),
+            rss(item("e1", "改过的标题", "<p>改过的正文。</p>", date=None), no_link),
+        ]
+    )
+    httpserver.expect_request("/feed").respond_with_handler(
+        lambda request: Response(next(bodies), content_type="application/rss+xml")
+    )
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), "related")
+    (first,) = poll_sources(ctx, None)
+    assert (first.report.new, first.report.updated, first.report.skipped) == (1, 0, 1)
+    (second,) = poll_sources(ctx, None, only=[source_id])
+    assert (second.report.new, second.report.updated, second.report.skipped) == (0, 1, 1)
+    with ctx.db.read() as session:
+        items = list(session.scalars(select(ExternalItem)))
+    assert [(i.entry_id, i.title, i.body) for i in items] == [("e1", "改过的标题", "改过的正文。")]
+
+
+def test_an_edited_upstream_item_is_refreshed_in_the_lists_showing_it(
+    httpserver: HTTPServer, ctx, factory, client, clock
+):
+    recent = "Fri, 20 Nov 2026 09:00:00 +0800"
+    bodies = iter(
+        [
+            rss(
+                item("x1", "储蓄国债更抢手", "<p>国债 收益率 储蓄国债 期限 久期。</p>", date=recent)
+            ),
+            rss(
+                item(
+                    "x1", "储蓄国债又发行了", "<p>国债 收益率 储蓄国债 期限 利率。</p>", date=recent
+                )
+            ),
+        ]
+    )
+    httpserver.expect_request("/wire").respond_with_handler(
+        lambda request: Response(next(bodies), content_type="application/rss+xml")
+    )
+    bond = factory.post(
+        "licai-fangfa",
+        title="储蓄国债值得买吗",
+        content="储蓄国债 国债 收益率 期限 久期 利率。",
+        tags=["国债"],
+    )
+    wire = add_source(ctx, factory, httpserver.url_for("/wire"), "related", "licai-fangfa")
+    poll_sources(ctx, None)
+    refresh.refresh(ctx, None)
+
+    def shown() -> list[str]:
+        items = client.get(f"/api/v1/posts/{bond.id}/related").json["items"]
+        return [i["title"] for i in items if i["kind"] == "external"]
+
+    assert shown() == ["储蓄国债更抢手"]
+    clock.advance(minutes=30)
+    (outcome,) = poll_sources(ctx, None, only=[wire])
+    assert outcome.report.updated == 1
+    report = refresh.refresh(ctx, None)
+    assert not report.full  # incremental: only the edited item and the lists showing it
+    assert shown() == ["储蓄国债又发行了"]

@@ -63,10 +63,6 @@ def explain(exc: BaseException) -> CommandFailed | None:
     if isinstance(exc, SQLAlchemyError):
         fault = storage_fault(exc)
         return CommandFailed(fault.message) if fault is not None else None
-    if isinstance(exc, UnicodeDecodeError):
-        return CommandFailed(
-            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-        )
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return CommandFailed(f"{where}{exc.strerror or exc}")

@@ -92,7 +92,7 @@ def post_show(ident: str) -> None:
     post_id = find_post(ident)
     with current_context().db.read() as session:
         post = post_repo.get_post(session, post_id)
-        if post is None:  # removed since _find_post looked
+        if post is None:  # pragma: no cover - removed by another process since find_post looked
             raise NotFound(f"no post with id or slug {ident!r}")
         click.echo(json.dumps(post_json(current_context(), post), ensure_ascii=False, indent=2))
 

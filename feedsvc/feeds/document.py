@@ -81,9 +81,8 @@ def related_block(items: Sequence[RelatedView], links: Links) -> str:
     """The 相关内容 block under a post: title, a short excerpt and a 继续阅读 link each.
 
     Scores are left out on purpose: the same posts in the same order give the same bytes.
+    Only called with items: a post without related items has no block at all.
     """
-    if not items:
-        return ""
     rows = []
     for item in items:
         url = escape(links.related(item))

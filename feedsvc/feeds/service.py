@@ -58,7 +58,7 @@ def get_feed(
             )
         else:
             category = category_repo.get_category(session, slug)
-            if category is None:  # deleted between the two reads
+            if category is None:  # pragma: no cover - deleted between the two reads
                 return None
             doc = document.category_document(
                 category,

@@ -31,10 +31,6 @@ def get_job(session: Session, name: str) -> Job | None:
     return session.get(Job, name)
 
 
-def list_jobs(session: Session) -> list[Job]:
-    return list(session.scalars(select(Job).order_by(Job.name)))
-
-
 def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
     result = session.execute(
         update(JobLease)

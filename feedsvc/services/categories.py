@@ -115,8 +115,8 @@ class SyncReport:
 
 
 def _categories_table(path: Path) -> list[Any]:
-    if not path.exists():
-        raise Invalid(f"{path}: file not found")
+    # `feedsvc init`, the only reader, reads the file only when it exists; a file removed in
+    # between is read_toml's "cannot read: No such file or directory".
     try:
         raw = datafiles.read_toml(path)
     except datafiles.DataFileError as exc:

@@ -215,10 +215,11 @@ def update_post(
         if not session.is_modified(post):
             return post  # nothing changed: keep updated_at and every feed's validators
         post.updated_at = now
+        slug = post.slug  # read now: after a failed flush the session can load nothing
         try:
             session.flush()
         except IntegrityError:
-            raise _slug_conflict(post.slug) from None
+            raise _slug_conflict(slug) from None
         _record_write(session, post.id, before, _FeedPresence.of(post, now), now)
         return post
 

@@ -256,10 +256,8 @@ def _failure(progress: _Progress, message: str) -> FetchResult:
 
 
 def _host(url: str) -> str:
-    try:
-        return httpx.URL(url).host
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return url
+    # Only called once checked_url() has parsed this very URL: it cannot fail here.
+    return httpx.URL(url).host
 
 
 # -- Retry-After --------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -160,7 +159,6 @@ def poll_sources(
     lease: Lease | None,
     *,
     only: list[int] | None = None,
-    progress: Callable[[int, int], None] | None = None,
 ) -> list[PollOutcome]:
     """Poll the sources that are due (or ``only`` these), fetching several at once."""
     now = ctx.clock.now()
@@ -197,8 +195,6 @@ def poll_sources(
                     state = decide_source(_state(source), result, ctx.clock.now())
                     _save_state(ctx, source.id, state, ctx.clock.now(), source.content_hash, None)
                     outcomes.append(PollOutcome(source.id, None, result.error, StoreReport()))
-                if progress is not None:
-                    progress(len(outcomes), len(sources))
                 if lease is not None:
                     # Slow sources can hold a batch for minutes: keep the lease alive, and
                     # stop soon after a SIGTERM (fetches in flight end at their time-outs).

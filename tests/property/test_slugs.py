@@ -76,3 +76,20 @@ def test_tag_names_that_slug_alike_still_get_distinct_slugs(ctx: Any) -> None:
         tags = get_or_create_tags(session, names)
         assert len({tag.slug for tag in tags}) == len(names)
         assert all(is_url_safe_slug(tag.slug) and len(tag.slug) <= 120 for tag in tags)
+
+
+@pytest.mark.usefixtures("backend")
+def test_a_tag_whose_every_slug_is_taken_is_a_conflict(ctx: Any, factory: Any) -> None:
+    """Only a hash collision on top of ten namesakes gets here: a 409, and nothing written."""
+    from feedsvc.errors import Conflict
+    from feedsvc.models import Tag
+    from feedsvc.repo.tags import _slug_candidates
+
+    with ctx.db.write() as session:
+        for number, slug in enumerate(_slug_candidates("储蓄")):
+            session.add(Tag(name=f"占位{number}", slug=slug))
+    before = factory.counts()
+    with pytest.raises(Conflict) as info, ctx.db.write() as session:
+        get_or_create_tags(session, ["预算", "储蓄"])
+    assert info.value.message == "no free slug for tag '储蓄'"
+    assert factory.counts() == before  # 预算 was rolled back with it

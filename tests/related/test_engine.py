@@ -310,3 +310,14 @@ def test_upsert_work_stays_under_the_caps(monkeypatch: pytest.MonkeyPatch) -> No
     # each posting may also hold the documents of the batch.
     cap = keys_per_doc * (TIGHT["posting_cap"] + len(new))
     assert 0 < calls <= 2 * len(new) * cap < len(new) * len(copies)
+
+
+def test_score_agrees_with_the_lists() -> None:
+    """score() (used by bench/related.py to check the candidate cut-offs) is the list score."""
+    index = built(corpus_docs().values())
+    first = index.related("post:2")[0]
+    assert index.score("post:2", first.key) == first.score
+    assert index.score("post:2", "post:2") == 1.0
+    assert index.score(first.key, "post:2") == first.score  # symmetric
+    with pytest.raises(KeyError):
+        index.score("post:2", "post:999")

@@ -513,3 +513,107 @@ def test_allow_hosts_admits_an_ip_literal(httpserver: HTTPServer) -> None:
     assert allowed.ok and allowed.content == RSS
     assert refused.error == "fetch: host 127.0.0.1 is a loopback address"
     assert len(httpserver.log) == 1
+
+
+# -- what else a fetch can meet ------------------------------------------------------------------
+
+
+def test_a_redirect_without_a_location_is_an_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/feed.xml").respond_with_data("", status=302)
+    result = get(httpserver.url_for("/feed.xml"))
+    assert result.status == 302 and result.content is None
+    assert result.error == "fetch: HTTP 302 without a Location header"
+
+
+def test_slow_redirects_are_cut_by_the_total_timeout(httpserver: HTTPServer) -> None:
+    def slow_redirect(request: Request) -> Response:
+        time.sleep(0.3)
+        return Response("", status=302, headers={"Location": "/next.xml"})
+
+    httpserver.expect_request("/feed.xml").respond_with_handler(slow_redirect)
+    limits = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=0.2)
+    result = get(httpserver.url_for("/feed.xml"), limits=limits)
+    assert result.error == "fetch: took longer than 0.2s"
+    assert len(httpserver.log) == 1  # the next hop was never asked for
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[int]:
+    """Answers every connection with bytes that are not HTTP."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(5)
+
+    def answer() -> None:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"\xe4\xb9\xb1\xe7\xa0\x81 not http at all\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield int(server.getsockname()[1])
+    server.close()
+    thread.join(timeout=5)
+
+
+def test_a_server_that_does_not_speak_http(garbage_server: int) -> None:
+    result = get(f"http://127.0.0.1:{garbage_server}/feed.xml")
+    assert result.status is None and result.content is None
+    assert result.error is not None
+    assert result.error.startswith("fetch: RemoteProtocolError: ")
+
+
+@pytest.mark.parametrize(
+    ("raised", "error"),
+    [
+        (httpx.ConnectTimeout("timed out"), "fetch: connect timeout after 0.5s"),
+        (httpx.PoolTimeout("no connection"), "fetch: PoolTimeout (no connection)"),
+    ],
+)
+def test_timeouts_before_any_answer(raised: Exception, error: str) -> None:
+    # A connect timeout needs an address that drops packets: nothing on loopback does that.
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.host == "127.0.0.1"
+        raise raised
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        result = get("http://127.0.0.1:9/feed.xml", client=client)
+    assert result.error == error and result.status is None
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://[::1/feed", "fetch: invalid URL 'http://[::1/feed': Invalid port: ':1'"),
+        ("http:///feed.xml", "fetch: URL has no host: 'http:///feed.xml'"),
+    ],
+)
+def test_urls_that_name_no_host(url: str, error: str) -> None:
+    with unreachable() as client:
+        result = fetch(url, limits=FAST, user_agent=UA, client=client)
+    assert result.error == error
+
+
+def test_a_host_dns_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolved by a fake: a real lookup would send a DNS query off this machine.
+    def resolve(host: str, *args: object, **kwargs: object) -> list[tuple]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with unreachable() as client:
+        result = fetch("https://没有这个.example/feed", limits=FAST, user_agent=UA, client=client)
+    assert result.error == (
+        "fetch: cannot resolve host 没有这个.example: [Errno -2] Name or service not known"
+    )
+
+
+def test_a_host_with_no_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: [])
+    with unreachable() as client:
+        result = fetch("https://空的.example/feed", limits=FAST, user_agent=UA, client=client)
+    assert result.error == "fetch: host 空的.example has no address"

@@ -377,3 +377,20 @@ def test_external_entities_are_not_read() -> None:
     except FeedParseError:
         return
     assert all("root:" not in e.title + e.content_html for e in feed.entries)
+
+
+def test_now_must_be_aware() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        parse(rss("<title>标题</title>"), now=datetime(2025, 1, 1))
+
+
+def test_a_feedparser_crash_is_a_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """feedparser promises never to raise; if a hostile feed finds a bug, the job goes on."""
+    import feedparser
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(feedparser, "parse", crash)
+    with pytest.raises(FeedParseError, match="parse: feedparser failed: RecursionError"):
+        parse(rss("<title>嵌套太深</title>"))
