@@ -411,6 +411,31 @@ def test_a_source_removed_during_its_fetch_stays_removed(httpserver: HTTPServer,
         assert session.scalar(select(func.count()).select_from(Source)) == 0
 
 
+@pytest.mark.parametrize("mode", ["related", "posts"])
+def test_a_source_removed_during_a_good_fetch_stores_nothing(
+    httpserver: HTTPServer, ctx, factory, mode: str, caplog
+):
+    """Was a FOREIGN KEY failure logged as a bug (related) or an AssertionError (posts)."""
+    source_id = 0
+
+    def remove_then_answer(request: Request) -> Response:
+        source_service.delete_source(ctx, source_id)  # an editor, while the fetch runs
+        return Response(rss(item("g1", "删掉之后才到的文章", "<p>正文</p>")), status=200)
+
+    httpserver.expect_request("/feed").respond_with_handler(remove_then_answer)
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), mode)
+    posts_before = factory.counts()["posts"]
+    with caplog.at_level("INFO", logger="feedsvc.sources"):
+        (outcome,) = poll_sources(ctx, None)
+    assert (outcome.source_id, outcome.status, outcome.error) == (source_id, 200, None)
+    assert "was removed while it was fetched" in caplog.text
+    assert "Traceback" not in caplog.text
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Source)) == 0
+        assert session.scalar(select(func.count()).select_from(ExternalItem)) == 0
+    assert factory.counts()["posts"] == posts_before
+
+
 def test_a_bug_storing_one_source_does_not_stop_the_others(
     httpserver: HTTPServer, ctx, factory, monkeypatch
 ):

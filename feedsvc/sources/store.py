@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from feedsvc.content import derive_summary, html_to_text
 from feedsvc.context import Context
 from feedsvc.errors import FeedsvcError
@@ -20,7 +23,7 @@ from feedsvc.repo import related as related_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.schemas import PostCreate, PostUpdate
 from feedsvc.services import posts as post_service
-from feedsvc.sources.decide import PlannedEntry, StoredRef, decide_entries
+from feedsvc.sources.decide import EntryPlan, PlannedEntry, StoredRef, decide_entries
 from feedsvc.sources.parse import ParsedEntry
 
 log = logging.getLogger("feedsvc.sources")
@@ -65,6 +68,18 @@ def _post_fields(entry: ParsedEntry, source: Source) -> dict[str, object]:
     }
 
 
+class SourceRemoved(Exception):
+    """The source was removed while it was being fetched: nothing more is stored for it."""
+
+
+def _hold_source(session: Session, source_id: int) -> None:
+    # FOR UPDATE on PostgreSQL (SQLite's write transaction is exclusive already): a removal
+    # either waits for this store or has happened before it, never in between.
+    held = select(Source.id).where(Source.id == source_id).with_for_update()
+    if session.scalar(held) is None:
+        raise SourceRemoved(source_id)
+
+
 def store_as_posts(
     ctx: Context,
     source: Source,
@@ -87,6 +102,22 @@ def store_as_posts(
         if progress is not None:
             progress(done, total)
 
+    try:
+        _store_posts(ctx, source, plan, stored, now, report, step)
+    except SourceRemoved:
+        log.info("source %d was removed while it was fetched: nothing more stored", source.id)
+    return report
+
+
+def _store_posts(
+    ctx: Context,
+    source: Source,
+    plan: EntryPlan,
+    stored: dict[str, SourceEntry],
+    now: datetime,
+    report: StoreReport,
+    step: Callable[[], None],
+) -> None:
     for planned in plan.new:
         step()
         try:
@@ -108,7 +139,6 @@ def store_as_posts(
         except FeedsvcError as exc:
             report.skipped += 1
             report.errors.append(f"{planned.entry.entry_id}: {exc.message}")
-    return report
 
 
 def _create(ctx: Context, source: Source, planned: PlannedEntry, now: datetime) -> None:
@@ -118,6 +148,7 @@ def _create(ctx: Context, source: Source, planned: PlannedEntry, now: datetime) 
     # One transaction for the post and the record of where it came from: after a crash
     # there is either both or neither, so an entry is never imported twice.
     with ctx.db.write() as session:
+        _hold_source(session, source.id)
         data = PostCreate.model_validate(fields)
         post = post_service.insert_post(ctx, session, data, origin_link=entry.link)
         session.add(
@@ -137,7 +168,9 @@ def _update(ctx: Context, row: SourceEntry, planned: PlannedEntry, now: datetime
     entry = planned.entry
     with ctx.db.read() as session:
         source = source_repo.get_source(session, row.source_id)
-    assert source is not None and row.post_id is not None
+    if source is None:
+        raise SourceRemoved(row.source_id)
+    assert row.post_id is not None  # store_as_posts skips entries without a post
     fields = _post_fields(entry, source)
     fields.pop("category")
     when = _when(entry, now)
@@ -159,7 +192,20 @@ def store_as_items(
 ) -> StoreReport:
     """Related mode: external items, candidates of the related refresh, never feed entries."""
     report = StoreReport()
+    try:
+        _store_items(ctx, source, entries, now, report)
+    except SourceRemoved:
+        log.info("source %d was removed while it was fetched: nothing stored", source.id)
+        return report
+    prune_items(ctx, source, now)
+    return report
+
+
+def _store_items(
+    ctx: Context, source: Source, entries: list[ParsedEntry], now: datetime, report: StoreReport
+) -> None:
     with ctx.db.write() as session:
+        _hold_source(session, source.id)
         stored = {item.entry_id: item for item in source_repo.items_of(session, source.id)}
         refs = {key: StoredRef(key, item.link, item.content_hash) for key, item in stored.items()}
         plan = decide_entries(refs, entries, set())
@@ -186,8 +232,6 @@ def store_as_items(
                 item.published_at = _when(entry, now) or now
             item.fetched_at = now  # the related refresh picks it up from here
             item.content_hash = planned.content_hash
-    prune_items(ctx, source, now)
-    return report
 
 
 def prune_items(ctx: Context, source: Source, now: datetime) -> int:
