@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from feedsvc import create_app
 from feedsvc.cli import cli
 from feedsvc.config import ConfigError, Settings, load_settings
+from feedsvc.errors import Invalid
+from feedsvc.services.categories import read_categories_file
 from tests.conftest import overrides_for
 from tests.test_fuzz_cli import database_dump
 
@@ -351,3 +353,13 @@ def test_categories_file_errors(init_runner: Any, document: bytes, needle: str) 
     result = check_init(runner, ctx, document, path)
     assert result.exit_code == 1, result.output
     assert str(path) in result.stderr and needle in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("entry", ["1", '"基金"', "[1, 2]", "true"])
+def test_a_category_entry_that_is_not_a_table_is_named_as_such(tmp_path: Path, entry: str) -> None:
+    # Was "the body must be a JSON object": the API's words, in a TOML file's error.
+    path = tmp_path / "categories.toml"
+    path.write_text(f"categories = [{entry}]\n", encoding="utf-8")
+    with pytest.raises(Invalid) as raised:
+        read_categories_file(path)
+    assert raised.value.message == f"{path}: category #1: must be a table ([[categories]])"

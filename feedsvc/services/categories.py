@@ -179,8 +179,9 @@ def read_categories_file(path: Path) -> list[CategoryCreate]:
     result: list[CategoryCreate] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries, start=1):
-        if isinstance(entry, dict):
-            entry = {key: value for key, value in entry.items() if key != "sources"}
+        if not isinstance(entry, dict):
+            raise Invalid(f"{path}: category #{index}: must be a table ([[categories]])")
+        entry = {key: value for key, value in entry.items() if key != "sources"}
         try:
             data = parse_input(CategoryCreate, entry)
         except Invalid as exc:
