@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from feedsvc.content import clean_xml_text, is_absolute_http_url, is_url_safe_slug
 from feedsvc.errors import BadRequest, Invalid
@@ -73,22 +74,47 @@ def _aware_or_naive_datetime(value: Any) -> Any:
 # Constraints sit on the str itself, validators after them (the last one listed runs first):
 # so pydantic checks the cleaned text and says "characters", not "items after validation".
 Clean = BeforeValidator(_clean_text)
+
+
+def _sent_within(max_length: int) -> BeforeValidator:
+    """A length limit holds for the text as sent, before cleaning drops anything (as the
+    contract's maxLength says); the limit after cleaning is the StringConstraints'."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > max_length:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": max_length},
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
 Text = Annotated[str, Clean]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=300), Clean]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=300), Clean, _sent_within(300)]
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"  # the contract's copy of is_url_safe_slug
 Slug = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=SLUG_PATTERN),
     BeforeValidator(_slug),
     Clean,
+    _sent_within(100),
 ]
 PostSlug = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, pattern=SLUG_PATTERN),
     BeforeValidator(_slug),
     Clean,
+    _sent_within(200),
 ]
-TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), Clean]
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), Clean, _sent_within(50)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), Clean, _sent_within(200)]
+Author = Annotated[str, StringConstraints(max_length=200), Clean, _sent_within(200)]
+Description = Annotated[str, StringConstraints(max_length=2000), Clean, _sent_within(2000)]
+Summary = Description
+Body = Annotated[str, StringConstraints(max_length=2_000_000), Clean, _sent_within(2_000_000)]
 When = Annotated[datetime, BeforeValidator(_aware_or_naive_datetime)]
 
 
@@ -99,8 +125,8 @@ class _Input(BaseModel):
 
 class CategoryCreate(_Input):
     slug: Slug
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean]
-    description: Annotated[str, StringConstraints(max_length=2000), Clean] = ""
+    name: Name
+    description: Description = ""
     language: Annotated[
         str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     ] = "zh-CN"
@@ -133,8 +159,8 @@ class _Patch(_Input):
 class CategoryUpdate(_Patch):
     """Every field optional; the slug is the feed's URL and never changes."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean] | None = None
-    description: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
+    name: Name | None = None
+    description: Description | None = None
     language: (
         Annotated[
             str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -148,11 +174,11 @@ class CategoryUpdate(_Patch):
 class PostCreate(_Input):
     title: Title
     category: Slug
-    content: Annotated[str, StringConstraints(max_length=2_000_000), Clean]
+    content: Body
     format: Literal["html", "markdown"] = "markdown"
     slug: PostSlug | None = None
-    author: Annotated[str, StringConstraints(max_length=200), Clean] = ""
-    summary: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
+    author: Author = ""
+    summary: Summary | None = None
     tags: Annotated[list[TagName], Field(max_length=30)] = []
     status: Literal["draft", "published"] = "published"
     published_at: When | None = None
@@ -161,12 +187,12 @@ class PostCreate(_Input):
 class PostUpdate(_Patch):
     title: Title | None = None
     category: Slug | None = None
-    content: Annotated[str, StringConstraints(max_length=2_000_000), Clean] | None = None
+    content: Body | None = None
     format: Literal["html", "markdown"] | None = None
     slug: PostSlug | None = None
-    author: Annotated[str, StringConstraints(max_length=200), Clean] | None = None
+    author: Author | None = None
     # An empty string asks for the summary to be derived from the content again.
-    summary: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
+    summary: Summary | None = None
     tags: Annotated[list[TagName], Field(max_length=30)] | None = None
     status: Literal["draft", "published"] | None = None
     published_at: When | None = None
@@ -185,6 +211,7 @@ FeedUrl = Annotated[
     StringConstraints(min_length=1, max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+"),
     BeforeValidator(_feed_url),
     Clean,
+    _sent_within(2000),
 ]
 Minutes = Annotated[int, Field(ge=1, le=7 * 24 * 60)]
 

@@ -57,17 +57,32 @@ def test_every_operation_conforms(case: Any, factory: Factory, auth: dict[str, s
         _call_and_check(case, factory, headers)
 
 
+def _empty_but_tokens(factory: Factory) -> None:
+    from feedsvc.models import ApiToken, Base, SiteState
+
+    kept = {ApiToken.__tablename__, SiteState.__tablename__}
+    with factory.ctx.db.write() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name not in kept:
+                session.execute(table.delete())
+
+
 @pytest.mark.parametrize("authed", [True, False], ids=["token", "anonymous"])
 def test_stateful_create_get_patch_delete(
     app: Any, factory: Factory, auth: dict[str, str], authed: bool
 ) -> None:
     """Schemathesis follows the contract's links: what a create returns, the next calls use."""
-    factory.post()
     machine = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app).as_state_machine()
     headers = auth if authed else {}
     seen: list[str] = []
 
     class Workflow(machine):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            # Every scenario starts from the same data, so Hypothesis can replay and shrink
+            # one (otherwise what an earlier scenario created changes what the next can do).
+            _empty_but_tokens(factory)
+            factory.post()
+
         def before_call(self, case: Any) -> None:
             self.before = factory.snapshot()
 
