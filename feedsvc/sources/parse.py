@@ -226,14 +226,16 @@ def _best_content(contents: list[Any]) -> str:
     return _html(contents[0].get("value", ""), contents[0]) if contents else ""
 
 
-def _html(value: str, detail: Any) -> str:
+def _html(value: str | None, detail: Any) -> str:
+    value = value or ""  # feedparser leaves None where an element was opened and never filled
     if detail is not None and (detail.get("type") or "").startswith("text/plain"):
         value = html.escape(value)
     return clean_xml_text(_CLEANER.clean(clean_xml_text(value))).strip()
 
 
-def _plain(value: str, detail: Any) -> str:
+def _plain(value: str | None, detail: Any) -> str:
     # Titles and names are text; a feed may still send them as HTML.
+    value = value or ""
     if detail is not None and "html" in (detail.get("type") or ""):
         value = html.unescape(_NO_TAGS.clean(value))
     return " ".join(clean_xml_text(value).split())

@@ -74,6 +74,14 @@ any_bytes = st.one_of(feeds(), st.binary(max_size=2000))
 @example(
     content=ATOM.format(*["a"] * 6, "(" * 100_000, "x", "y", enc="utf-8").encode(), site_tz=UTC
 )
+# Found by `make fuzz`: feedparser leaves None (not "") for this title; parse_feed raised.
+@example(
+    content=(
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title></title><entry>'
+        b"<title type='html'>" + b"<?" * 5000 + b"</title><id></id></entry></feed>"
+    ),
+    site_tz=UTC,
+)
 def test_parse_feed_gives_a_clean_feed_or_feed_parse_error(
     content: bytes, site_tz: ZoneInfo
 ) -> None:
