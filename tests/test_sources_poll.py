@@ -436,6 +436,36 @@ def test_a_source_removed_during_a_good_fetch_stores_nothing(
     assert factory.counts()["posts"] == posts_before
 
 
+def test_a_source_removed_before_its_edited_entries_are_stored_changes_no_post(
+    httpserver: HTTPServer, ctx, factory, clock, monkeypatch
+):
+    """An editor removes the source between the store reading its entries and updating them
+    (simulated: the removal runs right after that read)."""
+    from feedsvc.sources import store
+
+    httpserver.expect_ordered_request("/feed").respond_with_data(
+        rss(item("e1", "原来的标题", "<p>原来的正文</p>"))
+    )
+    httpserver.expect_ordered_request("/feed").respond_with_data(
+        rss(item("e1", "改过的标题", "<p>改过的正文</p>"))
+    )
+    source_id = add_source(ctx, factory, httpserver.url_for("/feed"), "posts")
+    poll_sources(ctx, None, only=[source_id])
+    read_entries = store.source_repo.entries_of
+
+    def read_then_remove(session, source):  # type: ignore[no-untyped-def]
+        rows = read_entries(session, source)
+        source_service.delete_source(ctx, source_id)
+        return rows
+
+    monkeypatch.setattr(store.source_repo, "entries_of", read_then_remove)
+    clock.advance(hours=3)
+    (outcome,) = poll_sources(ctx, None, only=[source_id])
+    assert outcome.error is None
+    (post,) = posts(ctx)  # the post it brought in stays, as it was
+    assert post.title == "原来的标题" and "原来的正文" in post.pages[0]
+
+
 def test_a_bug_storing_one_source_does_not_stop_the_others(
     httpserver: HTTPServer, ctx, factory, monkeypatch
 ):
