@@ -134,16 +134,20 @@ def settings(db_url: str):  # type: ignore[no-untyped-def]
     return load_settings(overrides_for(db_url), environ={})
 
 
+def wait_for_api_started_jobs() -> None:
+    """A job started through the API runs in a thread: let it end before anything empties the
+    tables (on PostgreSQL, TRUNCATE or DELETE and a live job's transaction would deadlock)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("feedsvc-job-"):
+            thread.join(timeout=60)
+
+
 @pytest.fixture
 def app(settings, clock: FrozenClock) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     app = create_app(settings=settings, clock=clock)
     app.config["TESTING"] = True
     yield app
-    # A job started through the API runs in a thread: let it end before the next test empties
-    # the tables (on PostgreSQL, TRUNCATE and a live job's transaction would deadlock).
-    for thread in threading.enumerate():
-        if thread.name.startswith("feedsvc-job-"):
-            thread.join(timeout=60)
+    wait_for_api_started_jobs()
     app.extensions["feedsvc"].db.dispose()
 
 

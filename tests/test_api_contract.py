@@ -16,6 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
+from tests.conftest import wait_for_api_started_jobs
 from tests.factories import Factory
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -80,6 +81,7 @@ def test_stateful_create_get_patch_delete(
         def setup(self) -> None:
             # Every scenario starts from the same data, so Hypothesis can replay and shrink
             # one (otherwise what an earlier scenario created changes what the next can do).
+            wait_for_api_started_jobs()
             _empty_but_tokens(factory)
             factory.post()
 
