@@ -15,7 +15,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from feedsvc import create_app
-from feedsvc.commands import category, feed_import, jobs, post, setup, source, token
+from feedsvc.commands import category, feed_import, jobs, post, serve, setup, source, token
 from feedsvc.commands.base import CommandFailed, explain
 from feedsvc.config import ConfigError
 
@@ -93,8 +93,8 @@ def main() -> None:
 for command in (
     setup.init_command,
     setup.db_group,
-    setup.serve_command,
-    setup.scheduler_command,
+    serve.serve_command,
+    serve.scheduler_command,
     jobs.jobs_group,
     jobs.related_group,
     category.category_group,
