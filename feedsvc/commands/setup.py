@@ -98,7 +98,11 @@ def _load_samples(no_samples: bool, posts_dir: Path | None, samples: list[PostCr
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.query:
+        # As the user wrote it: render_as_string would percent-encode a path like 站点/.
+        return f"{parsed.drivername}:///{parsed.database}"
+    return parsed.render_as_string(hide_password=True)
 
 
 @click.group("db")
