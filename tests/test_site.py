@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from feedsvc.cli import cli
 from feedsvc.config import load_settings
 from feedsvc.services.samples import SAMPLE_CATEGORIES, SAMPLE_POSTS
+from tests.processes import alive, children, cmdline, free_port, kill_all, wait_for
 
 
 def feedsvc(
@@ -245,3 +248,51 @@ def test_new_site_then_init_and_serve_from_elsewhere(tmp_path: Path) -> None:
     listing = feedsvc("post", "list", "--limit", "100", cwd=config.parent)
     assert listing.returncode == 0
     assert len(listing.stdout.splitlines()) == 1 + 16  # the header, then every sample
+    # --config reaches the gunicorn workers and the scheduler process (via FEEDSVC_CONFIG).
+    port = free_port()
+    log = tmp_path / "serve.log"
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("FEEDSVC_")}
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "feedsvc.cli",
+                "--config",
+                str(config),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            cwd="/",
+            env=clean,
+            stdout=output,
+            stderr=output,
+        )
+    started: list[int] = []
+    try:
+
+        def answered() -> bytes | None:
+            started[:] = [pid for pid in children(server.pid) if pid not in started] + started
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/feeds/all.rss", timeout=5
+                ) as r:
+                    return bytes(r.read())
+            except OSError:
+                return None
+
+        body = wait_for(answered, 90, "serve to answer", step=0.5)
+        assert body.count(b"<item>") == 16
+        scheduler = wait_for(
+            lambda: [p for p in children(server.pid) if "scheduler" in cmdline(p)],
+            30,
+            "the scheduler process",
+        )
+        time.sleep(2)  # a scheduler that could not find the site would have exited by now
+        assert all(alive(pid) for pid in scheduler), log.read_text(errors="replace")[-2000:]
+    finally:
+        kill_all([*started, *children(server.pid), server.pid])
+        server.wait(timeout=30)
