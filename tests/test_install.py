@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 
 import feedparser
@@ -96,7 +97,7 @@ def test_wheel_installs_and_serves_a_new_site(tmp_path: Path) -> None:
     where = run([str(python), "-c", "import feedsvc; print(feedsvc.__file__)"], work, env)
     assert where.stdout.strip().startswith(str(venv))
     version = run([feedsvc, "--version"], work, env)
-    assert version.stdout == "feedsvc 0.1.0\n"
+    assert version.stdout == f"feedsvc {metadata.version('feedsvc')}\n"  # pyproject's version
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
