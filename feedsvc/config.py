@@ -108,7 +108,7 @@ def parse_database_url(value: str) -> URL:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ValueError(
-            "cannot be read as a database URL; use e.g. sqlite:///data/feedsvc.db or "
+            "cannot be read as a database URL; use e.g. sqlite:///feedsvc.db or "
             "postgresql+psycopg://user@host/dbname"
         ) from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
