@@ -206,6 +206,51 @@ def test_category_sync_file_argument(site_runner, tmp_path: Path) -> None:  # ty
     assert "added category qita" in result.output
     assert "added source https://其他.example/feed.xml (qita)" in result.output
     assert "sources: 1 added, 0 updated" in result.output
+    # An edit through the CLI is reported, kept, and undone only by --overwrite.
+    assert run(site_runner, "source", "disable", "1").exit_code == 0
+    ctx = site_runner.app.extensions["feedsvc"]
+    from feedsvc.schemas import SourceUpdate
+    from feedsvc.services.sources import update_source
+
+    update_source(ctx, 1, SourceUpdate(mode="related"))
+    kept = run(site_runner, "category", "sync", str(other))
+    assert (
+        "differs from the file (kept; --overwrite applies it): source https://其他.example/feed.xml"
+        in kept.output
+    )
+    applied = run(site_runner, "category", "sync", "--overwrite", str(other))
+    assert "sources: 0 added, 1 updated" in applied.output
+    listed = run(site_runner, "source", "list").output
+    assert "posts" in listed.splitlines()[1]
+
+
+def test_init_and_sync_without_a_site_folder(runner) -> None:  # type: ignore[no-untyped-def]
+    """A site from the environment only (no config file): no categories file, no samples."""
+    result = run(runner, "init")
+    assert result.exit_code == 0, result.output
+    assert "config: none (defaults and FEEDSVC_* environment)" in result.output
+    assert "categories: no categories file (paths.categories, or categories.toml)" in result.output
+    assert "sample posts: none (no posts folder: paths.posts, or posts/)" in result.output
+    sync = run(runner, "category", "sync")
+    assert (sync.exit_code, sync.output) == (
+        2,
+        "feedsvc: error: no categories file: name one (feedsvc category sync FILE), "
+        "or set paths.categories\n",
+    )
+
+
+def test_samples_wait_for_their_categories(site_runner) -> None:  # type: ignore[no-untyped-def]
+    ctx = site_runner.app.extensions["feedsvc"]
+    ctx.settings.paths.categories.write_text(
+        '[[categories]]\nslug = "jijin"\nname = "基金"\n', encoding="utf-8"
+    )
+    result = run(site_runner, "init")
+    assert result.exit_code == 0, result.output
+    assert (
+        "sample posts: skipped: their categories baoxian, gupiao, licai-fangfa, zhaiquan do not "
+        "exist (add them, then run init again)" in result.output
+    )
+    assert Factory(ctx).counts()["posts"] == 0
 
 
 def test_category_commands(runner, factory: Factory) -> None:

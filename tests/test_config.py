@@ -273,3 +273,26 @@ def test_nul_in_config_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"FEEDSVC_CONFIG": f"{tmp_path}/a\x00b.toml"})
     assert str(info.value) == "FEEDSVC_CONFIG: the path contains a NUL character"
+
+
+def test_names_too_long_to_use(tmp_path: Path) -> None:
+    long = "长" * 2000
+    with pytest.raises(ConfigError, match=r"^FEEDSVC_CONFIG: '.*': cannot be used: "):
+        load_settings(environ={"FEEDSVC_CONFIG": f"{tmp_path}/{long}.toml"})
+    config = site(tmp_path, "站", f'[paths]\nposts = "{long}"\n')
+    with pytest.raises(ConfigError, match=r"paths.posts: .*: cannot be used: "):
+        load_settings(environ={"FEEDSVC_CONFIG": str(config)})
+
+
+def test_a_relative_site_path_without_a_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/x.db"
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            {"paths": {"categories": "categories.toml"}}, environ={"FEEDSVC_DATABASE_URL": url}
+        )
+    assert str(info.value) == (
+        "config: paths.categories: categories.toml is relative, but there is no config file"
+    )

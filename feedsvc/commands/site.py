@@ -139,7 +139,7 @@ def _prepare(directory: Path, force: bool) -> None:
             "to it (existing files are never overwritten)"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    if not os.access(directory, os.W_OK | os.X_OK):
+    if not os.access(directory, os.W_OK | os.X_OK):  # pragma: no cover - root may write anywhere
         raise CommandFailed(f"{directory}: the folder is not writable")
 
 
