@@ -90,10 +90,14 @@ def _use_config(ctx: click.Context, param: click.Parameter, value: str | None) -
     os.environ[CONFIG_ENV] = str(path)
 
 
-def _version() -> str:
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: `feedsvc <version>`, the installed package's (one place: pyproject.toml)."""
+    if not value or ctx.resilient_parsing:
+        return
     from feedsvc import __version__
 
-    return __version__
+    click.echo(f"feedsvc {__version__}")
+    ctx.exit()
 
 
 cli = _Group(
@@ -116,16 +120,11 @@ cli = _Group(
             is_flag=True,
             expose_value=False,
             is_eager=True,
-            callback=lambda ctx, param, value: _print_version(ctx) if value else None,
+            callback=_print_version,
             help="Print feedsvc's version and exit.",
         ),
     ],
 )
-
-
-def _print_version(ctx: click.Context) -> None:
-    click.echo(f"feedsvc {_version()}")
-    ctx.exit()
 
 
 def main() -> None:
