@@ -13,6 +13,8 @@ in the database rather than guessed from what is there now:
   written later) counts, without each having to remember. It fires on every insert but only
   writes while the flag is still false (SQLite: the WHEN clause; PostgreSQL: the WHERE). An
   existing database has had posts if it has some, or remembers ids given to deleted ones.
+  Note for later migrations: an SQLite batch rebuild of ``posts`` (recreate) drops its
+  triggers; such a migration must create ``posts_mark_had_posts`` again.
 - ``removed_categories``: the slugs removed through the API or CLI, which the categories file
   then no longer brings back (`feedsvc category sync` does, explicitly).
 """
