@@ -19,9 +19,10 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
+# The checkout's own site is data/ (its feedsvc.toml names the packaged sample posts).
 run: $(STAMP_RUN)
-	$(BIN)/feedsvc init
-	$(BIN)/feedsvc serve --host 127.0.0.1 --port 8000
+	$(BIN)/feedsvc --config data/feedsvc.toml init
+	$(BIN)/feedsvc --config data/feedsvc.toml serve --host 127.0.0.1 --port 8000
 
 # Lint and type-check, then the whole suite with coverage (printed at the end; see README).
 test: $(STAMP_TEST)

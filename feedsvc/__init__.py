@@ -7,9 +7,14 @@ each call it), and registers the blueprints and the CLI.
 from __future__ import annotations
 
 import logging
+from importlib import metadata as _metadata
 from typing import Any
 
-__version__ = "0.1.0"
+# One place: the version in pyproject.toml, read from the installed package's metadata.
+try:
+    __version__ = _metadata.version("feedsvc")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def create_app(
@@ -31,6 +36,7 @@ def create_app(
     _configure_logging()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.http.max_request_bytes
+    app.config["SECRET_KEY"] = settings.site.secret_key or None
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ line on stderr and exit 1 (2 for unusable configuration): see ``_Group``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -15,9 +16,9 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from feedsvc import create_app
-from feedsvc.commands import category, feed_import, jobs, post, serve, setup, source, token
-from feedsvc.commands.base import CommandFailed, explain
-from feedsvc.config import ConfigError
+from feedsvc.commands import category, feed_import, jobs, post, serve, setup, site, source, token
+from feedsvc.commands.base import CommandFailed, ConfigurationFailed, explain
+from feedsvc.config import CONFIG_ENV, ConfigError, checked_config_path
 
 # What a shell cannot pass (NUL) or what is not UTF-8 (undecodable bytes arrive as lone
 # surrogates, PEP 383): refused before any command sees them.
@@ -77,12 +78,52 @@ class _Group(FlaskGroup):
         return click.Group.list_commands(self, ctx)
 
 
+def _use_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--config PATH: checked now (exit 2, one line), then handed on as FEEDSVC_CONFIG, which
+    is what load_settings() reads here and in every process `serve` starts."""
+    if value is None:
+        return
+    try:
+        path = checked_config_path(value, "--config")
+    except ConfigError as exc:
+        raise ConfigurationFailed(str(exc)) from None
+    os.environ[CONFIG_ENV] = str(path)
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: `feedsvc <version>`, the installed package's (one place: pyproject.toml)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from feedsvc import __version__
+
+    click.echo(f"feedsvc {__version__}")
+    ctx.exit()
+
+
 cli = _Group(
     create_app=_load_app,
     add_default_commands=False,
     add_version_option=False,
     load_dotenv=False,
     help="feedsvc: a self-hosted RSS/Atom feed service.",
+    params=[
+        click.Option(
+            ["--config", "config_path"],
+            metavar="PATH",
+            expose_value=False,
+            is_eager=True,
+            callback=_use_config,
+            help=f"The site's feedsvc.toml (default: ${CONFIG_ENV}, then ./feedsvc.toml).",
+        ),
+        click.Option(
+            ["--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_print_version,
+            help="Print feedsvc's version and exit.",
+        ),
+    ],
 )
 
 
@@ -93,6 +134,7 @@ def main() -> None:
 for command in (
     setup.init_command,
     setup.db_group,
+    site.new_site_command,
     serve.serve_command,
     serve.scheduler_command,
     jobs.jobs_group,

@@ -1,12 +1,21 @@
-"""Settings: defaults → data/feedsvc.toml (or $FEEDSVC_CONFIG) → FEEDSVC_* environment.
+"""Settings: defaults → the site's feedsvc.toml → FEEDSVC_* environment.
 
 Read and validated once, at start-up, into a typed, frozen ``Settings``. Anything wrong stops
 start-up with a ``ConfigError`` whose one-line message names the bad key.
+
+Which file: ``feedsvc --config PATH``, then ``$FEEDSVC_CONFIG``, then ``./feedsvc.toml``
+(``find_config``). The CLI passes its option on as ``FEEDSVC_CONFIG``, so the processes it
+starts (gunicorn workers, the scheduler) read the same file. The folder of that file is the
+site: every relative path in it (the SQLite file, ``paths.categories``, ``paths.posts``)
+resolves against it, never against the package or the working directory. Without a file,
+only an absolute database URL from the environment (or a test's overrides) can make a site;
+anything else stops with a hint to `feedsvc new-site`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,9 +29,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from feedsvc import datafiles
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "data"
-DEFAULT_CONFIG = DATA_DIR / "feedsvc.toml"
+CONFIG_ENV = "FEEDSVC_CONFIG"
+CONFIG_NAME = "feedsvc.toml"
 
 
 class ConfigError(Exception):
@@ -44,6 +52,8 @@ class SiteSettings(_Section):
     # feeds have been published. The authority defaults to base_url's host.
     tag_authority: str = ""
     tag_date: date = date(2026, 1, 1)
+    # Signs the sessions of the coming admin UI; `feedsvc new-site` generates one.
+    secret_key: str = Field("", max_length=200)
 
     @field_validator("base_url")
     @classmethod
@@ -74,7 +84,8 @@ class SiteSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///data/feedsvc.db"
+    # Relative to the config file's folder (the site).
+    url: str = "sqlite:///feedsvc.db"
     echo: bool = False
 
     @field_validator("url")
@@ -97,7 +108,7 @@ def parse_database_url(value: str) -> URL:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ValueError(
-            "cannot be read as a database URL; use e.g. sqlite:///data/feedsvc.db or "
+            "cannot be read as a database URL; use e.g. sqlite:///feedsvc.db or "
             "postgresql+psycopg://user@host/dbname"
         ) from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
@@ -215,6 +226,14 @@ class SourceSettings(_Section):
         return self
 
 
+class PathSettings(_Section):
+    """Files of the site; relative to the config file's folder. After loading, absolute (None:
+    no site folder); a path named in the file exists, a default one may not."""
+
+    categories: Path | None = None  # default: categories.toml (used when it exists)
+    posts: Path | None = None  # default: posts/ (sample posts for `init`, when it exists)
+
+
 class Settings(_Section):
     site: SiteSettings = SiteSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -223,8 +242,11 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     related: RelatedSettings = RelatedSettings()
     sources: SourceSettings = SourceSettings()
-    # Where relative paths (sample posts, categories file, SQLite files) are resolved.
-    data_dir: Path = DATA_DIR
+    paths: PathSettings = PathSettings()
+    # The site folder, where relative paths resolve: the config file's folder (None: no file).
+    data_dir: Path | None = None
+    # The file these settings were read from (None: environment and defaults only).
+    config_file: Path | None = None
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -245,17 +267,53 @@ def _describe(error: ValidationError, origin: str, from_env: dict[str, str]) -> 
     return datafiles.one_line(f"{origin}: {key}: {message}")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"config: {path}: file not found")
+def _read_toml(path: Path, origin: str) -> dict[str, Any]:
     try:
         return datafiles.read_toml(path)
     except datafiles.DataFileError as exc:
-        raise ConfigError(f"config: {exc}") from None
+        raise ConfigError(f"{origin}: {exc}") from None
 
 
-def _sqlite_relative_to(url: str, base: Path) -> str:
-    """Resolve a relative SQLite path against ``base`` so the working directory never matters."""
+def find_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    """The config file to read: $FEEDSVC_CONFIG (the CLI's --config sets it), else
+    ./feedsvc.toml; None when neither names a file. A file that is named but missing, or that
+    is a folder, is a ``ConfigError``: a typo must not silently fall back to something else."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_ENV, "")
+    if named:
+        return checked_config_path(named, CONFIG_ENV)
+    candidate = (cwd or Path.cwd()) / CONFIG_NAME
+    if candidate.exists() or candidate.is_symlink():
+        return checked_config_path(str(candidate), f"./{CONFIG_NAME}")
+    return None
+
+
+def checked_config_path(named: str, origin: str) -> Path:
+    """An absolute path to an existing regular file, or a one-line ``ConfigError``."""
+    if "\x00" in named:  # no file can have it (a shell cannot even pass it)
+        raise ConfigError(f"{origin}: the path contains a NUL character")
+    path = Path(os.path.abspath(named))
+    try:
+        if not path.exists():
+            raise ConfigError(f"{origin}: {path}: file not found")
+        if path.is_dir():
+            raise ConfigError(f"{origin}: {path}: is a folder; name the site's feedsvc.toml")
+    except (OSError, ValueError) as exc:  # a name too long; NUL (never from a shell)
+        raise ConfigError(f"{origin}: {named!r}: cannot be used: {exc}") from None
+    return path
+
+
+NO_SITE_HINT = (
+    "create a site with `feedsvc new-site DIR` and run feedsvc in DIR, "
+    "or name its file with `feedsvc --config DIR/feedsvc.toml` (or FEEDSVC_CONFIG)"
+)
+
+
+def _sqlite_relative_to(url: str, base: Path | None) -> str:
+    """Resolve a relative SQLite path against ``base`` so the working directory never matters.
+
+    Without a base (no config file) a relative path has nothing to be relative to.
+    """
     prefix = "sqlite:///"
     if not url.startswith(prefix) or url == "sqlite://" or url.startswith("sqlite:////"):
         return url
@@ -263,18 +321,44 @@ def _sqlite_relative_to(url: str, base: Path) -> str:
     # ":memory:", and "file:...?mode=ro&uri=true" URIs, which name their file themselves.
     if path in ("", ":memory:") or path.startswith((":", "file:")):
         return url
-    return prefix + str((base / path).resolve())
+    if base is None:
+        raise ConfigError(f"no configuration file found, and the SQLite path {path!r} is relative")
+    return prefix + os.path.abspath(base / path)
+
+
+def _site_path(
+    value: Path | None, default: str, base: Path | None, key: str, origin: str
+) -> Path | None:
+    """A named path must exist now (resolved against the site); a default one (in the site
+    folder) may not exist: its users look, when they run."""
+    if value is None:
+        return None if base is None else base / default
+    if not value.is_absolute():
+        if base is None:
+            raise ConfigError(f"{origin}: {key}: {value} is relative, but there is no config file")
+        value = base / value
+    path = Path(os.path.abspath(value))
+    try:
+        found = path.exists()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {key}: {path}: cannot be used: {exc}") from None
+    if not found:
+        raise ConfigError(f"{origin}: {key}: {path}: not found")
+    return path
 
 
 def load_settings(
-    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+    overrides: dict[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
 ) -> Settings:
     """Build ``Settings`` from the config file, the environment and ``overrides`` (tests)."""
     env = os.environ if environ is None else environ
-    config_path = Path(env.get("FEEDSVC_CONFIG") or DEFAULT_CONFIG)
-    if "FEEDSVC_CONFIG" in env or config_path.exists():
-        raw = _read_toml(config_path)
+    config_path = find_config(env, cwd)
+    if config_path is not None:
         origin = f"config: {config_path}"
+        raw = _read_toml(config_path, "config")
     else:
         raw, origin = {}, "config"
     from_env: dict[str, str] = {}
@@ -295,24 +379,41 @@ def load_settings(
             raw.setdefault(section, {}).update(values)
         else:
             raw[section] = values
-    raw.setdefault("data_dir", str(config_path.resolve().parent))
+    if config_path is not None:
+        raw.setdefault("data_dir", str(config_path.parent))
+    raw.pop("config_file", None)  # never from the file: it is the file
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, from_env)) from None
+    base = settings.data_dir
     url = settings.database.url
+    where = from_env.get("database.url")
+    url_origin = f"{'environment: ' + where if where else origin}: database.url"
     try:
-        url = _sqlite_relative_to(url, ROOT)
+        url = _sqlite_relative_to(url, base)
         problem = _sqlite_folder_problem(url)
+    except ConfigError as exc:
+        if where is None and "database" not in (overrides or {}) and config_path is None:
+            raise ConfigError(
+                f"no configuration: no --config, no {CONFIG_ENV} and no {CONFIG_NAME} in "
+                f"{cwd or Path.cwd()}; {NO_SITE_HINT}"
+            ) from None
+        raise ConfigError(f"{url_origin}: {exc}; give an absolute path (sqlite:////…)") from None
     except OSError as exc:  # a name too long, a loop of symlinks
         problem = f"the SQLite path cannot be used: {exc.strerror or exc}"
     if problem is not None:
-        where = from_env.get("database.url")
-        raise ConfigError(
-            f"{'environment: ' + where if where else origin}: database.url: {problem}"
-        )
-    if url != settings.database.url:
-        settings = settings.model_copy(
-            update={"database": settings.database.model_copy(update={"url": url})}
-        )
-    return settings
+        raise ConfigError(f"{url_origin}: {problem}")
+    paths = PathSettings(
+        categories=_site_path(
+            settings.paths.categories, "categories.toml", base, "paths.categories", origin
+        ),
+        posts=_site_path(settings.paths.posts, "posts", base, "paths.posts", origin),
+    )
+    return settings.model_copy(
+        update={
+            "database": settings.database.model_copy(update={"url": url}),
+            "paths": paths,
+            "config_file": config_path,
+        }
+    )

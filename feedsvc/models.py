@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -72,6 +73,17 @@ class SiteState(FeedVersionMixin, Base):
     __tablename__ = "site_state"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Set by a trigger when the first post is stored, never cleared (migration 0005).
+    had_posts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class RemovedCategory(Base):
+    """A slug removed through the API or CLI: the categories file no longer brings it back."""
+
+    __tablename__ = "removed_categories"
+
+    slug: Mapped[str] = mapped_column(String(100), primary_key=True)
+    removed_at: Mapped[datetime]
 
 
 class Category(FeedVersionMixin, Base):

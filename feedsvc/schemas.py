@@ -281,7 +281,9 @@ class RunListQuery(ListQuery):
 
 
 class CategoryDeleteQuery(_Query):
-    move_to: Annotated[str, Field(description="move the category's posts here first")] | None = None
+    move_to: (
+        Annotated[str, Field(description="move the category's posts and sources here first")] | None
+    ) = None
 
 
 M = TypeVar("M", bound=BaseModel)

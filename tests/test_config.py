@@ -17,12 +17,17 @@ def write(tmp_path: Path, text: str) -> dict[str, str]:
     return {"FEEDSVC_CONFIG": str(path)}
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def test_shipped_config_is_valid() -> None:
-    settings = load_settings(environ={})
+    """data/feedsvc.toml (`make run`): its relative paths resolve against data/, wherever from."""
+    settings = load_settings(environ={"FEEDSVC_CONFIG": "data/feedsvc.toml"}, cwd=ROOT)
     assert settings.site.language == "zh-CN" and settings.site.timezone == "Asia/Shanghai"
-    assert settings.database.url.startswith("sqlite:////") and settings.database.url.endswith(
-        "data/feedsvc.db"
-    )
+    assert settings.database.url == f"sqlite:///{ROOT}/data/feedsvc.db"
+    assert settings.config_file == ROOT / "data" / "feedsvc.toml"
+    assert settings.paths.categories == ROOT / "feedsvc" / "samples" / "categories.toml"
+    assert settings.paths.posts == ROOT / "feedsvc" / "samples" / "posts"
 
 
 def test_file_and_environment(tmp_path: Path) -> None:
@@ -124,7 +129,7 @@ def test_hostile_config_files(tmp_path: Path, content: bytes, message: str) -> N
 
 
 def test_config_path_is_a_folder(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read: Is a directory"):
+    with pytest.raises(ConfigError, match="is a folder"):
         load_settings(environ={"FEEDSVC_CONFIG": str(tmp_path)})
 
 
@@ -141,17 +146,26 @@ def test_a_sqlite_uri_is_left_as_written(tmp_path) -> None:
     assert settings.database.url == url
 
 
-def test_without_any_config_file_the_defaults_apply(
+def test_without_a_config_file_a_site_needs_an_absolute_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An install without the shipped feedsvc.toml (and no FEEDSVC_CONFIG) runs on defaults."""
-    monkeypatch.setattr("feedsvc.config.DEFAULT_CONFIG", tmp_path / "缺少.toml")
-    settings = load_settings(environ={"FEEDSVC_BASE_URL": "https://例子.test/"})
-    assert settings.site.base_url == "https://例子.test"
-    assert settings.data_dir == tmp_path
+    """No --config, no FEEDSVC_CONFIG, no ./feedsvc.toml: never the package folder, never the
+    working directory. An absolute database URL from the environment is a site of its own."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEEDSVC_BASE_URL": "https://例子.test/"})
+    assert "no configuration" in str(info.value) and "feedsvc new-site DIR" in str(info.value)
+    assert str(tmp_path) in str(info.value)
+    with pytest.raises(ConfigError, match=r"FEEDSVC_DATABASE_URL: database.url: .* is relative"):
+        load_settings(environ={"FEEDSVC_DATABASE_URL": "sqlite:///site.db"})
+    url = f"sqlite:///{tmp_path}/site.db"
+    settings = load_settings(environ={"FEEDSVC_DATABASE_URL": url})
+    assert (settings.config_file, settings.data_dir, settings.database.url) == (None, None, url)
+    assert (settings.paths.categories, settings.paths.posts) == (None, None)
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"FEEDSVC_SCHEDULER": "2"})
     assert str(info.value) == "environment: FEEDSVC_SCHEDULER: must be 0 or 1"
+    assert list(tmp_path.iterdir()) == []  # nothing was created anywhere
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: os.access grants it")
@@ -161,3 +175,124 @@ def test_sqlite_folder_in_a_read_only_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not writable"):
         load_settings(environ={"FEEDSVC_DATABASE_URL": f"sqlite:///{locked}/db/x.db"})
     assert not (locked / "db").exists()
+
+
+# -- discovery: --config, then FEEDSVC_CONFIG, then ./feedsvc.toml -------------------------------
+
+
+def site(folder: Path, title: str, extra: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "feedsvc.toml"
+    path.write_text(f'[site]\ntitle = "{title}"\n{extra}', encoding="utf-8")
+    return path
+
+
+def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here = site(tmp_path / "当前", "当前目录")
+    named = site(tmp_path / "环境", "环境变量")
+    monkeypatch.chdir(here.parent)
+    assert load_settings(environ={}).site.title == "当前目录"
+    settings = load_settings(environ={"FEEDSVC_CONFIG": str(named)})
+    assert settings.site.title == "环境变量" and settings.config_file == named
+    # An empty variable is no variable (`FEEDSVC_CONFIG= feedsvc ...`).
+    assert load_settings(environ={"FEEDSVC_CONFIG": ""}).config_file == here
+    # A relative name is relative to the working directory, then made absolute.
+    monkeypatch.chdir(tmp_path)
+    relative = load_settings(environ={"FEEDSVC_CONFIG": "环境/feedsvc.toml"})
+    assert relative.config_file == named and relative.config_file.is_absolute()
+
+
+def test_relative_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "我的 站点"
+    (folder / "内容").mkdir(parents=True)
+    (folder / "分类.toml").write_text("", encoding="utf-8")
+    config = site(
+        folder,
+        "站",
+        '[database]\nurl = "sqlite:///数据/feedsvc.db"\n'
+        '[paths]\ncategories = "分类.toml"\nposts = "内容"\n',
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(environ={"FEEDSVC_CONFIG": str(config)})
+    assert settings.database.url == f"sqlite:///{folder}/数据/feedsvc.db"
+    assert settings.paths.categories == folder / "分类.toml"
+    assert settings.paths.posts == folder / "内容"
+    assert settings.data_dir == folder
+    # FEEDSVC_DATABASE_URL's relative SQLite path is the site's too.
+    env = {"FEEDSVC_CONFIG": str(config), "FEEDSVC_DATABASE_URL": "sqlite:///x.db"}
+    assert load_settings(environ=env).database.url == f"sqlite:///{folder}/x.db"
+
+
+def test_default_site_files_need_not_exist(tmp_path: Path) -> None:
+    config = site(tmp_path, "站")
+    settings = load_settings(environ={"FEEDSVC_CONFIG": str(config)})
+    assert settings.database.url == f"sqlite:///{tmp_path}/feedsvc.db"
+    assert settings.paths.categories == tmp_path / "categories.toml"
+    assert settings.paths.posts == tmp_path / "posts"
+
+
+@pytest.mark.parametrize("key", ["categories", "posts"])
+def test_a_named_site_file_that_is_missing_is_an_error(tmp_path: Path, key: str) -> None:
+    config = site(tmp_path, "站", f'[paths]\n{key} = "缺少"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEEDSVC_CONFIG": str(config)})
+    assert str(info.value) == f"config: {config}: paths.{key}: {tmp_path}/缺少: not found"
+
+
+def test_config_file_is_never_read_from_the_file(tmp_path: Path) -> None:
+    config = site(tmp_path, "站")
+    config.write_text('config_file = "/etc/passwd"\n', encoding="utf-8")
+    assert load_settings(environ={"FEEDSVC_CONFIG": str(config)}).config_file == config
+
+
+def test_a_dot_feedsvc_toml_that_is_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "feedsvc.toml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"\./feedsvc.toml: .* is a folder"):
+        load_settings(environ={})
+
+
+def test_non_utf8_config_path(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 (PEP 383 surrogates in the environment) still works."""
+    name = os.fsdecode(b"\xff\xfe-site")
+    config = site(tmp_path / name, "站")
+    settings = load_settings(environ={"FEEDSVC_CONFIG": str(config)})
+    assert settings.site.title == "站" and settings.config_file == config
+    missing = os.fsdecode(b"/nonexistent/\xff.toml")
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(environ={"FEEDSVC_CONFIG": missing})
+
+
+def test_nul_in_config_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEEDSVC_CONFIG": f"{tmp_path}/a\x00b.toml"})
+    assert str(info.value) == "FEEDSVC_CONFIG: the path contains a NUL character"
+
+
+def test_names_too_long_to_use(tmp_path: Path) -> None:
+    long = "长" * 2000
+    with pytest.raises(ConfigError, match=r"^FEEDSVC_CONFIG: '.*': cannot be used: "):
+        load_settings(environ={"FEEDSVC_CONFIG": f"{tmp_path}/{long}.toml"})
+    config = site(tmp_path, "站", f'[paths]\nposts = "{long}"\n')
+    with pytest.raises(ConfigError, match=r"paths.posts: .*: cannot be used: "):
+        load_settings(environ={"FEEDSVC_CONFIG": str(config)})
+
+
+def test_a_relative_site_path_without_a_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/x.db"
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            {"paths": {"categories": "categories.toml"}}, environ={"FEEDSVC_DATABASE_URL": url}
+        )
+    assert str(info.value) == (
+        "config: paths.categories: categories.toml is relative, but there is no config file"
+    )

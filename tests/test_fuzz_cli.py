@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -186,7 +186,12 @@ def test_hostile_arguments(
     runner: Any,
     ctx: Any,
     blocking_replaced: list[dict[str, Any]],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Commands that write files (`new-site DIR`) write them here, never into the checkout.
+    monkeypatch.chdir(tmp_path)
+
     @settings(
         max_examples=EXAMPLES,
         derandomize=True,
@@ -196,6 +201,8 @@ def test_hostile_arguments(
     )
     @given(args=invocation(path))
     def run(args: list[str]) -> None:
+        # `new-site DIR` creates DIR: only under tmp_path, never "/…" or "../…" (run as root).
+        assume(path != ("new-site",) or not os.path.normpath(args[1]).startswith(("/", "..")))
         before = database_dump(ctx)
         result = runner.invoke(cli, args, input="正文：每月结余先存一半。")
         check(result, args)

@@ -109,7 +109,7 @@ values = st.recursive(
 SECTIONS = {
     name: list(field.annotation.model_fields)  # type: ignore[union-attr]
     for name, field in Settings.model_fields.items()
-    if name != "data_dir"
+    if name not in ("data_dir", "config_file")
 }
 KNOWN_KEYS = [(section, key) for section, keys in SECTIONS.items() for key in keys]
 

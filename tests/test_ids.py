@@ -33,6 +33,8 @@ from tests.factories import Factory
 # The single-row site_state always has id 1: nothing to give out, nothing to reuse.
 FIXED_IDS = {"site_state"}
 BEFORE_0004 = "0003"
+# What these tests compare is 0004's work: later migrations (0005) change the schema again.
+AFTER_0004 = "0004"
 MIGRATION_0004 = migrate.MIGRATIONS / "versions" / "0004_ids_never_reused.py"
 
 
@@ -303,9 +305,9 @@ def test_migration_keeps_everything_and_ends_reuse(tmp_path) -> None:
     before = schema_and_rows(db)
     assert autoincrement_tables(db) == set()
 
-    migrate.upgrade(db)
+    migrate.upgrade(db, AFTER_0004)
 
-    assert migrate.current_revision(db) == migrate.head_revision()
+    assert migrate.current_revision(db) == AFTER_0004
     assert schema_and_rows(db) == before
     assert_sound(db)
     assert autoincrement_tables(db) == {
@@ -324,7 +326,7 @@ def test_migration_keeps_everything_and_ends_reuse(tmp_path) -> None:
     assert_sound(db)
     assert schema_and_rows(db) == kept
 
-    migrate.upgrade(db)
+    migrate.upgrade(db, AFTER_0004)
     assert schema_and_rows(db) == kept
     assert_sound(db)
     again = factory.post("jijin", title="再次升级之后")
@@ -343,7 +345,7 @@ def test_migration_seeds_change_seq_past_the_related_jobs_marker(tmp_path) -> No
             text("INSERT INTO jobs (name, last_change_seq) VALUES ('related', :s)"), {"s": applied}
         )
         related_repo.prune_changes(session, before=NOW.replace(year=2100), upto_seq=applied)
-    migrate.upgrade(db)
+    migrate.upgrade(db, AFTER_0004)
     with db.write() as session:
         related_repo.log_change(session, 1, NOW)
     with db.read() as session:
@@ -387,9 +389,9 @@ def test_migration_keeps_rows_that_were_already_orphaned(tmp_path, caplog) -> No
         raw.close()
     before = schema_and_rows(db)
 
-    migrate.upgrade(db)
+    migrate.upgrade(db, AFTER_0004)
 
-    assert migrate.current_revision(db) == migrate.head_revision()
+    assert migrate.current_revision(db) == AFTER_0004
     assert schema_and_rows(db) == before
     assert "1 rows reference missing rows" in caplog.text
     db.dispose()
@@ -404,7 +406,7 @@ def test_migration_seeds_an_emptied_table_from_what_others_remember(tmp_path) ->
     deleted = [factory.post(title=f"将被删除的第{n}篇").id for n in range(3)]
     for post_id in deleted:
         post_service.delete_post(ctx, post_id)
-    migrate.upgrade(db)
+    migrate.upgrade(db, AFTER_0004)
     with db.engine.connect() as connection:
         sequence = dict(connection.exec_driver_sql("SELECT name, seq FROM sqlite_sequence").all())
     assert sequence["posts"] == max(deleted)

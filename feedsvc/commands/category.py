@@ -1,14 +1,16 @@
-"""Categories: `category list`, `add`, `edit`, `remove`."""
+"""Categories: `category list`, `add`, `edit`, `remove`, `sync`."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 from flask.cli import with_appcontext
 
 from feedsvc.commands.base import WholeNumber, current_context, print_table
+from feedsvc.config import ConfigError
 from feedsvc.errors import Invalid
 from feedsvc.repo import categories as category_repo
 from feedsvc.schemas import CategoryCreate, CategoryUpdate, parse_input
@@ -18,7 +20,7 @@ from feedsvc.web.api.serialize import category_json
 
 @click.group("category")
 def category_group() -> None:
-    """List, add, edit and remove categories."""
+    """List, add, edit, remove and sync categories."""
 
 
 @category_group.command("list")
@@ -74,9 +76,44 @@ def category_edit(slug: str, **fields: Any) -> None:
 
 @category_group.command("remove")
 @click.argument("slug")
-@click.option("--move-to", help="Move the category's posts here first.")
+@click.option("--move-to", help="Move the category's posts and upstream sources here first.")
 @with_appcontext
 def category_remove(slug: str, move_to: str | None) -> None:
-    moved = category_service.delete_category(current_context(), slug, move_to=move_to)
-    suffix = f" ({moved} posts moved to {move_to})" if moved else ""
+    """Remove a category; refused while it has posts or sources, unless they move (--move-to)."""
+    removal = category_service.delete_category(current_context(), slug, move_to=move_to)
+    moved = [
+        f"{number} {noun}"
+        for number, noun in ((removal.posts_moved, "posts"), (removal.sources_moved, "sources"))
+        if number
+    ]
+    suffix = f" ({' and '.join(moved)} moved to {move_to})" if moved else ""
     click.echo(f"removed category {slug}{suffix}")
+
+
+@category_group.command("sync")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Give existing categories the file's values.")
+@with_appcontext
+def category_sync(file: Path | None, overwrite: bool) -> None:
+    """Apply the categories file (default: the site's) explicitly and say what changed.
+
+    Adds every category and source it lists that the database lacks (removed ones too); with
+    --overwrite, existing ones take the file's values. Nothing is ever deleted.
+    """
+    ctx = current_context()
+    path = file or ctx.settings.paths.categories
+    if path is None:
+        raise ConfigError(
+            "no categories file: name one (feedsvc category sync FILE), or set paths.categories"
+        )
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found")
+    report = category_service.apply_file(ctx, path, overwrite=overwrite)
+    for change in report.changes:
+        click.echo(change)
+    click.echo(
+        f"categories ({path}): {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged"
+        + (f", {report.differs} differ (kept)" if report.differs else "")
+        + f"; sources: {report.sources_added} added, {report.sources_updated} updated"
+    )

@@ -3,69 +3,106 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
 
 from feedsvc.commands.base import current_context
-from feedsvc.repo import posts as post_repo
+from feedsvc.repo import categories as category_repo
+from feedsvc.schemas import PostCreate
 from feedsvc.services import categories as category_service
 from feedsvc.services import posts as post_service
-from feedsvc.services.samples import read_post_file, sample_files
+from feedsvc.services.samples import never_had_posts, read_post_file, sample_files
 
 
 @click.command("init")
 @click.option("--no-samples", is_flag=True, help="Do not load the sample posts.")
 @with_appcontext
 def init_command(no_samples: bool) -> None:
-    """Migrate the database, sync categories.toml, load sample posts into an empty database."""
+    """Migrate the database, add the categories it never had, load samples into a new site.
+
+    Never undoes an edit made through the API or CLI: a category that exists is left as it is,
+    one removed is not brought back (`feedsvc category sync` applies the file explicitly), and
+    sample posts load only into a database that never had a post.
+    """
     from feedsvc import migrate
 
     ctx = current_context()
-    data_dir = ctx.settings.data_dir
-    categories_file = data_dir / "categories.toml"
+    paths = ctx.settings.paths
     # Every file is read and checked before the database is touched: a bad file changes
     # nothing, and its error is the only line printed.
-    listed = None
-    if categories_file.exists():
-        category_service.read_categories_file(categories_file)
-        listed = category_service.listed_sources(ctx, categories_file)
-    samples = [] if no_samples else [read_post_file(p) for p in sample_files(data_dir / "posts")]
+    categories = paths.categories if paths.categories and paths.categories.exists() else None
+    listed = None if categories is None else category_service.read_file(ctx, categories)
+    posts_dir = None if no_samples or not (paths.posts and paths.posts.exists()) else paths.posts
+    samples = [] if posts_dir is None else [read_post_file(p) for p in sample_files(posts_dir)]
     migrate.upgrade(ctx.db)
+    config = ctx.settings.config_file
+    click.echo(f"config: {config if config else 'none (defaults and FEEDSVC_* environment)'}")
     click.echo(f"database: {_safe_url(ctx.db.url)} at revision {migrate.current_revision(ctx.db)}")
-    if listed is not None:
-        report = category_service.sync_categories(ctx, categories_file)
+    if listed is None:
+        click.echo("categories: no categories file (paths.categories, or categories.toml)")
+    else:
+        report = category_service.add_new_categories(ctx, listed)
         click.echo(
-            f"categories: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged"
+            f"categories ({listed.path}): {report.added} added, {report.unchanged} already "
+            f"there, kept as they are"
+            + (f" ({report.differs} differ from the file)" if report.differs else "")
+            + (f", {report.removed} removed earlier, not re-added" if report.removed else "")
         )
-        from feedsvc.services.sources import sync_sources
-
-        if listed:
-            synced = sync_sources(ctx, listed)
+        if listed.sources:
             click.echo(
-                f"sources: {synced.added} added, {synced.updated} updated, "
-                f"{synced.unchanged} unchanged"
+                f"sources: {report.sources_added} added"
+                + (
+                    f", {report.sources_missing} listed under existing categories not added"
+                    if report.sources_missing
+                    else ""
+                )
             )
+        if report.differs or report.removed or report.sources_missing:
+            click.echo(
+                "  `feedsvc category sync` adds what is missing, `--overwrite` applies the "
+                "file's values"
+            )
+    _load_samples(no_samples, posts_dir, samples)
+
+
+def _load_samples(no_samples: bool, posts_dir: Path | None, samples: list[PostCreate]) -> None:
+    ctx = current_context()
+    if no_samples:
+        click.echo("sample posts: skipped (--no-samples)")
+        return
+    if posts_dir is None:
+        click.echo("sample posts: none (no posts folder: paths.posts, or posts/)")
+        return
+    if not never_had_posts(ctx):
+        click.echo("sample posts: skipped (this database has had posts)")
+        return
     with ctx.db.read() as session:
-        has_posts = post_repo.count_posts(session) > 0
-    if no_samples or has_posts:
+        missing = sorted(
+            {data.category for data in samples}
+            - {row.slug for row in category_repo.list_categories(session)}
+        )
+    if missing:
         click.echo(
-            "sample posts: skipped (the database already has posts)"
-            if has_posts
-            else "sample posts: skipped"
+            f"sample posts: skipped: their categories {', '.join(missing)} do not exist "
+            "(add them, then run init again)"
         )
         return
     with click.progressbar(samples, label="sample posts", file=sys.stderr) as bar:
         for data in bar:
             post_service.create_post(ctx, data)
-    click.echo(f"sample posts: {len(samples)} loaded")
+    click.echo(f"sample posts: {len(samples)} loaded from {posts_dir}")
 
 
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.query:
+        # As the user wrote it: render_as_string would percent-encode a path like 站点/.
+        return f"{parsed.drivername}:///{parsed.database}"
+    return parsed.render_as_string(hide_password=True)
 
 
 @click.group("db")

@@ -1,22 +1,28 @@
-"""Category writes: API and CLI edits, and the sync from data/categories.toml."""
+"""Category writes: API and CLI edits, and the site's categories file (`init`, `category sync`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from feedsvc import datafiles
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid, NotFound
-from feedsvc.models import Category, Post
+from feedsvc.models import Category, Post, RemovedCategory, Source
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import feedstate
-from feedsvc.repo import related as related_repo
 from feedsvc.repo import sources as source_repo
-from feedsvc.schemas import CategoryCreate, CategoryUpdate, SourceCreate, parse_input
+from feedsvc.schemas import (
+    CategoryCreate,
+    CategoryUpdate,
+    SourceCreate,
+    parse_input,
+)
+from feedsvc.services.sources import create_source
 
 _FEED_FIELDS = ("name", "description", "language", "feed_length")
 
@@ -67,14 +73,29 @@ def update_category(ctx: Context, slug: str, data: CategoryUpdate) -> Category:
         return category
 
 
-def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> int:
-    """Delete a category; its posts must be moved first. Returns how many posts moved."""
+@dataclass(frozen=True)
+class Removal:
+    posts_moved: int
+    sources_moved: int
+
+
+def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> Removal:
+    """Delete a category; its posts and upstream sources move to ``move_to`` first (a category
+    with either and no ``move_to`` is refused: nothing is ever deleted along with it). The slug
+    is remembered, so the categories file does not bring it back.
+    """
     now = ctx.clock.now()
     with ctx.db.write() as session:
         category = category_repo.get_category(session, slug)
         if category is None:
             raise NotFound(f"no category {slug!r}")
         count = category_repo.count_posts(session, category.id)
+        sources = (
+            session.scalar(
+                select(func.count()).select_from(Source).where(Source.category_id == category.id)
+            )
+            or 0
+        )
         moved = 0
         if move_to is not None:
             target = category_repo.get_category(session, move_to)
@@ -91,34 +112,74 @@ def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> int:
                 )
                 moved = count
                 feedstate.bump(session, [target.id], now, visible=True)
-        elif count:
-            raise Conflict(
-                f"category {slug!r} still has {count} posts; move them first (move_to)",
-                fields={"move_to": "required while the category has posts"},
+            if sources:
+                # Upstream items and the related lists showing them stay as they are: they
+                # belong to the source, not to its category.
+                session.execute(
+                    update(Source)
+                    .where(Source.category_id == category.id)
+                    .values(category_id=target.id, updated_at=now)
+                )
+        elif count or sources:
+            held = " and ".join(
+                f"{number} {noun}"
+                for number, noun in ((count, "posts"), (sources, "upstream sources"))
+                if number
             )
-        # Its sources go with it, and their upstream items with them.
-        items = source_repo.items_of_category(session, category.id)
-        related_repo.forget_shown(session, source_repo.items_shown_by(session, items), now)
+            raise Conflict(
+                f"category {slug!r} still has {held}; move them to another category "
+                "(move_to) or remove them first",
+                fields={"move_to": "required while the category has posts or sources"},
+            )
         session.expire_all()
         category_repo.delete_category(
             session, category_repo.get_category(session, slug) or category
         )
+        if session.get(RemovedCategory, slug) is None:
+            session.add(RemovedCategory(slug=slug, removed_at=now))
         feedstate.bump(session, [], now, visible=True)
-        return moved
+        return Removal(moved, sources if move_to is not None else 0)
+
+
+# -- the categories file ---------------------------------------------------------------------------
+# One source of truth: what the API and CLI did wins. `feedsvc init` only adds categories the
+# database has never seen (absent, and not removed on purpose), with their sources; `feedsvc
+# category sync` applies the file explicitly (--overwrite: its values too) and says what changed.
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[\s*categories\s*\]\]\s*(#.*)?$")
+_ANY_HEADER = re.compile(r"^\s*\[")
+_SLUG_LINE = re.compile(r"^\s*slug\s*=")
 
 
 @dataclass(frozen=True)
+class CategoriesFile:
+    """A categories file read and checked whole: nothing is stored unless all of it is valid."""
+
+    path: Path
+    categories: list[CategoryCreate]
+    sources: list[tuple[str, dict[str, Any]]]  # (category slug, source entry)
+
+
+@dataclass
 class SyncReport:
-    added: int
-    updated: int
-    unchanged: int
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # Categories whose values differ from the file but were kept (no --overwrite).
+    differs: int = 0
+    # Removed through the API or CLI, so not brought back by `init`.
+    removed: int = 0
+    sources_added: int = 0
+    sources_updated: int = 0
+    # Sources listed in the file that `init` did not add (their category existed already).
+    sources_missing: int = 0
+    changes: list[str] = field(default_factory=list)
 
 
-def _categories_table(path: Path) -> list[Any]:
-    # `feedsvc init`, the only reader, reads the file only when it exists; a file removed in
-    # between is read_toml's "cannot read: No such file or directory".
+def _categories_table(path: Path) -> tuple[list[Any], str]:
     try:
-        raw = datafiles.read_toml(path)
+        text = datafiles.read_text(path)
+        raw = datafiles.loads_toml(text, str(path))
     except datafiles.DataFileError as exc:
         raise Invalid(str(exc)) from None
     unknown = sorted(key for key in raw if key != "categories")
@@ -127,7 +188,35 @@ def _categories_table(path: Path) -> list[Any]:
     entries = raw.get("categories", [])
     if not isinstance(entries, list):
         raise Invalid(f"{path}: 'categories' must be an array of tables ([[categories]])")
-    return entries
+    return entries, text
+
+
+def _entry_lines(text: str, count: int) -> list[int | None]:
+    """The line of each [[categories]] entry's `slug =` (else its header), 1-based.
+
+    tomllib gives no positions; the header lines are found in the text. An inline array
+    (`categories = [{...}]`) has no headers: then there is no line to name (None).
+    """
+    lines = text.splitlines()
+    headers = [number for number, line in enumerate(lines) if _TABLE_HEADER.match(line)]
+    if len(headers) != count:
+        return [None] * count
+    result: list[int | None] = []
+    for index, start in enumerate(headers):
+        end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+        found = start
+        for number in range(start + 1, end):
+            if _ANY_HEADER.match(lines[number]):
+                break
+            if _SLUG_LINE.match(lines[number]):
+                found = number
+                break
+        result.append(found + 1)
+    return result
+
+
+def _at(line: int | None) -> str:
+    return f" (line {line})" if line else ""
 
 
 def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -135,24 +224,26 @@ def read_category_sources(path: Path) -> list[tuple[str, dict[str, Any]]]:
     refused (which category would it belong to?)."""
     result = []
     seen: dict[str, str] = {}
-    for index, entry in enumerate(_categories_table(path), start=1):
+    entries, text = _categories_table(path)
+    lines = _entry_lines(text, len(entries))
+    for index, entry in enumerate(entries, start=1):
+        where, at = f"{path}: category #{index}", _at(lines[index - 1])
         sources = entry.get("sources", []) if isinstance(entry, dict) else []
         if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
-            raise Invalid(f"{path}: category #{index}: 'sources' must be [[categories.sources]]")
+            raise Invalid(f"{where}: 'sources' must be [[categories.sources]]{at}")
         slug = str(entry.get("slug"))
         for number, source in enumerate(sources, start=1):
             try:
                 parse_input(SourceCreate, {**source, "category": slug})
             except Invalid as exc:
                 raise Invalid(
-                    f"{path}: category {slug!r}, source #{number}: {exc.message}",
-                    fields=exc.fields,
+                    f"{where}, {slug!r}, source #{number}: {exc.message}{at}", fields=exc.fields
                 ) from None
             url = str(source.get("url"))
             if url in seen:
                 raise Invalid(
-                    f"{path}: category {slug!r}, source #{number}: {url} is listed already "
-                    f"under {seen[url]!r}"
+                    f"{where}, {slug!r}, source #{number}: {url} is listed already "
+                    f"under {seen[url]!r}{at}"
                 )
             seen[url] = slug
             result.append((slug, dict(source)))
@@ -174,47 +265,146 @@ def listed_sources(ctx: Context, path: Path) -> list[tuple[str, dict[str, Any]]]
 
 
 def read_categories_file(path: Path) -> list[CategoryCreate]:
-    """Every category of the file, validated; a slug listed twice is refused (which would win?)."""
-    entries = _categories_table(path)
+    """Every category of the file, validated; a slug listed twice is refused, naming both lines
+    (which one would win?)."""
+    entries, text = _categories_table(path)
+    lines = _entry_lines(text, len(entries))
     result: list[CategoryCreate] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries, start=1):
+        where, at = f"{path}: category #{index}", _at(lines[index - 1])
         if not isinstance(entry, dict):
-            raise Invalid(f"{path}: category #{index}: must be a table ([[categories]])")
+            raise Invalid(f"{where}: must be a table ([[categories]]){at}")
         entry = {key: value for key, value in entry.items() if key != "sources"}
         try:
             data = parse_input(CategoryCreate, entry)
         except Invalid as exc:
-            raise Invalid(f"{path}: category #{index}: {exc.message}") from None
+            raise Invalid(f"{where}: {exc.message}{at}") from None
         if data.slug in seen:
+            first = seen[data.slug]
             raise Invalid(
-                f"{path}: category #{index}: slug {data.slug!r} is already category "
-                f"#{seen[data.slug]}"
+                f"{path}: line {lines[index - 1]}: category #{index}: slug {data.slug!r} is "
+                f"already category #{first} (line {lines[first - 1]})"
+                if lines[index - 1]
+                else f"{where}: slug {data.slug!r} is already category #{first}"
             )
         seen[data.slug] = index
         result.append(data)
     return result
 
 
-def sync_categories(ctx: Context, path: Path) -> SyncReport:
-    """Add and update categories from the file; never deletes (posts are never lost).
+def read_file(ctx: Context, path: Path) -> CategoriesFile:
+    """Categories and sources of the file, all checked before anything is stored."""
+    categories = read_categories_file(path)
+    sources = listed_sources(ctx, path)
+    for category in categories:
+        _check_feed_length(ctx, category.feed_length)
+    return CategoriesFile(path, categories, sources)
 
-    Every category is validated before any is stored; `feedsvc init` checks the sources too
-    (``listed_sources``) before calling this, so a bad file changes nothing.
-    """
-    added = updated = unchanged = 0
-    wanted = read_categories_file(path)
-    for data in wanted:
+
+def _differences(current: Category, data: CategoryCreate) -> list[str]:
+    fields = data.model_dump(exclude={"slug"})
+    return [key for key, value in fields.items() if getattr(current, key) != value]
+
+
+def add_new_categories(ctx: Context, listed: CategoriesFile) -> SyncReport:
+    """`feedsvc init`: add the file's categories the database has never had, with their
+    sources. Never changes or re-creates anything an edit through the API or CLI touched."""
+    report = SyncReport()
+    with ctx.db.read() as session:
+        removed = set(session.scalars(select(RemovedCategory.slug)))
+    new: set[str] = set()
+    for data in listed.categories:
         with ctx.db.read() as session:
             current = category_repo.get_category(session, data.slug)
+            differs = bool(current is not None and _differences(current, data))
+        if current is not None:
+            report.unchanged += 1
+            report.differs += differs
+        elif data.slug in removed:
+            report.removed += 1
+            report.changes.append(f"not re-added (removed through the API or CLI): {data.slug}")
+        else:
+            create_category(ctx, data)
+            new.add(data.slug)
+            report.added += 1
+            report.changes.append(f"added category {data.slug}")
+    for slug, entry in listed.sources:
+        with ctx.db.read() as session:
+            exists = source_repo.find_source(session, str(entry["url"])) is not None
+        if exists:
+            continue
+        if slug in new:
+            create_source(ctx, parse_input(SourceCreate, {**entry, "category": slug}))
+            report.sources_added += 1
+        else:
+            report.sources_missing += 1
+    return report
+
+
+def sync_categories(ctx: Context, path: Path, *, overwrite: bool = False) -> SyncReport:
+    """Add the file's categories that are missing (removed ones included: asked for
+    explicitly); with ``overwrite``, give existing ones the file's values. Never deletes.
+    Every category is checked before any is stored."""
+    report = SyncReport()
+    _sync_categories(ctx, read_categories_file(path), overwrite, report)
+    return report
+
+
+def apply_file(ctx: Context, path: Path, *, overwrite: bool = False) -> SyncReport:
+    """`feedsvc category sync`: ``sync_categories``, then the sources listed under them the
+    same way (missing ones added; with ``overwrite`` existing ones take the file's category,
+    mode and interval). The whole file is checked before anything is stored."""
+    from feedsvc.services.sources import sync_sources
+
+    listed = read_file(ctx, path)
+    report = SyncReport()
+    _sync_categories(ctx, listed.categories, overwrite, report)
+    if overwrite:
+        synced = sync_sources(ctx, listed.sources)
+        report.sources_added, report.sources_updated = synced.added, synced.updated
+        return report
+    for slug, entry in listed.sources:
+        data = parse_input(SourceCreate, {**entry, "category": slug})
+        with ctx.db.read() as session:
+            current = source_repo.find_source(session, data.url)
+            state = (
+                None
+                if current is None
+                else (current.category.slug, current.mode, current.interval_minutes)
+            )
+        interval = data.interval_minutes or ctx.settings.sources.default_interval_minutes
+        if current is None:
+            create_source(ctx, data)
+            report.sources_added += 1
+            report.changes.append(f"added source {data.url} ({slug})")
+        elif state != (slug, data.mode, interval):
+            report.changes.append(
+                f"differs from the file (kept; --overwrite applies it): source {data.url}"
+            )
+    return report
+
+
+def _sync_categories(
+    ctx: Context, categories: list[CategoryCreate], overwrite: bool, report: SyncReport
+) -> None:
+    for data in categories:
+        with ctx.db.read() as session:
+            current = category_repo.get_category(session, data.slug)
+            differences = [] if current is None else _differences(current, data)
         if current is None:
             create_category(ctx, data)
-            added += 1
-            continue
-        fields = data.model_dump(exclude={"slug"})
-        if all(getattr(current, key) == value for key, value in fields.items()):
-            unchanged += 1
+            report.added += 1
+            report.changes.append(f"added category {data.slug}")
+        elif not differences:
+            report.unchanged += 1
+        elif overwrite:
+            update_category(ctx, data.slug, CategoryUpdate(**data.model_dump(exclude={"slug"})))
+            report.updated += 1
+            report.changes.append(f"updated category {data.slug}: {', '.join(differences)}")
         else:
-            update_category(ctx, data.slug, CategoryUpdate(**fields))
-            updated += 1
-    return SyncReport(added, updated, unchanged)
+            report.differs += 1
+            report.changes.append(
+                f"differs from the file (kept; --overwrite applies it): {data.slug}: "
+                f"{', '.join(differences)}"
+            )

@@ -1,15 +1,34 @@
-"""Sample posts under data/posts/: Markdown or HTML files with TOML front matter (+++)."""
+"""Sample posts: Markdown or HTML files with TOML front matter (+++), in the site's posts/.
+
+The package carries one set (feedsvc/samples/: posts/ and the categories.toml they belong to),
+which `feedsvc new-site --samples` copies into a new site and the checkout's data/feedsvc.toml
+names directly. They load only into a database that never had a post (``never_had_posts``):
+deleting every post must not bring them back with new guids.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from feedsvc import datafiles
+from feedsvc.context import Context
 from feedsvc.errors import Invalid
+from feedsvc.models import SiteState
 from feedsvc.schemas import PostCreate, parse_input
 
 FRONT_MATTER = "+++"
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLE_POSTS = SAMPLES_DIR / "posts"
+SAMPLE_CATEGORIES = SAMPLES_DIR / "categories.toml"
+
+
+def never_had_posts(ctx: Context) -> bool:
+    """True until the first post is stored, by any path (a trigger keeps it: migration 0005)."""
+    with ctx.db.read() as session:
+        return not session.scalar(select(SiteState.had_posts).where(SiteState.id == 1))
 
 
 def read_post_file(path: Path) -> PostCreate:

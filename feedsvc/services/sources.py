@@ -142,7 +142,7 @@ def sync_sources(ctx: Context, entries: list[tuple[str, dict[str, Any]]]) -> Sou
     """Sources listed under categories in categories.toml: added or updated, never removed.
 
     Every entry is validated before any is stored, so a bad file changes nothing. The only
-    caller, `feedsvc init`, passes what categories.listed_sources() already checked and
+    caller, `feedsvc category sync --overwrite`, passes what categories.listed_sources() checked and
     explained per file and entry; these checks are the last line, not the user's message.
     """
     wanted: list[SourceCreate] = []

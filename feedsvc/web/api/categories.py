@@ -1,4 +1,4 @@
-"""/api/v1/categories: list, create, show, edit, delete (moving posts with ?move_to=)."""
+"""/api/v1/categories: list, create, show, edit, delete (moving posts and sources: ?move_to=)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,10 @@ def edit_category(slug: str) -> Response:
     "DELETE",
     "/categories/<slug>",
     operation_id="deleteCategory",
-    summary="Delete a category; its posts must be moved with ?move_to= first",
+    summary=(
+        "Delete a category; its posts and upstream sources move with ?move_to= "
+        "(409 while it has either and no move_to: nothing is deleted with it)"
+    ),
     tag="categories",
     ok=204,
     response=None,
