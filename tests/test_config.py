@@ -26,8 +26,10 @@ def test_shipped_config_is_valid() -> None:
     assert settings.site.language == "zh-CN" and settings.site.timezone == "Asia/Shanghai"
     assert settings.database.url == f"sqlite:///{ROOT}/data/feedsvc.db"
     assert settings.config_file == ROOT / "data" / "feedsvc.toml"
-    assert settings.paths.categories == ROOT / "feedsvc" / "samples" / "categories.toml"
-    assert settings.paths.posts == ROOT / "feedsvc" / "samples" / "posts"
+    # data/categories.toml and data/posts are links to the packaged samples (one copy in git).
+    assert settings.paths.categories == ROOT / "data" / "categories.toml"
+    assert settings.paths.posts == ROOT / "data" / "posts"
+    assert settings.paths.posts.resolve() == ROOT / "feedsvc" / "samples" / "posts"
 
 
 def test_file_and_environment(tmp_path: Path) -> None:
