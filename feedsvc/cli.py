@@ -15,7 +15,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from feedsvc import create_app
-from feedsvc.commands import category, feed_import, jobs, post, serve, setup, source, token
+from feedsvc.commands import category, data, feed_import, jobs, post, serve, setup, source, token
 from feedsvc.commands.base import CommandFailed, explain
 from feedsvc.config import ConfigError
 
@@ -102,6 +102,9 @@ for command in (
     source.source_group,
     feed_import.import_command,
     token.token_group,
+    data.backup_command,
+    data.export_command,
+    data.restore_command,
 ):
     cli.add_command(command)
 
