@@ -15,8 +15,10 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from feedsvc import create_app
-from feedsvc.commands import category, data, feed_import, jobs, post, serve, setup, source, token
+from feedsvc.commands import category, feed_import, jobs, post, serve, setup, source, token
 from feedsvc.commands.base import CommandFailed, explain
+from feedsvc.commands.data import backup_command, export_command, restore_command
+from feedsvc.commands.wordpress import import_wordpress_command
 from feedsvc.config import ConfigError
 
 # What a shell cannot pass (NUL) or what is not UTF-8 (undecodable bytes arrive as lone
@@ -102,9 +104,10 @@ for command in (
     source.source_group,
     feed_import.import_command,
     token.token_group,
-    data.backup_command,
-    data.export_command,
-    data.restore_command,
+    backup_command,
+    export_command,
+    restore_command,
+    import_wordpress_command,
 ):
     cli.add_command(command)
 
