@@ -122,13 +122,18 @@ def test_backup_refuses_to_overwrite_without_force(
         pytest.skip("pg_dump is not installed")
     factory.post()
     target = tmp_path / "existing.bak"
-    target.write_bytes(b"keep me")
+    assert run(runner, "backup", str(target)).exit_code == 0
+    first = target.read_bytes()
+    assert first[:5] == (b"PGDMP" if backend == "postgresql" else b"SQLit")
+    factory.post(title="第一次备份之后写的")
     assert_one_error_line(run(runner, "backup", str(target)), 1, "already exists", "--force")
-    assert target.read_bytes() == b"keep me"
+    assert target.read_bytes() == first
     forced = run(runner, "backup", str(target), "--force")
     assert forced.exit_code == 0, forced.output
-    assert target.read_bytes() != b"keep me"
-    assert target.read_bytes()[:5] == (b"PGDMP" if backend == "postgresql" else b"SQLit")
+    assert target.read_bytes() != first
+    if backend == "sqlite":
+        with sqlite3.connect(target) as copy:
+            assert copy.execute("SELECT count(*) FROM posts").fetchone()[0] == 2
 
 
 @pytest.mark.usefixtures("backend")
@@ -220,3 +225,22 @@ def test_pg_dump_failure_is_one_line_and_leaves_no_file(
     with pytest.raises(FeedsvcError, match="pg_dump failed: pg_dump: error: connection refused"):
         backup_module.backup("postgresql://u:pw@127.0.0.1/x", tmp_path / "x.dump", force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
+@pytest.mark.usefixtures("backend")
+@pytest.mark.parametrize("kind", ["other file", "symlink", "fifo"])
+def test_force_replaces_only_a_backup(runner: Any, tmp_path: Path, kind: str) -> None:
+    """--force is for replacing an earlier backup, never for destroying another file."""
+    precious = tmp_path / "notes.txt"
+    precious.write_text("我的笔记，不是备份。", encoding="utf-8")
+    target = tmp_path / "target"
+    if kind == "other file":
+        target = precious
+    elif kind == "symlink":
+        target.symlink_to(precious)
+    else:
+        os.mkfifo(target)
+    needle = "not what this command writes" if kind == "other file" else "not a regular file"
+    assert_one_error_line(run(runner, "backup", str(target), "--force"), 1, needle)
+    assert precious.read_text(encoding="utf-8") == "我的笔记，不是备份。"
+    assert os.path.lexists(target)

@@ -270,6 +270,20 @@ def test_export_is_deterministic_and_refuses_to_overwrite(
     assert token_rows == []
 
 
+def test_export_force_replaces_only_an_archive(
+    runner: Any, good_archive: Path, tmp_path: Path
+) -> None:
+    backup = tmp_path / "site.db"
+    backup.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    result = runner.invoke(cli, ["export", str(backup), "--force"])
+    assert_one_error_line(result, 1, "not what this command writes")
+    assert backup.read_bytes().startswith(b"SQLite format 3")
+    empty = tmp_path / "reserved.gz"
+    empty.touch()
+    assert runner.invoke(cli, ["export", str(empty), "--force"]).exit_code == 0
+    assert archive_lines(empty)[0]["format"] == "feedsvc-export"
+
+
 def test_tokens_travel_as_hashes_and_keep_working(
     runner: Any, factory: Factory, ctx: Any, client: Any, tmp_path: Path
 ) -> None:

@@ -186,7 +186,12 @@ def test_hostile_arguments(
     runner: Any,
     ctx: Any,
     blocking_replaced: list[dict[str, Any]],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # backup, export write FILE: hostile relative names ("0", "-", "head") land here.
+    monkeypatch.chdir(tmp_path)
+
     @settings(
         max_examples=EXAMPLES,
         derandomize=True,

@@ -13,6 +13,7 @@ from feedsvc.commands.base import current_context
 from feedsvc.transfer import backup as backup_module
 from feedsvc.transfer import export as export_module
 from feedsvc.transfer import restore as restore_module
+from feedsvc.transfer.archive import is_archive
 from feedsvc.transfer.files import check_destination
 
 _FILE = click.Path(path_type=Path, dir_okay=True)
@@ -29,7 +30,7 @@ def backup_command(file: Path, force: bool) -> None:
     custom-format dump (pg_dump must be on PATH; restore it with pg_restore).
     """
     ctx = current_context()
-    check_destination(file, force=force)  # before the progress bar prints its label
+    check_destination(file, force=force, is_ours=backup_module.is_backup)  # before any output
     bar = _LazyBar("backup")
     try:
         report = backup_module.backup(ctx.db.url, file, force=force, progress=bar.show)
@@ -48,7 +49,7 @@ def export_command(file: Path, force: bool) -> None:
     Restore it with `feedsvc restore` into SQLite or PostgreSQL.
     """
     ctx = current_context()
-    check_destination(file, force=force)
+    check_destination(file, force=force, is_ours=is_archive)
     bar = _LazyBar("export", export_module.count_rows(ctx))
     try:
         report = export_module.export(ctx, file, force=force, progress=bar.advance)

@@ -126,6 +126,16 @@ def open_for_writing(path: Path) -> Iterator[gzip.GzipFile]:
         yield out
 
 
+def is_archive(path: Path) -> bool:
+    """A file whose first line is an archive header (what `export --force` may replace)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            first = json.loads(stream.readline(64 * 1024))
+    except (OSError, EOFError, zlib.error, ValueError, RecursionError):
+        return False
+    return isinstance(first, dict) and first.get("format") == FORMAT
+
+
 # -- reading --------------------------------------------------------------------------------
 
 

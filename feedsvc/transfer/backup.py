@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from feedsvc.errors import FeedsvcError, Invalid
-from feedsvc.transfer.files import replacing
+from feedsvc.transfer.files import replacing, starts_with
 
 log = logging.getLogger("feedsvc.backup")
 
@@ -43,6 +43,11 @@ class BackupReport:
     path: Path
     size: int
     method: str  # "sqlite-backup-api" | "pg_dump"
+
+
+def is_backup(path: Path) -> bool:
+    """An SQLite database or a pg_dump custom-format archive: what --force may replace."""
+    return starts_with(path, b"SQLite format 3\x00", b"PGDMP")
 
 
 def backup(
@@ -68,7 +73,7 @@ def _sqlite_path(database: str | None) -> Path:
 def _backup_sqlite(
     source_path: Path, destination: Path, force: bool, progress: Progress | None
 ) -> BackupReport:
-    with replacing(destination, force=force) as temporary:
+    with replacing(destination, force=force, is_ours=is_backup) as temporary:
         # mode=ro: the backup never writes to the live database (nor creates it).
         source = sqlite3.connect(f"{source_path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
         target = sqlite3.connect(temporary)
@@ -123,7 +128,7 @@ def _backup_postgresql(url: str, destination: Path, force: bool) -> BackupReport
     executable = shutil.which("pg_dump")
     if executable is None:
         raise BackupFailed(PG_DUMP_MISSING)
-    with replacing(destination, force=force) as temporary:
+    with replacing(destination, force=force, is_ours=is_backup) as temporary:
         argv, env = pg_dump_command(url, temporary)
         argv[0] = executable
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)

@@ -40,7 +40,7 @@ def export(
 ) -> ExportReport:
     counts = dict.fromkeys(archive.TABLES, 0)
     with (
-        replacing(destination, force=force) as temporary,
+        replacing(destination, force=force, is_ours=archive.is_archive) as temporary,
         _snapshot(ctx) as connection,
         archive.open_for_writing(temporary) as out,
     ):
