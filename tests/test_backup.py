@@ -70,6 +70,7 @@ def test_sqlite_backup_includes_writes_still_in_the_wal(
     finally:
         live.close()
     assert not Path(f"{target}-wal").exists()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # a backup holds the whole site
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".backup.db")] == []
     with sqlite3.connect(target) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -244,3 +245,53 @@ def test_force_replaces_only_a_backup(runner: Any, tmp_path: Path, kind: str) ->
     assert_one_error_line(run(runner, "backup", str(target), "--force"), 1, needle)
     assert precious.read_text(encoding="utf-8") == "我的笔记，不是备份。"
     assert os.path.lexists(target)
+
+
+WRITER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA wal_autocheckpoint=0")
+connection.execute("UPDATE categories SET name = '另一个进程写的名字'")
+print("written", flush=True)
+time.sleep(60)  # holds its connection open: nothing checkpoints the WAL meanwhile
+"""
+
+
+@pytest.mark.usefixtures("sqlite_only")
+def test_backup_of_a_running_site_by_real_processes(
+    ctx: Any, factory: Factory, tmp_path: Path
+) -> None:
+    """Another process has committed into the WAL and is still running; `feedsvc backup`,
+    itself a separate process, copies that write."""
+    import sys
+
+    from tests.processes import ROOT, config_env
+
+    factory.post()
+    path = sqlite_file(ctx)
+    ctx.db.dispose()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "written"
+        assert "另一个进程写的名字".encode() not in path.read_bytes()
+        env = config_env(tmp_path, ctx.db.url, scheduler={"enabled": False})
+        target = tmp_path / "running.db"
+        done = subprocess.run(
+            [sys.executable, "-m", "feedsvc.cli", "backup", str(target)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        writer.kill()
+        writer.wait(timeout=10)
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert copy.execute("SELECT name FROM categories").fetchone()[0] == "另一个进程写的名字"
+        assert copy.execute("SELECT count(*) FROM posts").fetchone()[0] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import stat
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from feedsvc import create_app
 from feedsvc.cli import cli
 from feedsvc.clock import FrozenClock
 from feedsvc.config import load_settings
-from feedsvc.models import Job, Post
+from feedsvc.models import Category, Job, Post
 from feedsvc.related import refresh
 from feedsvc.schemas import PostUpdate, SourceCreate
 from feedsvc.services import posts as post_service
@@ -27,7 +28,7 @@ from feedsvc.services import sources as source_service
 from feedsvc.sources.poll import poll_sources
 from tests.conftest import NOW, POSTGRES_URL, fresh_database, overrides_for
 from tests.factories import Factory
-from tests.test_cli_errors import assert_one_error_line
+from tests.test_cli_errors import assert_one_error_line, unmigrated_url  # noqa: F401 (a fixture)
 from tests.test_sources_poll import item, rss
 
 FEEDS = ("all", "licai-fangfa", "jijin", "gupiao")
@@ -259,6 +260,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(
     runner: Any, good_archive: Path, tmp_path: Path
 ) -> None:
     first = good_archive.read_bytes()
+    assert stat.S_IMODE(good_archive.stat().st_mode) == 0o600
     assert_one_error_line(runner.invoke(cli, ["export", str(good_archive)]), 1, "already exists")
     assert good_archive.read_bytes() == first
     assert runner.invoke(cli, ["export", str(good_archive), "--force"]).exit_code == 0
@@ -362,7 +364,12 @@ def _huge_digits(lines: list[Any]) -> None:
     lines.insert(1, b'{"table": "tags", "row": {"id": ' + b"9" * 5000 + b"}}")
 
 
+def _drop(table: str, column: str) -> Callable[[list[Any]], None]:
+    return lambda lines: [line["row"].pop(column) for line in lines if line.get("table") == table]
+
+
 HOSTILE = {
+    "missing column": (_drop("posts", "title"), "missing column 'title'"),
     "future version": (_future, "version 2 is newer"),
     "foreign header": (_foreign, "not a feedsvc export"),
     "no end line": (_drop_end, "truncated"),
@@ -382,6 +389,23 @@ HOSTILE = {
     "dangling category": (_set("posts", "category_id", 999), "category_id 999: no such categories"),
     "duplicate id": (_set("tags", "id", 2), "tags: id 2 appears twice"),
 }
+
+
+def test_an_older_archive_without_newer_columns_is_filled_in(
+    runner: Any, ctx: Any, good_archive: Path, tmp_path: Path
+) -> None:
+    """Columns a later schema added: their default, or NULL."""
+
+    def older(lines: list[Any]) -> None:
+        _drop("categories", "feed_length")(lines)
+        _drop("posts", "origin_link")(lines)
+
+    path = mutate(good_archive, tmp_path, older)
+    result = runner.invoke(cli, ["restore", "--replace", str(path)])
+    assert result.exit_code == 0, result.output
+    with ctx.db.read() as session:
+        assert {c.feed_length for c in session.scalars(select(Category))} == {20}
+        assert {p.origin_link for p in session.scalars(select(Post))} == {None}
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=list(HOSTILE))
@@ -458,3 +482,22 @@ def test_restore_into_an_empty_database_needs_no_replace(
                 assert session.execute(text("SELECT last_value FROM posts_id_seq")).scalar() == 2
     finally:
         target.close()
+
+
+@pytest.mark.parametrize("command", ["export", "restore", "import-wordpress"])
+def test_before_init_says_run_init(
+    command: str, request: pytest.FixtureRequest, good_archive: Path, tmp_path: Path
+) -> None:
+    from tests.test_wordpress import FIXTURE
+
+    site = Site(request.getfixturevalue("unmigrated_url"))
+    try:
+        args = {
+            "export": ["export", str(tmp_path / "out.gz")],
+            "restore": ["restore", str(good_archive)],
+            "import-wordpress": ["import-wordpress", str(FIXTURE), "--default-category", "x"],
+        }[command]
+        assert_one_error_line(site.cli(*args), 1, "run `feedsvc init`")
+        assert not (tmp_path / "out.gz").exists()
+    finally:
+        site.close()

@@ -2,12 +2,17 @@
 
 Format (version 1): gzip'd JSON lines, UTF-8.
 - line 1, the header: ``{"format": "feedsvc-export", "version": 1, "created_at": ...,
-  "feedsvc": ..., "database": "sqlite"|"postgresql", "sequences": {table: last id given}}``;
+  "feedsvc": ..., "schema": ..., "database": "sqlite"|"postgresql", "sequences": {table:
+  last id given}}``;
 - one line per row, parents before children: ``{"table": "posts", "row": {column: value}}``
   with every column of the table, by name; datetimes as ISO 8601 in UTC, JSON columns as
   JSON;
 - the last line, the trailer: ``{"end": "feedsvc-export", "rows": {table: count}}``. Without
   it the file is truncated, whatever gzip says.
+
+A column added to the schema after an archive was written is filled with its default (or
+NULL) on restore, so older archives stay readable; a column this feedsvc does not know is an
+error (the archive comes from a newer feedsvc).
 
 Rows keep their ids: guids, slugs, dates and ids are what the feeds' bytes depend on (guids and
 links directly; the order of equal dates, related lists and their links by id), so a restored
@@ -86,13 +91,18 @@ def table(name: str) -> Table:
 
 
 def header(
-    database: str, sequences: Mapping[str, int], created_at: datetime, version: str
+    database: str,
+    sequences: Mapping[str, int],
+    created_at: datetime,
+    version: str,
+    schema: str | None,
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
         "created_at": created_at.astimezone(UTC).isoformat(),
         "feedsvc": version,
+        "schema": schema,  # the Alembic revision it was read from (for a human; not checked)
         "database": database,
         "sequences": dict(sequences),
     }
@@ -273,11 +283,18 @@ def check_row(source: Table, row: Mapping[str, Any]) -> dict[str, Any]:
     names = {column.name for column in source.columns}
     unknown = sorted(set(row) - names)
     if unknown:
-        raise ValueError(f"unknown column {_short(unknown[0])!r}")
-    missing = [column.name for column in source.columns if column.name not in row]
-    if missing:
-        raise ValueError(f"missing column {missing[0]!r}")
-    return {column.name: _value(column, row[column.name]) for column in source.columns}
+        raise ValueError(f"unknown column {_short(unknown[0])!r} (from a newer feedsvc?)")
+    values: dict[str, Any] = {}
+    for column in source.columns:
+        if column.name in row:
+            values[column.name] = _value(column, row[column.name])
+        elif column.default is not None and column.default.is_scalar:
+            values[column.name] = column.default.arg  # type: ignore[attr-defined]
+        elif column.nullable:
+            values[column.name] = None
+        else:
+            raise ValueError(f"missing column {column.name!r}")
+    return values
 
 
 def _value(column: Column[Any], value: Any) -> Any:

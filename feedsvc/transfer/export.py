@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, select
 
-from feedsvc import __version__
+from feedsvc import __version__, migrate
 from feedsvc.context import Context
 from feedsvc.transfer import archive, sequences
 from feedsvc.transfer.files import replacing
@@ -45,7 +45,11 @@ def export(
         archive.open_for_writing(temporary) as out,
     ):
         head = archive.header(
-            ctx.db.dialect, sequences.last_given(connection), ctx.clock.now(), __version__
+            ctx.db.dialect,
+            sequences.last_given(connection),
+            ctx.clock.now(),
+            __version__,
+            migrate.current_revision(ctx.db),
         )
         out.write(archive.dump_line(head))
         for name in archive.TABLES:
