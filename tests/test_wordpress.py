@@ -257,6 +257,22 @@ def test_posts_without_content_are_skipped_and_counted(
 
 
 @pytest.mark.usefixtures("categories")
+def test_a_password_protected_post_becomes_a_draft(
+    runner: Any, ctx: Any, client: Any, tmp_path: Path
+) -> None:
+    protected = wp_item("https://x.example/?p=9", "只给家人看", "家庭账本的明细。").replace(
+        "</item>", "<wp:post_password>mima</wp:post_password></item>"
+    )
+    path = tmp_path / "export.xml"
+    path.write_bytes(wxr(protected))
+    result = run(runner, str(path), *MAP)
+    assert result.exit_code == 0, result.output
+    assert "password-protected: 1 imported as drafts" in result.stdout
+    assert posts(ctx)["https://x.example/?p=9"].status == "draft"
+    assert "家庭账本" not in client.get("/feeds/all.rss").get_data(as_text=True)
+
+
+@pytest.mark.usefixtures("categories")
 def test_a_declared_legacy_encoding_is_read(runner: Any, ctx: Any, tmp_path: Path) -> None:
     text = FIXTURE.read_text("utf-8").replace('encoding="UTF-8"', 'encoding="GB18030"')
     path = tmp_path / "gb.xml"

@@ -77,6 +77,8 @@ def import_wordpress_command(
             f"wordpress: {report.created} posts created, {report.already_imported} already "
             f"imported, {report.slugs_changed} with a new slug (theirs was taken)"
         )
+    if planned.protected:
+        click.echo(f"password-protected: {planned.protected} imported as drafts")
     click.echo(f"skipped: {skipped or 'nothing'}")
 
 

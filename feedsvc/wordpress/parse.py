@@ -46,6 +46,7 @@ class WxrItem:
     post_date: str  # the blog's local time, "YYYY-MM-DD HH:MM:SS"
     post_date_gmt: str
     terms: tuple[WxrTerm, ...]
+    password_protected: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,4 +145,5 @@ def _item(position: int, element: etree._Element, wp: str) -> WxrItem:
         post_date=_text(element, f"{{{wp}}}post_date").strip(),
         post_date_gmt=_text(element, f"{{{wp}}}post_date_gmt").strip(),
         terms=terms,
+        password_protected=bool(_text(element, f"{{{wp}}}post_password").strip()),
     )

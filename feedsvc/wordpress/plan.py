@@ -10,6 +10,8 @@ Mapping WordPress onto feedsvc:
   without content (feedsvc keeps none).
 - status: ``publish`` → published; ``future`` → published at its future date (feedsvc's
   scheduled post: absent from feeds until due); ``draft``, ``pending``, ``private`` → draft.
+  A password-protected post becomes a draft: feedsvc has no passwords, and publishing it
+  would show its text to everyone.
 - date: ``wp:post_date_gmt`` (UTC); WordPress writes ``0000-00-00 00:00:00`` there for drafts,
   so then ``wp:post_date`` is read in the site's time zone; neither → the import time.
 - category: a post has one in feedsvc; the first of its WordPress categories (by nicename)
@@ -54,12 +56,14 @@ class PlannedPost:
     guid: str
     wp_post_id: str
     data: PostCreate
+    protected: bool = False
 
 
 @dataclass(frozen=True)
 class Plan:
     posts: tuple[PlannedPost, ...]
     skipped: dict[str, int]  # reason → count ("attachment", "page", "trash", ...)
+    protected: int = 0  # password-protected posts, planned as drafts
 
 
 def plan(
@@ -108,7 +112,7 @@ def plan(
         except (ValidationError, ValueError) as exc:
             problems.append(f"{where}: {_reason(exc)}")
             continue
-        planned.append(PlannedPost(guid, item.post_id, data))
+        planned.append(PlannedPost(guid, item.post_id, data, item.password_protected))
     if unmapped:
         listed = ", ".join(f"{name} ({count} posts)" for name, count in sorted(unmapped.items()))
         problems.insert(
@@ -120,7 +124,8 @@ def plan(
         shown = "; ".join(problems[:5])
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise WxrError(f"nothing imported: {shown}{more}")
-    return Plan(tuple(planned), dict(skipped))
+    protected = sum(1 for p in planned if p.protected)
+    return Plan(tuple(planned), dict(skipped), protected)
 
 
 def _post(item: WxrItem, site: WxrSite, category: str, tz: tzinfo, now: datetime) -> PostCreate:
@@ -135,7 +140,7 @@ def _post(item: WxrItem, site: WxrSite, category: str, tz: tzinfo, now: datetime
         author=site.authors.get(item.creator) or item.creator,
         summary=excerpt or None,
         tags=list(dict.fromkeys(t.name for t in item.terms if t.domain == "post_tag" and t.name)),
-        status=STATUSES[item.status],
+        status="draft" if item.password_protected else STATUSES[item.status],
         published_at=published_at(item, tz, now),
     )
 
