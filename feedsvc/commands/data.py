@@ -69,10 +69,12 @@ def restore_command(file: Path, replace: bool) -> None:
     archive is valid and stored.
     """
     ctx = current_context()
-    _, counts = restore_module.check(file)
-    bar = _LazyBar("restore", sum(counts.values()))
+    checked = restore_module.check(file)
+    bar = _LazyBar("restore", sum(checked[1].values()))
     try:
-        report = restore_module.restore(ctx, file, replace=replace, progress=bar.advance)
+        report = restore_module.restore(
+            ctx, file, replace=replace, checked=checked, progress=bar.advance
+        )
     finally:
         bar.close()
     click.echo(

@@ -105,9 +105,15 @@ def existing_rows(connection: Connection) -> dict[str, int]:
 
 
 def restore(
-    ctx: Context, path: Path, *, replace: bool, progress: Progress | None = None
+    ctx: Context,
+    path: Path,
+    *,
+    replace: bool,
+    checked: tuple[archive.Header, dict[str, int]] | None = None,
+    progress: Progress | None = None,
 ) -> RestoreReport:
-    head, counts = check(path)
+    """``checked``: what check(path) returned, when the caller already ran it."""
+    head, counts = checked or check(path)
     engine = ctx.db.engine.execution_options(feedsvc_write=True)
     with engine.connect() as connection, connection.begin():
         found = existing_rows(connection)
