@@ -123,7 +123,7 @@ def test_unmapped_categories_are_listed_and_nothing_is_stored(
     before = factory.snapshot()
     result = run(runner, str(FIXTURE), "--category-map", "jizhang=licai-fangfa")
     assert_one_error_line(
-        result, 1, "nothing imported", "jijin (1 posts)", "suibi (2 posts)", "--default-category"
+        result, 1, "nothing imported", "jijin (1 post)", "suibi (2 posts)", "--default-category"
     )
     assert factory.snapshot() == before
 

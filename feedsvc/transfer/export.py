@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 
-from feedsvc import __version__, migrate
+from feedsvc import __version__
 from feedsvc.context import Context
 from feedsvc.transfer import archive, sequences
 from feedsvc.transfer.files import replacing
@@ -49,7 +49,7 @@ def export(
             sequences.last_given(connection),
             ctx.clock.now(),
             __version__,
-            migrate.current_revision(ctx.db),
+            _revision(connection),
         )
         out.write(archive.dump_line(head))
         for name in archive.TABLES:
@@ -64,6 +64,12 @@ def export(
         out.write(archive.dump_line({"end": archive.FORMAT, "rows": counts}))
     log.info("export to %s: %s", destination, counts)
     return ExportReport(destination, counts)
+
+
+def _revision(connection: Connection) -> str | None:
+    # Read in the snapshot, without Alembic (whose INFO lines would clutter the CLI's stderr).
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
 
 
 @contextmanager

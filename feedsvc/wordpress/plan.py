@@ -114,7 +114,10 @@ def plan(
             continue
         planned.append(PlannedPost(guid, item.post_id, data, item.password_protected))
     if unmapped:
-        listed = ", ".join(f"{name} ({count} posts)" for name, count in sorted(unmapped.items()))
+        listed = ", ".join(
+            f"{name} ({count} post{'s' if count > 1 else ''})"
+            for name, count in sorted(unmapped.items())
+        )
         problems.insert(
             0,
             f"WordPress categories without a feedsvc category: {listed}; "
