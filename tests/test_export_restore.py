@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select, text
 
@@ -20,14 +22,17 @@ from feedsvc import create_app
 from feedsvc.cli import cli
 from feedsvc.clock import FrozenClock
 from feedsvc.config import load_settings
+from feedsvc.errors import FeedsvcError
 from feedsvc.models import Category, Job, Post
 from feedsvc.related import refresh
 from feedsvc.schemas import PostUpdate, SourceCreate
 from feedsvc.services import posts as post_service
 from feedsvc.services import sources as source_service
 from feedsvc.sources.poll import poll_sources
-from tests.conftest import NOW, POSTGRES_URL, fresh_database, overrides_for
+from feedsvc.transfer import restore as restore_module
+from tests.conftest import NOW, POSTGRES_URL, PROFILE, fresh_database, overrides_for
 from tests.factories import Factory
+from tests.hypothesis_profiles import FUZZ
 from tests.test_cli_errors import assert_one_error_line, unmigrated_url  # noqa: F401 (a fixture)
 from tests.test_sources_poll import item, rss
 
@@ -370,6 +375,10 @@ def _drop(table: str, column: str) -> Callable[[list[Any]], None]:
 
 HOSTILE = {
     "missing column": (_drop("posts", "title"), "missing column 'title'"),
+    "negative feed length": (_set("categories", "feed_length", -1), "feed_length: must be from"),
+    "second site state": (_set("site_state", "id", 2), "site_state: id: must be 1"),
+    "unknown status": (_set("posts", "status", "archived"), "status: must be draft or"),
+    "slug with a slash": (_set("posts", "slug", "a/b"), "slug: must be a slug"),
     "future version": (_future, "version 2 is newer"),
     "foreign header": (_foreign, "not a feedsvc export"),
     "no end line": (_drop_end, "truncated"),
@@ -501,3 +510,45 @@ def test_before_init_says_run_init(
         assert not (tmp_path / "out.gz").exists()
     finally:
         site.close()
+
+
+# -- any value in any column: refused with one line, or restored into a site that serves ----
+
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+    st.sampled_from(["", "0", "draft", "published", "html", "2026-13-01T00:00:00+00:00", "a-b"]),
+    st.lists(st.text(max_size=10), max_size=3),
+)
+
+
+@settings(
+    max_examples=1000 if PROFILE == FUZZ else 40,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_changed_value_is_refused_or_served(
+    data: st.DataObject, ctx: Any, client: Any, factory: Factory, good_archive: Path, tmp_path: Path
+) -> None:
+    lines = archive_lines(good_archive)
+    rows = [line for line in lines if "table" in line]
+    row = data.draw(st.sampled_from(rows))["row"]
+    column = data.draw(st.sampled_from(sorted(row)))
+    row[column] = data.draw(JSON_VALUES)
+    path = write_archive(tmp_path / "changed.gz", lines)
+    before = factory.snapshot()
+    try:
+        restore_module.restore(ctx, path, replace=True)
+    except FeedsvcError as exc:
+        event("refused")
+        assert "\n" not in exc.message
+        assert factory.snapshot() == before
+        return
+    event("restored")
+    for slug in ("all", "licai-fangfa", "jijin"):
+        for fmt in FORMATS:
+            assert client.get(f"/feeds/{slug}.{fmt}").status_code in (200, 404), (slug, column)
+    assert client.get("/api/v1/posts").status_code == 200

@@ -27,7 +27,8 @@ and the change log are the old site's operational history and stay behind.
 Every value is checked against its column before anything is written: type (a JSON ``true``
 is no integer), integer range (PostgreSQL's 32-bit integer), string length (PostgreSQL
 enforces it, SQLite would not, so an archive that restores on one restores on both), and no
-NUL or unpaired surrogate (PostgreSQL refuses them; UTF-8 cannot encode them).
+NUL or unpaired surrogate (PostgreSQL refuses them; UTF-8 cannot encode them); then against
+the rules the services enforce on writes (rules.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sqlalchemy import JSON, Boolean, Column, Float, Integer, String, Table, Tex
 
 from feedsvc.errors import Invalid
 from feedsvc.models import Base
+from feedsvc.transfer.rules import broken_rule
 
 FORMAT = "feedsvc-export"
 VERSION = 1
@@ -261,6 +263,9 @@ def _rows(path: Path, lines: Iterator[tuple[int, bytes]]) -> Iterator[Row]:
             values = check_row(table(name), row)
         except ValueError as exc:
             raise ArchiveError(f"{path}: line {number}: {name}: {exc}") from None
+        broken = broken_rule(name, values)
+        if broken:
+            raise ArchiveError(f"{path}: line {number}: {name}: {broken}")
         counts[name] += 1
         yield Row(name, values, number)
     raise ArchiveError(f"{path}: truncated (no end line)")
