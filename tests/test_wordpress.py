@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from feedsvc.cli import cli
 from feedsvc.models import Post
-from tests.conftest import BEIJING
+from tests.conftest import BEIJING, PROFILE
 from tests.factories import Factory
 from tests.feedcheck import parse
+from tests.hypothesis_profiles import FUZZ
 from tests.test_cli_errors import assert_one_error_line
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -287,3 +290,38 @@ def test_unreadable_paths(runner: Any, tmp_path: Path, kind: str) -> None:
     path = tmp_path / "missing.xml" if kind == "missing" else tmp_path
     needle = "No such file" if kind == "missing" else "is a directory"
     assert_one_error_line(run(runner, str(path), "--default-category", "x"), 1, needle)
+
+
+@pytest.mark.usefixtures("categories")
+@settings(
+    max_examples=1000 if PROFILE == FUZZ else 40,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_damaged_export_is_refused_or_imported_into_a_site_that_serves(
+    data: st.DataObject, runner: Any, client: Any, factory: Factory, tmp_path: Path
+) -> None:
+    original = FIXTURE.read_bytes()
+    start = data.draw(st.integers(0, len(original) - 1))
+    end = data.draw(st.integers(start, min(len(original), start + 40)))
+    filling = data.draw(
+        st.one_of(
+            st.binary(max_size=8),
+            st.text(max_size=8).map(str.encode),
+            st.sampled_from([b"", b"&amp;", b"<![CDATA[", b"]]>", b"&#0;", b"\\x00", b"</item>"]),
+        )
+    )
+    path = tmp_path / "damaged.xml"
+    path.write_bytes(original[:start] + filling + original[end:])
+    before = factory.snapshot()
+    result = run(runner, str(path), *MAP, "--default-category", "suibi")
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
+    if result.exit_code == 1:
+        event("refused")
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert factory.snapshot() == before
+        return
+    event("imported")
+    for slug in ("all", "licai-fangfa", "jijin", "suibi"):
+        assert client.get(f"/feeds/{slug}.atom").status_code == 200
