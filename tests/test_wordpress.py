@@ -276,10 +276,19 @@ def test_a_password_protected_post_becomes_a_draft(
 
 
 @pytest.mark.usefixtures("categories")
-def test_a_declared_legacy_encoding_is_read(runner: Any, ctx: Any, tmp_path: Path) -> None:
-    text = FIXTURE.read_text("utf-8").replace('encoding="UTF-8"', 'encoding="GB18030"')
-    path = tmp_path / "gb.xml"
-    path.write_bytes(text.encode("gb18030"))
+@pytest.mark.parametrize("variant", ["GB18030 declared", "WXR 1.1", "WXR 1.0"])
+def test_other_encodings_and_wxr_versions_are_read(
+    runner: Any, ctx: Any, tmp_path: Path, variant: str
+) -> None:
+    text = FIXTURE.read_text("utf-8")
+    path = tmp_path / "export.xml"
+    if variant == "GB18030 declared":
+        path.write_bytes(text.replace('encoding="UTF-8"', 'encoding="GB18030"').encode("gb18030"))
+    else:
+        version = variant.split()[1]
+        path.write_text(
+            text.replace("wordpress.org/export/1.2/", f"wordpress.org/export/{version}/")
+        )
     result = run(runner, str(path), *MAP, "--default-category", "suibi")
     assert result.exit_code == 0, result.output
     assert posts(ctx)["https://xiaolin.example.cn/?p=101"].title == "记账三年，我学到的五件事"
