@@ -47,8 +47,8 @@ needs_postgresql = pytest.mark.skipif(
 class Site:
     """An app on one database, with its client, CLI runner and factory."""
 
-    def __init__(self, url: str) -> None:
-        settings = load_settings(overrides_for(url), environ={})
+    def __init__(self, url: str, **sections: dict[str, Any]) -> None:
+        settings = load_settings(overrides_for(url, **sections), environ={})
         self.app = create_app(settings=settings, clock=FrozenClock(NOW))
         self.ctx = self.app.extensions["feedsvc"]
         self.client = self.app.test_client()
@@ -167,7 +167,7 @@ def move(source: Site, target: Site, path: Path) -> None:
     assert exported.exit_code == 0, exported.output
     restored = target.cli("restore", str(path))
     assert restored.exit_code == 0, restored.output
-    assert "posts" in restored.stdout
+    assert "posts" in restored.stdout and "warning" not in restored.stderr
 
 
 def assert_same_site(before: Site, after: Site) -> None:
@@ -275,6 +275,28 @@ def test_export_is_deterministic_and_refuses_to_overwrite(
     assert lines[-1]["end"] == "feedsvc-export" and lines[-1]["rows"]["posts"] == 2
     (token_rows) = [line for line in lines if line.get("table") == "api_tokens"]
     assert token_rows == []
+
+
+def test_restore_warns_when_the_site_settings_differ(
+    good_archive: Path, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    folder = tmp_path / "moved"
+    folder.mkdir()
+    target = Site(
+        fresh_database(backend, request, folder), site={"base_url": "https://new.example.test"}
+    )
+    try:
+        result = target.cli("restore", str(good_archive))
+        assert result.exit_code == 0, result.output
+        warnings = result.stderr.splitlines()[-2:]
+        assert any(
+            "site.base_url is 'https://new.example.test' here but was "
+            "'http://feeds.example.test'" in line
+            for line in warnings
+        ), result.stderr
+        assert any("site.tag_authority" in line for line in warnings)
+    finally:
+        target.close()
 
 
 def test_export_force_replaces_only_an_archive(

@@ -82,6 +82,14 @@ def restore_command(file: Path, replace: bool) -> None:
         + _counts(report.rows)
     )
     click.echo("related lists: restored as exported; the scheduler's next run rebuilds them")
+    here = export_module.site_identity(ctx)
+    for key, value in checked[0].site.items():
+        if key in here and here[key] != value:
+            click.echo(
+                f"warning: site.{key} is {here[key]!r} here but was {value!r} where this was "
+                "exported: feed links and ids will differ from the old site's",
+                err=True,
+            )
 
 
 class _LazyBar:

@@ -2,8 +2,8 @@
 
 Format (version 1): gzip'd JSON lines, UTF-8.
 - line 1, the header: ``{"format": "feedsvc-export", "version": 1, "created_at": ...,
-  "feedsvc": ..., "schema": ..., "database": "sqlite"|"postgresql", "sequences": {table:
-  last id given}}``;
+  "feedsvc": ..., "schema": ..., "database": "sqlite"|"postgresql", "site": {base_url,
+  tag_authority, tag_date}, "sequences": {table: last id given}}``;
 - one line per row, parents before children: ``{"table": "posts", "row": {column: value}}``
   with every column of the table, by name; datetimes as ISO 8601 in UTC, JSON columns as
   JSON;
@@ -98,6 +98,7 @@ def header(
     created_at: datetime,
     version: str,
     schema: str | None,
+    site: Mapping[str, str],
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -106,6 +107,9 @@ def header(
         "feedsvc": version,
         "schema": schema,  # the Alembic revision it was read from (for a human; not checked)
         "database": database,
+        # What the feeds' links and ids are built from (not stored in any row): restore warns
+        # when the configuration it runs with differs.
+        "site": dict(site),
         "sequences": dict(sequences),
     }
 
@@ -156,6 +160,7 @@ class Header:
     created_at: str
     database: str
     sequences: dict[str, int]
+    site: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -237,7 +242,10 @@ def _header(path: Path, line: bytes) -> Header:
     created, database = value.get("created_at"), value.get("database")
     if not isinstance(created, str) or not isinstance(database, str):
         raise ArchiveError(f"{path}: header: created_at and database must be strings")
-    return Header(created, database, sequences)
+    site = value.get("site", {})
+    if not isinstance(site, dict) or not all(isinstance(v, str) for v in site.values()):
+        raise ArchiveError(f"{path}: header: site must map settings to strings")
+    return Header(created, database, sequences, site)
 
 
 def _rows(path: Path, lines: Iterator[tuple[int, bytes]]) -> Iterator[Row]:

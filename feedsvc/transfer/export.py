@@ -50,6 +50,7 @@ def export(
             ctx.clock.now(),
             __version__,
             _revision(connection),
+            site_identity(ctx),
         )
         out.write(archive.dump_line(head))
         for name in archive.TABLES:
@@ -64,6 +65,16 @@ def export(
         out.write(archive.dump_line({"end": archive.FORMAT, "rows": counts}))
     log.info("export to %s: %s", destination, counts)
     return ExportReport(destination, counts)
+
+
+def site_identity(ctx: Context) -> dict[str, str]:
+    """The settings every feed's links and ids are built from."""
+    site = ctx.settings.site
+    return {
+        "base_url": site.base_url,
+        "tag_authority": site.authority,
+        "tag_date": site.tag_date.isoformat(),
+    }
 
 
 def _revision(connection: Connection) -> str | None:
