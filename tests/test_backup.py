@@ -295,3 +295,33 @@ def test_backup_of_a_running_site_by_real_processes(
         assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert copy.execute("SELECT name FROM categories").fetchone()[0] == "另一个进程写的名字"
         assert copy.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("mysql://u@127.0.0.1/x", "database 'mysql' is not supported"),
+        ("sqlite:///:memory:", "must name an SQLite file"),
+        ("sqlite:///{tmp}/absent.db", "no such database file"),
+    ],
+)
+def test_what_cannot_be_backed_up(tmp_path: Path, url: str, needle: str) -> None:
+    with pytest.raises(FeedsvcError, match=needle):
+        backup_module.backup(url.format(tmp=tmp_path), tmp_path / "b.db", force=False)
+    assert not (tmp_path / "b.db").exists()
+
+
+def test_a_name_taken_during_the_copy_is_not_overwritten(tmp_path: Path) -> None:
+    """Without --force the final step is a link, which fails if the name appeared meanwhile."""
+    from feedsvc.transfer.files import replacing, starts_with
+
+    target = tmp_path / "b.db"
+    with (
+        pytest.raises(FeedsvcError, match="already exists"),
+        replacing(target, force=False, is_ours=backup_module.is_backup) as temporary,
+    ):
+        temporary.write_bytes(b"SQLite format 3\x00new")
+        target.write_bytes(b"written by someone else")
+    assert target.read_bytes() == b"written by someone else"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.db"]
+    assert not starts_with(tmp_path / "absent", b"SQLite")

@@ -387,6 +387,40 @@ def _reorder(lines: list[Any]) -> None:
     lines.insert(len(lines) - 1, site_state)
 
 
+def _header(key: str, value: Any) -> Callable[[list[Any]], None]:
+    return lambda lines: lines[0].__setitem__(key, value)
+
+
+def _end_rows(value: Any) -> Callable[[list[Any]], None]:
+    return lambda lines: lines[-1].__setitem__("rows", value)
+
+
+def _line(value: Any, at: int = 1) -> Callable[[list[Any]], None]:
+    return lambda lines: lines.insert(at if at >= 0 else len(lines) + at, value)
+
+
+def _no_site_state(lines: list[Any]) -> None:
+    del lines[1]
+    lines[-1]["rows"]["site_state"] = 0
+
+
+def _related_item(*, related: bool, score: Any) -> Callable[[list[Any]], None]:
+    def change(lines: list[Any]) -> None:
+        posts = [line["row"]["id"] for line in lines if line.get("table") == "posts"]
+        row = {
+            "post_id": posts[0],
+            "rank": 1,
+            "related_post_id": posts[1] if related else None,
+            "external_item_id": None,
+            "score": score,
+            "computed_at": "2026-11-28T04:00:00+00:00",
+        }
+        lines.insert(len(lines) - 1, {"table": "related_items", "row": row})
+        lines[-1]["rows"]["related_items"] = 1
+
+    return change
+
+
 def _huge_digits(lines: list[Any]) -> None:
     lines.insert(1, b'{"table": "tags", "row": {"id": ' + b"9" * 5000 + b"}}")
 
@@ -408,6 +442,35 @@ HOSTILE = {
     "string for an integer": (_set("categories", "feed_length", "20"), "must be an integer"),
     "huge number": (_set("posts", "id", 10**30), "id: is out of range"),
     "5000 digits": (_huge_digits, "not JSON"),
+    "NaN": (_line(b'{"table": "tags", "row": {"id": NaN}}'), "not JSON (NaN is not JSON)"),
+    "version as a string": (_header("version", "1"), "version must be an integer"),
+    "version 0": (_header("version", 0), "version 0 does not exist"),
+    "bad sequences": (_header("sequences", {"posts": -1}), "sequences must map"),
+    "unknown sequence": (_header("sequences", {"jobs": 3}), "sequences must map"),
+    "date not a string": (_header("created_at", 20261128), "must be strings"),
+    "site not strings": (_header("site", {"base_url": 1}), "site must map"),
+    "a list line": (_line([1, 2]), "line 2: not an object"),
+    "unknown table": (_line({"table": "users", "row": {}}), "not a row of a known table"),
+    "data after the end": (
+        lambda lines: lines.append({"table": "tags", "row": {}}),
+        "after the end line",
+    ),
+    "end without counts": (_end_rows(None), "the end line has no row counts"),
+    "end counts differ": (
+        lambda lines: lines[-1]["rows"].__setitem__("posts", 7),
+        "posts: the end line counts 7 rows, the file holds 2",
+    ),
+    "int for a boolean": (_set("posts", "summary_given", 1), "must be true or false"),
+    "date out of range": (
+        _set("posts", "published_at", "0001-01-01T00:00:00+14:00"),
+        "is out of range",
+    ),
+    "no site state": (_no_site_state, "site_state must have exactly one row"),
+    "related item naming nothing": (
+        _related_item(related=False, score=0.5),
+        "exactly one of related_post_id",
+    ),
+    "string for a number": (_related_item(related=True, score="高"), "score: must be a number"),
     "NUL in text": (_set("posts", "title", "标题\x00"), "title: contains a NUL"),
     "lone surrogate": (_set("posts", "title", "\ud800"), "unpaired surrogate"),
     "too long": (_set("categories", "slug", "x" * 101), "longer than 100"),
@@ -448,6 +511,18 @@ def test_a_bad_archive_changes_nothing(
     before = factory.snapshot()
     result = runner.invoke(cli, ["restore", "--replace", str(bad)])
     assert_one_error_line(result, 1, needle)
+    assert factory.snapshot() == before
+
+
+def test_an_endless_line_is_refused(
+    runner: Any, factory: Factory, good_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsvc.transfer import archive
+
+    monkeypatch.setattr(archive, "MAX_LINE_BYTES", 100)
+    before = factory.snapshot()
+    result = runner.invoke(cli, ["restore", "--replace", str(good_archive)])
+    assert_one_error_line(result, 1, "a line longer than 100 bytes")
     assert factory.snapshot() == before
 
 

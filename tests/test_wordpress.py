@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from feedsvc.cli import cli
 from feedsvc.models import Post
-from tests.conftest import BEIJING, PROFILE
+from tests.conftest import BEIJING, NOW, PROFILE
 from tests.factories import Factory
 from tests.feedcheck import parse
 from tests.hypothesis_profiles import FUZZ
@@ -221,6 +221,19 @@ HOSTILE = {
         "is also item 1's",
     ),
     "title too long": (wxr(wp_item("https://x.example/?p=1", "长" * 301)), "item 1"),
+    "doctype after a decoy": (
+        b'<?xml version="1.0"?><!-- <rss> --><!DOCTYPE rss [<!ENTITY x "y">]><rss/>',
+        "has a DOCTYPE",
+    ),
+    "unknown status": (
+        wxr(wp_item("https://x.example/?p=1").replace(">publish<", ">limbo<")),
+        "unknown status 'limbo'",
+    ),
+    "no guid": (wxr(wp_item("")), "guid must be 1 to 300 characters"),
+    "year 1900": (
+        wxr(wp_item("https://x.example/?p=1").replace("2026-03-01", "1900-03-01")),
+        "year must be between 1970 and 9998",
+    ),
     "bad date": (
         wxr(wp_item("https://x.example/?p=1").replace("2026-03-01 01:00:00", "昨天")),
         "date '昨天'",
@@ -292,6 +305,34 @@ def test_other_encodings_and_wxr_versions_are_read(
     result = run(runner, str(path), *MAP, "--default-category", "suibi")
     assert result.exit_code == 0, result.output
     assert posts(ctx)["https://xiaolin.example.cn/?p=101"].title == "记账三年，我学到的五件事"
+
+
+@pytest.mark.usefixtures("categories")
+def test_a_post_without_any_date_gets_the_import_time(
+    runner: Any, ctx: Any, tmp_path: Path
+) -> None:
+    undated = wp_item("https://x.example/?p=1").replace(
+        "<wp:post_date_gmt>2026-03-01 01:00:00</wp:post_date_gmt>", ""
+    )
+    path = tmp_path / "export.xml"
+    path.write_bytes(wxr(undated))
+    assert run(runner, str(path), *MAP).exit_code == 0
+    assert posts(ctx)["https://x.example/?p=1"].published_at == NOW
+
+
+def test_a_category_mapped_twice_is_a_usage_error(runner: Any) -> None:
+    result = run(runner, str(FIXTURE), *MAP, "--category-map", "jijin=licai-fangfa")
+    assert result.exit_code == 2 and "'jijin' is mapped twice" in result.output
+
+
+@pytest.mark.usefixtures("categories")
+def test_a_file_over_the_size_limit_is_refused(
+    runner: Any, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("feedsvc.commands.wordpress.MAX_FILE_BYTES", 1000)  # 512 MiB, lowered
+    before = factory.snapshot()
+    assert_one_error_line(run(runner, str(FIXTURE), *MAP), 1, "larger than the 1,000 bytes")
+    assert factory.snapshot() == before
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

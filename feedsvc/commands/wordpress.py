@@ -98,5 +98,5 @@ def _read(file: Path) -> bytes:
     with file.open("rb") as stream:  # a missing file: OSError, one line (commands/base.py)
         data = stream.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise CommandFailed(f"{file}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        raise CommandFailed(f"{file}: larger than the {MAX_FILE_BYTES:,} bytes an import reads")
     return data

@@ -79,8 +79,6 @@ def parse_wxr(data: bytes, where: str) -> WxrSite:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise WxrError(f"{where}: not well-formed XML: {exc}") from None
-    except ValueError as exc:  # lxml: e.g. a str with an encoding declaration
-        raise WxrError(f"{where}: cannot read: {exc}") from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise WxrError(
