@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from feedsvc.context import Context
+from feedsvc.errors import Conflict
 from feedsvc.models import Post
 from feedsvc.repo import posts as post_repo
 from feedsvc.services import posts as post_service
@@ -53,7 +55,13 @@ def store(ctx: Context, plan: Plan, progress: Progress | None = None) -> ImportR
                 # The guid readers of the WordPress feed know (RFC 4287 §4.2.6: an entry's id
                 # never changes), in place of the one feedsvc mints.
                 post.guid = planned.guid
-                session.flush()
+                try:
+                    session.flush()
+                except IntegrityError:  # pragma: no cover - two imports of one file at once
+                    raise Conflict(
+                        f"a post with guid {planned.guid!r} appeared meanwhile (another import "
+                        "running?); run the import again"
+                    ) from None
                 created += 1
         if progress is not None:
             progress(len(batch))
