@@ -18,6 +18,8 @@ from flask.cli import FlaskGroup
 from feedsvc import create_app
 from feedsvc.commands import category, feed_import, jobs, post, serve, setup, site, source, token
 from feedsvc.commands.base import CommandFailed, ConfigurationFailed, explain
+from feedsvc.commands.data import backup_command, export_command, restore_command
+from feedsvc.commands.wordpress import import_wordpress_command
 from feedsvc.config import CONFIG_ENV, ConfigError, checked_config_path
 
 # What a shell cannot pass (NUL) or what is not UTF-8 (undecodable bytes arrive as lone
@@ -144,6 +146,10 @@ for command in (
     source.source_group,
     feed_import.import_command,
     token.token_group,
+    backup_command,
+    export_command,
+    restore_command,
+    import_wordpress_command,
 ):
     cli.add_command(command)
 

@@ -189,7 +189,8 @@ def test_hostile_arguments(
     tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Commands that write files (`new-site DIR`) write them here, never into the checkout.
+    # Commands that write files (`new-site DIR`, backup FILE, export FILE) write them here,
+    # never into the checkout: hostile relative names ("0", "-", "head") land here.
     monkeypatch.chdir(tmp_path)
 
     @settings(
