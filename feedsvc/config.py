@@ -225,6 +225,7 @@ class Settings(_Section):
     sources: SourceSettings = SourceSettings()
     # Where relative paths (sample posts, categories file, SQLite files) are resolved.
     data_dir: Path = DATA_DIR
+    config_file: Path | None = None
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -296,6 +297,7 @@ def load_settings(
         else:
             raw[section] = values
     raw.setdefault("data_dir", str(config_path.resolve().parent))
+    raw["config_file"] = str(config_path.resolve()) if origin != "config" else None
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
