@@ -151,15 +151,16 @@ class TextFormatter(_Formatter):
 
 class JsonFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        request = self.access_fields(record)
         entry: dict[str, Any] = {
             "ts": timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": record.getMessage(),
         }
-        request = self.access_fields(record)
-        if request is not None:
+        if request is None:
+            entry["message"] = record.getMessage()
+        else:
             entry["message"] = f"{request['method']} {request['uri']} {request['status']}"
             entry.update(request)
         trace = self.traceback(record)
