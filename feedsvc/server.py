@@ -139,6 +139,8 @@ def start_scheduler_process(settings: Settings, log_format: str) -> subprocess.P
 
 
 def serve(settings: Settings, options: ServeOptions) -> None:
+    # Until gunicorn installs its handler, a SIGHUP (an early `systemctl reload`) would kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(options.log_format)
     log.info("%s", start_line(settings))
     if settings.config_file is not None:

@@ -120,6 +120,30 @@ def test_good_options_reach_gunicorn(trapped: list[ServeOptions], tmp_path: Path
     assert [o.binds for o in trapped[1:]] == [("127.0.0.1:8002",), ("127.0.0.1:8000",)]
 
 
+def test_an_address_in_use_is_one_line_at_once(trapped: list[ServeOptions], tmp_path: Path) -> None:
+    with socket.socket() as taken, socket.socket(socket.AF_UNIX) as live:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("--bind", f"127.0.0.1:{port}")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"feedsvc: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+        )
+        # A socket file with a server behind it is not taken over; a stale one is replaced.
+        live_path, stale_path = tmp_path / "live.sock", tmp_path / "stale.sock"
+        live.bind(str(live_path))
+        live.listen()
+        result = invoke("--bind", f"unix:{live_path}")
+        assert result.exit_code == 1 and "a server is listening on this socket already" in (
+            result.stderr
+        )
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.bind(str(stale_path))
+        assert invoke("--bind", f"unix:{stale_path}").exit_code == 0
+    assert [options.binds for options in trapped] == [(f"unix:{stale_path}",)]
+
+
 # -- real processes ------------------------------------------------------------------------
 
 

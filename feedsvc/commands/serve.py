@@ -18,7 +18,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from feedsvc.commands.base import WholeNumber, current_context
+from feedsvc.commands.base import CommandFailed, WholeNumber, current_context
 from feedsvc.errors import Invalid
 from feedsvc.schemas import parse_whole_number
 
@@ -98,6 +98,30 @@ def unix_bind(text: str) -> str:
     return f"unix:{path}"
 
 
+def unavailable(bind: str) -> str | None:
+    """Why gunicorn could not listen on ``bind`` now, or None (checked so that a taken port
+    is one line at once, not gunicorn's five retries; a socket file whose server is gone is
+    fine: gunicorn replaces it)."""
+    if bind.startswith("unix:"):
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(bind[5:])
+            except OSError:
+                return None
+        return "a server is listening on this socket already"
+    host, _, port = bind.rpartition(":")
+    for family, kind, proto, _name, address in socket.getaddrinfo(
+        host.strip("[]"), int(port), type=socket.SOCK_STREAM
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                return exc.strerror or str(exc)
+    return None
+
+
 class AddressList(click.ParamType[tuple[str, ...], Any]):
     """``--forwarded-allow-ips``: comma-separated addresses or networks, or ``*``."""
 
@@ -141,8 +165,12 @@ def _socket_path(value: str | None) -> Path | None:
 )
 @click.option("--host", default=None, help="Shorthand: --host H --port P is --bind H:P.")
 @click.option("--port", default=None, type=WholeNumber(1, 65535), help="See --host.")
-@click.option("--workers", default=2, show_default=True, type=WholeNumber(1, 64))
-@click.option("--threads", default=4, show_default=True, type=WholeNumber(1, 256))
+@click.option(
+    "--workers", default=2, show_default=True, type=WholeNumber(1, 64), help="Web processes."
+)
+@click.option(
+    "--threads", default=4, show_default=True, type=WholeNumber(1, 256), help="Per web process."
+)
 @click.option(
     "--timeout", default=30, show_default=True, type=WholeNumber(1, 3600),
     help="Seconds a worker may be silent (a request) before it is restarted.",
@@ -153,7 +181,7 @@ def _socket_path(value: str | None) -> Path | None:
 )  # fmt: skip
 @click.option(
     "--keep-alive", default=2, show_default=True, type=WholeNumber(0, 3600),
-    help="Seconds an idle keep-alive connection is held (behind a front: a bit more than its).",
+    help="Seconds an idle connection stays open (behind nginx: above its keepalive_timeout).",
 )  # fmt: skip
 @click.option(
     "--forwarded-allow-ips",
@@ -202,6 +230,10 @@ def serve_command(
     if len(set(binds)) != len(binds):
         raise click.BadParameter("the same address is given twice", param_hint="'--bind'")
     socket_path = _socket_path(control_socket)
+    for bind in binds:
+        problem = unavailable(bind)
+        if problem is not None:
+            raise CommandFailed(f"cannot listen on {bind}: {problem}")
     settings = load_settings()  # fail here, in one line, not in every worker
     options = ServeOptions(
         binds=binds,
@@ -224,6 +256,7 @@ def serve_command(
 def scheduler_command() -> None:
     """Run the background jobs in the foreground (SIGTERM stops it between batches; SIGHUP
     reads the configuration again)."""
+    from feedsvc.config import load_settings
     from feedsvc.jobs import run_scheduler
     from feedsvc.schedule import JOBS
     from feedsvc.server import start_line
@@ -234,4 +267,12 @@ def scheduler_command() -> None:
             "the scheduler is disabled (scheduler.enabled = false or FEEDSVC_SCHEDULER=0)"
         )
     logging.getLogger("feedsvc.jobs").info("scheduler: %s", start_line(ctx.settings))
-    run_scheduler(ctx, list(JOBS.values()), tick_seconds=ctx.settings.scheduler.tick_seconds)
+    environ = dict(os.environ)
+    if ctx.settings.config_file is not None:  # SIGHUP reads the file we started with
+        environ["FEEDSVC_CONFIG"] = str(ctx.settings.config_file)
+    run_scheduler(
+        ctx,
+        list(JOBS.values()),
+        tick_seconds=ctx.settings.scheduler.tick_seconds,
+        read_settings=lambda: load_settings(environ=environ),
+    )
