@@ -97,11 +97,16 @@ class FeedsvcServer(BaseApplication):  # type: ignore[misc]
     def on_reload(self, _arbiter: Any) -> None:
         """SIGHUP: read the configuration again for the next workers; tell the scheduler."""
         try:
-            self.settings = load_settings()
+            settings = load_settings()
         except ConfigError as exc:
             log.error("reload: %s; keeping the previous configuration", exc)
         else:
-            log.info("reload: configuration read again from %s", _config_name(self.settings))
+            if settings.database != self.settings.database:
+                # Workers and the scheduler stay on one database: the new one at a restart.
+                log.warning("reload: database.url changes at the next restart only")
+                settings = settings.model_copy(update={"database": self.settings.database})
+            self.settings = settings
+            log.info("reload: configuration read again from %s", _config_name(settings))
         child = self.scheduler
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGHUP)

@@ -66,14 +66,18 @@ def test_sighup_reloads_workers_and_scheduler(db_url: str, ctx: Context, tmp_pat
             db_url,
             site={"title": "改版后的理财站"},
             scheduler={"tick_seconds": 2, "related_interval_minutes": 60},
+            # Not applied before a restart: web and jobs must keep sharing one database.
+            database={"url": f"sqlite:///{tmp_path / 'elsewhere.db'}"},
         )
         master.send_signal(signal.SIGHUP)
         wait_for(lambda: feed_title(port) == "改版后的理财站", 60, "the new title in the feed")
         wait_for(lambda: "scheduler: reload: settings read again from" in said(), 30, "the reload")
         assert "feedsvc.server: reload: configuration read again from" in said()
         assert "(tick 2s)" in said()
+        assert said().count("database.url changes at the next restart only") == 2
         assert alive(scheduler) and scheduler in children(master.pid)  # the same process
-        # The scheduler computes the next due time with the new interval (60 min, was 10).
+        # The scheduler computes the next due time with the new interval (60 min, was 10), in
+        # the database it started with.
         before = len(succeeded_runs(ctx))
         with ctx.db.write() as session:
             session.execute(
