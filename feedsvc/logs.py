@@ -216,8 +216,3 @@ def logging_config(
 def configure(log_format: str | None = None) -> None:
     """Install the formatter on the root logger of this process (app, scheduler, CLI)."""
     logging.config.dictConfig(logging_config(log_format or format_from_env()))
-
-
-def installed() -> bool:
-    """Whether this process's root logger already writes through our formatter."""
-    return any(isinstance(h.formatter, _Formatter) for h in logging.getLogger().handlers)

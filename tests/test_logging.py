@@ -110,6 +110,8 @@ def test_access_fields_and_the_trusted_front() -> None:
         == "203.0.113.5"
     )
     assert json.loads(trusting.format(access("192.0.2.9", "203.0.113.5")))["client"] == "192.0.2.9"
+    # What a trusted front passed on is logged as it came, if it is not an address.
+    assert json.loads(trusting.format(access("127.0.0.1", "unknown")))["client"] == "unknown"
     # A Unix socket has no peer address: its front is trusted (as gunicorn does).
     assert json.loads(trusting.format(access("", "203.0.113.5")))["client"] == "203.0.113.5"
     everyone = logs.TextFormatter(forwarded_allow_ips=["*"])

@@ -190,6 +190,8 @@ def test_serves_on_a_unix_socket_and_ipv6(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
     args = ["serve", "--bind", f"unix:{sock}", "--bind", f"[::1]:{port}", "--workers", "1"]
+    control = tmp_path / "run" / "gunicorn.ctl"
+    args += ["--control-socket", str(control)]
     master = feedsvc([*args, "--no-scheduler", "--log-format", "json"], env, log)
     try:
         wait_for(lambda: fetch(UnixHTTPConnection(sock), "/healthz")[0] == 200, 60, "socket")
@@ -203,6 +205,8 @@ def test_serves_on_a_unix_socket_and_ipv6(db_url: str, tmp_path: Path) -> None:
         assert status == 200
         parsed, _ = parse(body)
         assert parsed.feed.link == "http://feeds.example.test/"
+        # The control socket is where it was asked to be, and nowhere under $HOME.
+        wait_for(control.is_socket, 30, "the control socket")
         assert not (tmp_path / "home" / ".gunicorn").exists()
         master.send_signal(signal.SIGTERM)
         assert master.wait(timeout=60) == 0
