@@ -167,8 +167,9 @@ class JsonFormatter(_Formatter):
         if trace:
             entry["exc"] = trace
         text = json.dumps(entry, ensure_ascii=False, default=str)
-        # json escapes C0 but not U+2028/U+2029 or lone surrogates (which would not encode).
-        return _UNSAFE.sub(_escaped, text)
+        # json escapes C0 but not DEL, C1, U+2028/U+2029 or lone surrogates (which would not
+        # encode): the same escapes in JSON's own form, so the line still parses.
+        return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def format_from_env() -> str:

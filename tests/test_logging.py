@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from feedsvc import __version__, create_app, logs
@@ -49,18 +51,38 @@ def test_timestamp_is_utc_iso_8601_with_milliseconds() -> None:
 
 
 def test_a_message_cannot_forge_a_second_record() -> None:
-    hostile = record("GET %s: 503", f"/feeds/\n{FORGED}\r\x1b[31m\u2028x\udcff")
+    hostile = record("GET %s: 503", f"/feeds/\n{FORGED}\r\x1b[31m\u2028x\udcff\x85\x7f")
     text = logs.TextFormatter().format(hostile)
     assert "\n" not in text and "\r" not in text and "\x1b" not in text
-    assert "\\x0a" + FORGED + "\\x0d\\x1b[31m\\u2028x\\udcff" in text
+    assert "\\x0a" + FORGED + "\\x0d\\x1b[31m\\u2028x\\udcff\\x85\\x7f" in text
     assert TEXT_LINE.match(text)
     line = logs.JsonFormatter().format(hostile)
-    assert "\n" not in line and "\u2028" not in line
+    assert "\n" not in line and "\u2028" not in line and "\x85" not in line
     parsed = json.loads(line)
-    assert parsed["message"].startswith("GET /feeds/\n" + FORGED)
+    assert parsed["message"] == f"GET /feeds/\n{FORGED}\r\x1b[31m\u2028x\udcff\x85\x7f: 503"
     assert parsed["level"] == "WARNING" and parsed["logger"] == "feedsvc.web"
     assert ISO_UTC.fullmatch(parsed["ts"])
     line.encode("utf-8")  # a lone surrogate never reaches the stream
+
+
+@given(st.text(), st.text())
+def test_any_text_stays_one_record(path: str, agent: str) -> None:
+    """Whatever a client sends: one line (as str.splitlines sees lines), and JSON gives it back."""
+    for formatter in (logs.TextFormatter(), logs.JsonFormatter()):
+        line = formatter.format(record("GET %s", path))
+        assert len(line.splitlines()) == 1
+        line.encode("utf-8")
+        hit = formatter.format(
+            access("", path.replace(",", ""), U=path, **{"{user-agent}i": agent})
+        )
+        assert len(hit.splitlines()) == 1
+    assert json.loads(logs.JsonFormatter().format(record("GET %s", path)))["message"] == (
+        f"GET {path}"
+    )
+    fields = json.loads(
+        logs.JsonFormatter().format(access("", "", U=path, **{"{user-agent}i": agent}))
+    )
+    assert (fields["path"], fields["user_agent"]) == (path, agent)
 
 
 def test_a_traceback_is_indented_so_no_line_looks_like_a_record() -> None:
