@@ -81,18 +81,23 @@ class _Formatter(logging.Formatter):
         status = str(atoms.get("s", ""))
         sent = atoms.get("B")
         micros = atoms.get("D")
+
+        def text(key: str, default: str = "") -> str:
+            # gunicorn's SafeAtoms wrote every '"' as '\\"' for its quoted format: undone.
+            return str(atoms.get(key) or default).replace('\\"', '"')
+
         return {
             "client": self.client(atoms),
-            "method": str(atoms.get("m") or "-"),
-            "path": str(atoms.get("U") or ""),
-            "query": str(atoms.get("q") or ""),
-            "uri": str(atoms.get("{raw_uri}e") or atoms.get("U") or ""),
-            "protocol": str(atoms.get("H") or "-"),
+            "method": text("m", "-"),
+            "path": text("U"),
+            "query": text("q"),
+            "uri": text("{raw_uri}e") or text("U"),
+            "protocol": text("H", "-"),
             "status": int(status) if status.isdigit() else status,
             "bytes": sent if isinstance(sent, int) else None,
             "duration_ms": round(micros / 1000, 3) if isinstance(micros, int) else None,
-            "referer": str(atoms.get("{referer}i") or ""),
-            "user_agent": str(atoms.get("{user-agent}i") or ""),
+            "referer": text("{referer}i"),
+            "user_agent": text("{user-agent}i"),
         }
 
     def client(self, atoms: Mapping[str, Any]) -> str:
@@ -127,17 +132,23 @@ class _Formatter(logging.Formatter):
         return "\n".join(parts)
 
 
+def _quoted(value: str) -> str:
+    """A field between double quotes in a text access line (as in the combined log format)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 class TextFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         request = self.access_fields(record)
         if request is None:
             message = escape(record.getMessage())
         else:
+            quoted = {key: _quoted(request[key]) for key in ("uri", "referer", "user_agent")}
             message = escape(
-                f'{request["client"]} "{request["method"]} {request["uri"]} '
+                f'{request["client"]} "{request["method"]} {quoted["uri"]} '
                 f'{request["protocol"]}" {request["status"]} {request["bytes"] or "-"} '
-                f'{request["duration_ms"]}ms "{request["referer"] or "-"}" '
-                f'"{request["user_agent"] or "-"}"'
+                f'{request["duration_ms"]}ms "{quoted["referer"] or "-"}" '
+                f'"{quoted["user_agent"] or "-"}"'
             )
         line = f"{timestamp(record.created)} {record.levelname} [{record.process}] "
         line += f"{record.name}: {message}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gunicorn.glogging import SafeAtoms
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -115,8 +116,9 @@ def access(peer: str, forwarded: str = "", **atoms: Any) -> logging.LogRecord:
     }
     if forwarded:
         values["{x-forwarded-for}i"] = forwarded
-    made = logging.LogRecord("gunicorn.access", logging.INFO, "", 0, "%(r)s", (values,), None)
-    return made
+    # As gunicorn passes them: wrapped in its SafeAtoms (which writes '"' as '\\"').
+    atoms_ = SafeAtoms(values)
+    return logging.LogRecord("gunicorn.access", logging.INFO, "", 0, "%(r)s", (atoms_,), None)
 
 
 def test_access_fields_and_the_trusted_front() -> None:
@@ -139,6 +141,14 @@ def test_access_fields_and_the_trusted_front() -> None:
     everyone = logs.TextFormatter(forwarded_allow_ips=["*"])
     line = everyone.format(access("192.0.2.9", "203.0.113.5"))
     assert '203.0.113.5 "GET /feeds/%0Afake HTTP/1.1" 404 220 1.5ms "-" "阅读器/1.0"' in line
+
+
+def test_quotes_in_an_access_line() -> None:
+    quoting = access("127.0.0.1", **{"{user-agent}i": 'say "hi" \\x0a', "U": '/a"b'})
+    fields = json.loads(logs.JsonFormatter().format(quoting))
+    assert (fields["user_agent"], fields["path"]) == ('say "hi" \\x0a', '/a"b')
+    line = logs.TextFormatter().format(quoting)
+    assert line.endswith(' "-" "say \\"hi\\" \\\\x0a"')  # unambiguous between the quotes
 
 
 def test_database_url_password_is_hidden() -> None:
