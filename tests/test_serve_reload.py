@@ -50,6 +50,8 @@ def next_due(ctx: Context) -> datetime | None:
 
 def test_sighup_reloads_workers_and_scheduler(db_url: str, ctx: Context, tmp_path: Path) -> None:
     env = config_env(tmp_path, db_url)
+    env["HOME"] = str(tmp_path / "home")
+    env.pop("XDG_RUNTIME_DIR", None)
     port = free_port()
     log = tmp_path / "serve.log"
     master = feedsvc(["serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"], env, log)
@@ -115,6 +117,8 @@ def test_sighup_reloads_workers_and_scheduler(db_url: str, ctx: Context, tmp_pat
         assert feed_title(port) == "改版后的理财站"  # the last good settings
         assert master.poll() is None and alive(scheduler)
 
+        # Reloads rebuild gunicorn's settings: still no control socket under $HOME.
+        assert not (tmp_path / "home" / ".gunicorn").exists()
         master.send_signal(signal.SIGTERM)
         assert master.wait(timeout=60) == 0
         wait_for(lambda: not alive(scheduler), 30, "the scheduler to stop")
