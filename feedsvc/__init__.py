@@ -67,10 +67,14 @@ def create_app(
 
 
 def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    # Alembic narrates every plugin it loads at INFO; keep migrations to what they change.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    """The one log format (feedsvc/logs.py), unless this process already has handlers.
+
+    Under gunicorn, its ``logconfig_dict`` installed it already; under pytest, the capture
+    handlers must stay.
+    """
+    from feedsvc import logs
+
+    if not logging.getLogger().handlers:
+        logs.configure()
+    for name, level in logs.QUIET.items():
+        logging.getLogger(name).setLevel(level)

@@ -24,9 +24,10 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -37,6 +38,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.orm import Session
 
 from feedsvc import lifeline
+from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.context import Context
 from feedsvc.db import storage_fault
 from feedsvc.repo import jobs as job_repo
@@ -156,9 +158,10 @@ def execute(
 ) -> Outcome:
     """Run ``spec`` under a lease ``owner`` already holds; record it; release the lease."""
     lease = Lease(ctx, spec.lease_name, owner, _ttl(ctx), cancel or threading.Event())
+    began = time.monotonic()
     with ctx.db.write() as session:
         run_id = job_repo.start_run(session, spec.name, trigger, owner, ctx.clock.now())
-    log.info("%s: run %d started (%s)", spec.name, run_id, trigger)
+    log.debug("%s: run %d started (%s)", spec.name, run_id, trigger)
     items, error, outcome, lost = 0, None, Outcome.SUCCEEDED, False
     try:
         items = spec.work(ctx, lease)
@@ -178,7 +181,15 @@ def execute(
         if job is not None and outcome is not Outcome.CANCELLED and not lost:
             job.next_due_at = spec.next_due(ctx, now)
         job_repo.release_lease(session, spec.lease_name, owner)
-    log.info("%s: run %d %s, %d items", spec.name, run_id, outcome.value, items)
+    log.info(
+        "%s: run %d (%s) %s, %d items, %.2f s",
+        spec.name,
+        run_id,
+        trigger,
+        outcome.value,
+        items,
+        time.monotonic() - began,
+    )
     return outcome
 
 
@@ -222,20 +233,31 @@ def start_in_background(ctx: Context, spec: JobSpec, *, trigger: str) -> bool:
 
 
 def run_scheduler(
-    ctx: Context, specs: Sequence[JobSpec], *, tick_seconds: int = TICK_SECONDS
+    ctx: Context,
+    specs: Sequence[JobSpec],
+    *,
+    tick_seconds: int = TICK_SECONDS,
+    read_settings: Callable[[], Settings] = load_settings,
 ) -> None:
-    """The scheduler process: ticks every few seconds, runs what the database says is due."""
+    """The scheduler process: ticks every few seconds, runs what the database says is due.
+
+    SIGTERM/SIGINT stop it between batches; SIGHUP reads the settings again (``Reload``).
+    """
     cancel = threading.Event()
     me = new_owner()
     scheduler = BlockingScheduler(timezone=ctx.settings.site.tz)
+    reload = Reload(ctx, scheduler, [spec.name for spec in specs], read_settings)
 
     def tick(spec: JobSpec) -> None:
         if cancel.is_set():  # pragma: no cover - a tick APScheduler started as SIGTERM came
             return
+        run_ctx = reload.ctx  # a run keeps the settings it started with to its end
+        if not run_ctx.settings.scheduler.enabled:
+            return  # disabled by a reload: no runs until it is enabled again
         try:
             # A new owner per run: the lease is re-entrant for its holder, so a process-wide
             # owner would let this process's other job release a lease a run still holds.
-            run_job(ctx, spec, trigger="schedule", only_if_due=True, cancel=cancel)
+            run_job(run_ctx, spec, trigger="schedule", only_if_due=True, cancel=cancel)
         except Exception as exc:
             fault = storage_fault(exc)
             if fault is None:  # pragma: no cover - a bug in a job's bookkeeping: logged, not fatal
@@ -247,13 +269,12 @@ def run_scheduler(
         scheduler.add_job(
             tick,
             "interval",
-            seconds=tick_seconds,
             args=[spec],
             id=spec.name,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, tick_seconds // 2),
             next_run_time=ctx.clock.now(),
+            **_tick_trigger(tick_seconds),
         )
 
     def stop_after_batch() -> None:
@@ -265,8 +286,13 @@ def run_scheduler(
         log.info("scheduler: signal %d, stopping after the current batch", signum)
         stop_after_batch()
 
+    def hang_up(_signum: int, _frame: Any) -> None:
+        # Not in the handler: reading a file and taking APScheduler's locks belong in a thread.
+        threading.Thread(target=reload.run, name="feedsvc-reload", daemon=True).start()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hang_up)
     parent = lifeline.expected_parent()
     if parent is not None and not lifeline.hold(parent, stop_after_batch):
         log.warning("scheduler: parent %d died before we started: not starting", parent)
@@ -275,3 +301,62 @@ def run_scheduler(
     log.info("scheduler %s: jobs %s, tick %ds", me, names, tick_seconds)
     scheduler.start()
     log.info("scheduler %s: stopped", me)
+
+
+def _tick_trigger(tick_seconds: int) -> dict[str, int | None]:
+    # misfire_grace_time None: a late tick still runs (coalesced into one). A tick only asks
+    # the database what is due, so running late loses nothing, while APScheduler's default
+    # (1 s) would drop ticks of a busy machine, each with a WARNING line.
+    return {"seconds": tick_seconds, "misfire_grace_time": None}
+
+
+class Reload:
+    """SIGHUP in the scheduler: the settings read again, applied from the next run on.
+
+    Runs in flight keep the context they started with (a reload never drops or tears a
+    run); the next tick starts with the new one. A configuration that became invalid is one
+    error line, and the old settings stay. ``database.url`` is the exception: the open
+    database stays until a restart (said in a warning).
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        scheduler: BlockingScheduler,
+        job_ids: list[str],
+        read_settings: Callable[[], Settings],
+    ) -> None:
+        self.ctx = ctx
+        self.scheduler = scheduler
+        self.job_ids = job_ids
+        self.read_settings = read_settings
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        with self.lock:  # two SIGHUPs in a row: one reload after the other
+            try:
+                settings = self.read_settings()
+            except ConfigError as exc:
+                log.error("scheduler: reload: %s; keeping the previous settings", exc)
+                return
+            except Exception:  # pragma: no cover - a bug in reading settings: never fatal here
+                log.exception("scheduler: reload failed; keeping the previous settings")
+                return
+            old = self.ctx.settings
+            if settings.database != old.database:
+                log.warning("scheduler: reload: database.url changes at the next restart only")
+                settings = settings.model_copy(update={"database": old.database})
+            self.ctx = replace(self.ctx, settings=settings)
+            tick = settings.scheduler.tick_seconds
+            if tick != old.scheduler.tick_seconds:
+                for job_id in self.job_ids:
+                    with contextlib.suppress(Exception):  # pragma: no cover - stopping meanwhile
+                        trigger = _tick_trigger(tick)
+                        grace = trigger.pop("misfire_grace_time")
+                        self.scheduler.modify_job(job_id, misfire_grace_time=grace)
+                        self.scheduler.reschedule_job(job_id, trigger="interval", **trigger)
+            where = settings.config_file or "(no file: defaults)"
+            state = "" if settings.scheduler.enabled else ", scheduler.enabled = false: no runs"
+            log.info(
+                "scheduler: reload: settings read again from %s (tick %ds%s)", where, tick, state
+            )

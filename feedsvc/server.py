@@ -1,61 +1,163 @@
-"""`feedsvc serve`: gunicorn workers, each creating its own app (engines after fork)."""
+"""`feedsvc serve`: a gunicorn master, its web workers, and one scheduler process beside them.
+
+- No ``--preload``: every worker builds its own app (and database engine) after fork.
+- Configuration is read in the master: at start, and again on SIGHUP (gunicorn's reload). A
+  valid file replaces the settings the next workers are built with; an invalid one is one
+  error line and the old settings stay (a worker that failed to boot would halt gunicorn).
+  The master forwards the SIGHUP to the scheduler, which re-reads the file itself
+  (feedsvc/jobs.py).
+- The scheduler is told the master's pid so that it exits when the master dies, even by
+  SIGKILL (feedsvc/lifeline.py).
+- gunicorn's control socket (gunicorn ≥ 25.1 creates one under $HOME by default) is off
+  unless a path is given.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from feedsvc.config import Settings
+from feedsvc import logs
+from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.lifeline import PARENT_PID_ENV
+
+log = logging.getLogger("feedsvc.server")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `feedsvc serve` was asked for, already validated (feedsvc/commands/serve.py)."""
+
+    binds: tuple[str, ...] = ("127.0.0.1:8000",)  # gunicorn's forms: HOST:PORT, unix:PATH
+    workers: int = 2
+    threads: int = 4
+    timeout: int = 30
+    graceful_timeout: int = 10
+    keep_alive: int = 2
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    access_log: bool = True
+    log_format: str = "text"
+    control_socket: Path | None = None
+    scheduler: bool = True
+
+
+def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
+    return {
+        "bind": list(options.binds),
+        "workers": options.workers,
+        "threads": options.threads,
+        "worker_class": "gthread",
+        "timeout": options.timeout,
+        "graceful_timeout": options.graceful_timeout,
+        "keepalive": options.keep_alive,
+        # Trusted for X-Forwarded-Proto (wsgi.url_scheme); the access log reads
+        # X-Forwarded-For under the same rule. Feed URLs never depend on either:
+        # they are built from site.base_url.
+        "forwarded_allow_ips": ",".join(options.forwarded_allow_ips),
+        "logconfig_dict": logs.logging_config(
+            options.log_format,
+            access_log=options.access_log,
+            forwarded_allow_ips=options.forwarded_allow_ips,
+        ),
+        "proc_name": "feedsvc",
+    }
 
 
 class FeedsvcServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
-        self._options = options
+    def __init__(self, options: ServeOptions, settings: Settings) -> None:
+        self.options = options
+        self.settings = settings
+        self.scheduler: subprocess.Popen[bytes] | None = None
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in self._options.items():
+        for key, value in gunicorn_settings(self.options).items():
             self.cfg.set(key, value)
+        if "control_socket" in self.cfg.settings:  # gunicorn >= 25.1
+            if self.options.control_socket is None:
+                self.cfg.set("control_socket_disable", True)
+            else:
+                self.cfg.set("control_socket", str(self.options.control_socket))
+        self.cfg.set("on_reload", self.on_reload)
 
     def load(self) -> Any:
-        # No --preload: every worker opens its own database engine after fork.
+        # In the worker, after fork: the settings the master validated last.
         from feedsvc import create_app
 
-        return create_app()
+        return create_app(settings=self.settings)
+
+    def on_reload(self, _arbiter: Any) -> None:
+        """SIGHUP: read the configuration again for the next workers; tell the scheduler."""
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            log.error("reload: %s; keeping the previous configuration", exc)
+        else:
+            if settings.database != self.settings.database:
+                # Workers and the scheduler stay on one database: the new one at a restart.
+                log.warning("reload: database.url changes at the next restart only")
+                settings = settings.model_copy(update={"database": self.settings.database})
+            self.settings = settings
+            log.info("reload: configuration read again from %s", _config_name(settings))
+        child = self.scheduler
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGHUP)
 
 
-def start_scheduler_process() -> subprocess.Popen[bytes]:
+def _config_name(settings: Settings) -> str:
+    return str(settings.config_file) if settings.config_file else "(no file: defaults)"
+
+
+def start_line(settings: Settings) -> str:
+    from feedsvc import __version__
+
+    return (
+        f"feedsvc {__version__}: config {_config_name(settings)}, "
+        f"database {logs.hide_password(settings.database.url)}"
+    )
+
+
+def start_scheduler_process(settings: Settings, log_format: str) -> subprocess.Popen[bytes]:
     """One scheduler process beside the web workers (never inside them).
 
     It is told our pid so that it exits when we die, even by SIGKILL (no finally runs then):
-    otherwise it would run on forever and the next `serve` would start a second one.
+    otherwise it would run on forever and the next `serve` would start a second one. It
+    starts with SIGHUP ignored until it installs its own handler (a reload arriving while it
+    boots would otherwise kill it); it reads the configuration after that anyway.
     """
-    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
-    return subprocess.Popen([sys.executable, "-m", "feedsvc.cli", "scheduler"], env=env)
-
-
-def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: bool) -> None:
-    options = {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "threads": 4,
-        "worker_class": "gthread",
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "accesslog": "-",
-        "errorlog": "-",
-        "proc_name": "feedsvc",
-    }
-    child = start_scheduler_process() if scheduler else None
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), logs.LOG_FORMAT_ENV: log_format}
+    if settings.config_file is not None:
+        env["FEEDSVC_CONFIG"] = str(settings.config_file)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an ignored signal is inherited
     try:
-        FeedsvcServer(options).run()
+        return subprocess.Popen([sys.executable, "-m", "feedsvc.cli", "scheduler"], env=env)
     finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def serve(settings: Settings, options: ServeOptions) -> None:
+    # Until gunicorn installs its handler, a SIGHUP (an early `systemctl reload`) would kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    logs.configure(options.log_format)
+    log.info("%s", start_line(settings))
+    if settings.config_file is not None:
+        # Workers and reloads read the same file the master was given, however it was named.
+        os.environ["FEEDSVC_CONFIG"] = str(settings.config_file)
+    server = FeedsvcServer(options, settings)
+    if options.scheduler:
+        server.scheduler = start_scheduler_process(settings, options.log_format)
+    try:
+        server.run()
+    finally:
+        child = server.scheduler
         if child is not None:
             child.send_signal(signal.SIGTERM)  # stops between batches
             try:

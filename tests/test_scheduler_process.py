@@ -57,7 +57,8 @@ def test_scheduler_exits_when_the_serve_master_is_killed(db_url: str, tmp_path: 
         schedulers = [pid for pid in kids if "feedsvc.cli scheduler" in cmdline(pid)]
         assert len(schedulers) == 1, [cmdline(pid) for pid in kids]
         scheduler = schedulers[0]
-        time.sleep(1.0)  # the scheduler is past start-up, ticking
+        # Past start-up, its lifeline held and ticking (a loaded machine boots it slowly).
+        wait_for(lambda: ", tick 1s" in log.read_text(encoding="utf-8"), 60, "the scheduler")
         assert alive(scheduler)
 
         master.send_signal(signal.SIGKILL)
@@ -70,6 +71,7 @@ def test_scheduler_exits_when_the_serve_master_is_killed(db_url: str, tmp_path: 
         # Stopped by its lifeline: the kernel's SIGTERM (PDEATHSIG) or the parent watch.
         said = log.read_text(encoding="utf-8", errors="replace")
         assert "scheduler: signal 15" in said or "scheduler: parent" in said, said
+        assert "died before we started" not in said
     finally:
         stop(master)
         kill_all(spawned)
