@@ -15,6 +15,7 @@ anything else stops with a hint to `feedsvc new-site`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -41,6 +42,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*"
+_TAG_AUTHORITY = re.compile(rf"(?:[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@)?{_DNS_NAME}", re.ASCII)
+
+
 class SiteSettings(_Section):
     title: str = Field("feedsvc", min_length=1, max_length=200)
     description: str = Field("", max_length=1000)
@@ -64,6 +70,14 @@ class SiteSettings(_Section):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
         return value.rstrip("/")
+
+    @field_validator("tag_authority")
+    @classmethod
+    def _tag_authority(cls, value: str) -> str:
+        # RFC 4151 §2.1: authorityName = DNSname / emailAddress (no spaces, no commas).
+        if value and not _TAG_AUTHORITY.fullmatch(value):
+            raise ValueError("must be a domain name or an e-mail address (RFC 4151)")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -37,6 +37,8 @@ FORMATS = ("text", "json")
 # Loggers that narrate routine work at INFO: every APScheduler tick ("Running job …",
 # "Job … executed successfully"), alembic's plugin loading. The scheduler logs what it ran.
 QUIET = {"apscheduler": logging.WARNING, "alembic.runtime.plugins": logging.WARNING}
+# alembic says these two on every connection it opens, migration or not: kept out.
+_ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
 
 # C0, DEL, C1, the Unicode line and paragraph separators, lone surrogates (not UTF-8).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -216,13 +218,20 @@ def logging_config(
                 "stream": "ext://sys.stderr",
             }
         },
+        "filters": {"alembic_chatter": {"()": _AlembicChatter}},
         "root": {"level": "INFO", "handlers": ["feedsvc"]},
         "loggers": {
+            "alembic.runtime.migration": {"filters": ["alembic_chatter"]},
             "gunicorn.error": {"level": "INFO", "handlers": ["feedsvc"], "propagate": False},
             "gunicorn.access": access,
             **{name: {"level": logging.getLevelName(level)} for name, level in QUIET.items()},
         },
     }
+
+
+class _AlembicChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_ALEMBIC_CHATTER)
 
 
 def configure(log_format: str | None = None) -> None:

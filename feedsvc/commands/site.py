@@ -111,7 +111,7 @@ def _validated(title: str, base_url: str, tag_authority: str | None, database_ur
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        option = {"url": "--database-url", "base_url": "--base-url"}.get(key, f"--{key}")
+        option = "--database-url" if key == "url" else "--" + key.replace("_", "-")
         raise CommandFailed(
             one_line(f"{option}: {first['msg'].removeprefix('Value error, ')}")
         ) from None
