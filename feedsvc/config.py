@@ -42,9 +42,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Labels may be internationalised (例子.cn): Atom ids are IRIs, and readers compare guids as text.
+_DNS_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _DNS_NAME = rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*"
-_TAG_AUTHORITY = re.compile(rf"(?:[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@)?{_DNS_NAME}", re.ASCII)
+_TAG_AUTHORITY = re.compile(rf"(?:[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@)?{_DNS_NAME}")
 
 
 class SiteSettings(_Section):
