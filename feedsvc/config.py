@@ -43,7 +43,7 @@ class _Section(BaseModel):
 
 
 # Labels may be internationalised (例子.cn): Atom ids are IRIs, and readers compare guids as text.
-_DNS_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_DNS_LABEL = r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
 _DNS_NAME = rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*"
 _TAG_AUTHORITY = re.compile(rf"(?:[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@)?{_DNS_NAME}")
 
