@@ -142,7 +142,9 @@ def database_dump(ctx: Any) -> dict[str, list[tuple[Any, ...]]]:
 def blocking_replaced(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """`serve` and `scheduler` record what they would start instead of blocking."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("feedsvc.server.serve", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(
+        "feedsvc.server.serve", lambda settings, options: calls.append({"options": options})
+    )
     monkeypatch.setattr("feedsvc.jobs.run_scheduler", lambda *a, **kw: calls.append(kw))
     return calls
 
@@ -212,9 +214,17 @@ def test_hostile_arguments(
 
     run()
     if path in BLOCKING:
-        # Whatever reached the real work was valid: a port and worker count within bounds.
+        # Whatever reached the real work was valid: binds gunicorn can use, counts in bounds.
         for call in blocking_replaced:
-            assert 1 <= call.get("port", 1) <= 65535 and 1 <= call.get("workers", 1) <= 64
+            options = call.get("options")
+            if options is None:  # the scheduler
+                continue
+            assert 1 <= options.workers <= 64 and options.threads >= 1, options
+            for bind in options.binds:
+                assert "\x00" not in bind and bind.isprintable(), options
+                if not bind.startswith("unix:"):
+                    port = bind.rsplit(":", 1)[1]
+                    assert port.isascii() and port.isdigit() and 1 <= int(port) <= 65535, bind
 
 
 def test_every_command_is_fuzzed() -> None:
