@@ -7,6 +7,7 @@ start-up with a ``ConfigError`` whose one-line message names the bad key.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,24 @@ class SourceSettings(_Section):
         return self
 
 
+class MetricsSettings(_Section):
+    """`/metrics` (Prometheus): off by default; with a token, scrapes need `Bearer <token>`."""
+
+    enabled: bool = False
+    token: str | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        # RFC 6750 §2.1: what a Bearer credential may hold (b64token), so it travels as is.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9\-._~+/]{16,200}=*", value):
+            raise ValueError(
+                "must be 16 to 200 characters from A-Z a-z 0-9 - . _ ~ + / (e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
+
 class Settings(_Section):
     site: SiteSettings = SiteSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -225,6 +244,7 @@ class Settings(_Section):
     sources: SourceSettings = SourceSettings()
     # Where relative paths (sample posts, categories file, SQLite files) are resolved.
     data_dir: Path = DATA_DIR
+    metrics: MetricsSettings = MetricsSettings()
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, str]] = {

@@ -10,6 +10,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from feedsvc import metrics
 from feedsvc.config import Settings
 from feedsvc.lifeline import PARENT_PID_ENV
 
@@ -52,6 +53,10 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: 
         "errorlog": "-",
         "proc_name": "feedsvc",
     }
+    # Before any worker or the scheduler starts: they inherit the folder (feedsvc/metrics.py).
+    metrics_dir = metrics.prepare_multiprocess_dir() if settings.metrics.enabled else None
+    if metrics_dir is not None:
+        options["child_exit"] = metrics.gunicorn_child_exit
     child = start_scheduler_process() if scheduler else None
     try:
         FeedsvcServer(options).run()
@@ -62,3 +67,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: 
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:  # pragma: no cover - a run stuck for 30 s
                 child.kill()
+        if metrics_dir is not None:  # last: the scheduler may write to it until it ends
+            metrics.remove_multiprocess_dir(metrics_dir)
