@@ -322,6 +322,6 @@ def exposition(scrape: Scrape, accept: str | None) -> tuple[bytes, str]:
 
     try:
         encoder, content_type = choose_encoder(accept or "")
-    except ValueError:  # an Accept header with a version that is not a number
+    except (TypeError, ValueError):  # prometheus_client 0.26 fails on version=abc in Accept
         encoder, content_type = generate_latest, "text/plain; version=0.0.4; charset=utf-8"
     return encoder(scrape), content_type
