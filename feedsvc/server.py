@@ -55,6 +55,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: 
     }
     # Before any worker or the scheduler starts: they inherit the folder (feedsvc/metrics.py).
     metrics_dir = metrics.prepare_multiprocess_dir() if settings.metrics.enabled else None
+    master = os.getpid()  # a worker's sys.exit() unwinds through the finally below too
     if metrics_dir is not None:
         options["child_exit"] = metrics.gunicorn_child_exit
     child = start_scheduler_process() if scheduler else None
@@ -67,5 +68,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, scheduler: 
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:  # pragma: no cover - a run stuck for 30 s
                 child.kill()
-        if metrics_dir is not None:  # last: the scheduler may write to it until it ends
-            metrics.remove_multiprocess_dir(metrics_dir)
+        if metrics_dir is not None and os.getpid() == master:  # last: the scheduler writes
+            metrics.remove_multiprocess_dir(metrics_dir)  # to it until it ends

@@ -1,0 +1,202 @@
+"""/metrics under a real `feedsvc serve`: two gunicorn workers and the scheduler process.
+
+Every process writes its own files in the serve's metrics folder (prometheus_client's
+multiprocess mode); whichever worker answers a scrape must report the sum. The folder is made
+under $XDG_RUNTIME_DIR, which each test points at its tmp_path to look inside.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from pytest_httpserver import HTTPServer
+
+from feedsvc import create_app
+from feedsvc.config import load_settings
+from feedsvc.schemas import SourceCreate
+from feedsvc.services import sources as source_service
+from tests.conftest import overrides_for
+from tests.factories import Factory
+from tests.metrics_scrape import Samples, parse_samples, total, value
+from tests.processes import children, cmdline, config_env, feedsvc, free_port, stop, wait_for
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+FEED_ROUTE = "/feeds/<slug>.<fmt>"
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def scrape(port: int) -> Samples:
+    status, body = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, body
+    return parse_samples(body.decode())
+
+
+def start_serve(tmp_path: Path, db_url: str, **sections: dict[str, Any]) -> tuple[Any, int, Path]:
+    sections.setdefault("metrics", {"enabled": True})
+    env = config_env(tmp_path, db_url, **sections)
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    port = free_port()
+    master = feedsvc(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "serve.log")
+    return master, port, runtime
+
+
+def workers(master: Any) -> list[int]:
+    return [pid for pid in children(master.pid) if "feedsvc.cli scheduler" not in cmdline(pid)]
+
+
+def per_process(folder: Path, name: str, **labels: str) -> dict[int, float]:
+    """Each process's own count: its file alone, read by the library's collector."""
+    counts = {}
+    for path in sorted(folder.glob("counter_*.db")):
+        alone = Path(tempfile.mkdtemp(dir=folder.parent))
+        shutil.copy(path, alone / path.name)
+        collector = MultiProcessCollector(None, path=str(alone))  # type: ignore[no-untyped-call]
+        counts[int(path.stem.split("_")[1])] = sum(
+            sample.value
+            for family in collector.collect()  # type: ignore[no-untyped-call]
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
+    return counts
+
+
+def test_totals_are_the_same_whichever_worker_answers(tmp_path: Path, db_url: str) -> None:
+    master, port, runtime = start_serve(tmp_path, db_url, scheduler={"enabled": False})
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 60, "serve")
+        wait_for(lambda: len(workers(master)) == 2, 30, "two workers")
+        (folder,) = runtime.glob("feedsvc-metrics-*")
+
+        requests = 160
+        feed = f"http://127.0.0.1:{port}/feeds/all.rss"
+        with ThreadPoolExecutor(max_workers=16) as pool:  # a new connection per request
+            statuses = list(pool.map(lambda _: get(feed)[0], range(requests)))
+        assert statuses == [200] * requests
+
+        answers = [scrape(port) for _ in range(12)]  # new connections: both workers answer
+        for samples in answers:
+            assert (
+                value(
+                    samples,
+                    "feedsvc_http_requests_total",
+                    route=FEED_ROUTE,
+                    method="GET",
+                    status="200",
+                )
+                == requests
+            )
+            assert total(samples, "feedsvc_feed_cache_lookups_total") == requests
+        counts = per_process(folder, "feedsvc_http_requests_total", route=FEED_ROUTE)
+        assert sum(counts.values()) == requests
+        assert len([n for n in counts.values() if n > 0]) == 2, counts  # both workers served
+        scrapes = per_process(folder, "feedsvc_http_requests_total", route="/metrics")
+        assert len([n for n in scrapes.values() if n > 0]) == 2, scrapes  # and both scraped
+
+        # A worker that dies takes nothing with it: gunicorn's child_exit hook runs, a new
+        # worker starts, the counts stay.
+        gone = workers(master)[0]
+        master_pid = master.pid
+        os.kill(gone, signal.SIGTERM)
+        wait_for(lambda: gone not in workers(master) and len(workers(master)) == 2, 30, "respawn")
+        assert master.pid == master_pid
+        for _ in range(4):
+            assert (
+                value(
+                    scrape(port),
+                    "feedsvc_http_requests_total",
+                    route=FEED_ROUTE,
+                    method="GET",
+                    status="200",
+                )
+                == requests
+            )
+    finally:
+        master.send_signal(signal.SIGTERM)
+        try:
+            master.wait(timeout=30)
+        finally:
+            stop(master)
+    assert not list(runtime.glob("feedsvc-metrics-*")), "serve removes its metrics folder"
+
+
+RSS = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>合作博客</title>'
+    "<link>http://partner.test/</link><description>基金与理财</description>"
+    '<item><guid isPermaLink="false">p-1</guid><title>债券基金怎么选</title>'
+    "<link>http://partner.test/p-1</link><pubDate>Mon, 02 Mar 2026 09:00:00 +0800</pubDate>"
+    "<description>久期、信用与费率，三件事看清楚再买。</description></item>"
+    "</channel></rss>"
+)
+
+
+def test_scheduler_runs_and_fetches_are_counted(
+    tmp_path: Path, db_url: str, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/good.xml").respond_with_data(
+        RSS, content_type="application/rss+xml; charset=utf-8"
+    )
+    httpserver.expect_request("/broken.xml").respond_with_data("维护中", status=500)
+    settings = load_settings(overrides_for(db_url), environ={})
+    app = create_app(settings=settings)
+    ctx = app.extensions["feedsvc"]
+    Factory(ctx).ensure_category("jijin")
+    for path in ("/good.xml", "/broken.xml"):
+        source_service.create_source(
+            ctx, SourceCreate(url=httpserver.url_for(path), category="jijin", mode="related")
+        )
+    ctx.db.dispose()
+
+    loopback = {"allow_hosts": ["127.0.0.1", "localhost"], "read_timeout": 5.0}
+    master, port, _ = start_serve(tmp_path, db_url, sources=loopback)
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 60, "serve")
+
+        def counted() -> Samples | None:
+            samples = scrape(port)
+            fetches = "feedsvc_source_fetches_total"
+            done = (
+                value(samples, fetches, outcome="fetched") >= 1
+                and value(samples, fetches, outcome="http_5xx") >= 1
+                and value(samples, "feedsvc_job_runs_total", job="sources-poll", status="succeeded")
+                >= 1
+                and value(
+                    samples, "feedsvc_job_runs_total", job="related-refresh", status="succeeded"
+                )
+                >= 1
+            )
+            return samples if done else None
+
+        samples = wait_for(counted, 60, "the scheduler's runs in /metrics", step=0.5)
+        assert value(samples, "feedsvc_job_run_duration_seconds_count", job="sources-poll") >= 1
+        assert value(samples, "feedsvc_job_last_success_timestamp_seconds", job="sources-poll") > 0
+        assert total(samples, "feedsvc_source_fetches_total", outcome="timeout") == 0
+        assert "feedsvc_related_refreshed_age_seconds" in {name for name, _ in samples}
+    finally:
+        master.send_signal(signal.SIGTERM)
+        try:
+            master.wait(timeout=30)
+        finally:
+            stop(master)
