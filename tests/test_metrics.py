@@ -19,6 +19,7 @@ from feedsvc.config import ConfigError, load_settings
 from feedsvc.jobs import run_job
 from feedsvc.related.jobs import REFRESH
 from tests.conftest import overrides_for
+from tests.dbfaults import with_url
 from tests.factories import Factory
 from tests.metrics_scrape import Samples, delta, label_values, parse_samples, total, value
 
@@ -272,3 +273,36 @@ def test_related_freshness_gauges(client, ctx, clock, factory: Factory) -> None:
 )
 def test_fetch_outcome_kinds(status: int | None, error: str | None, kind: str) -> None:
     assert metrics.fetch_outcome(status, error) == kind
+
+
+@pytest.mark.parametrize("broken", ["unreachable", "not-migrated"])
+def test_scrape_answers_when_the_database_does_not(
+    settings, clock, tmp_path, broken: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = (
+        "postgresql+psycopg://postgres@127.0.0.1:1/feedsvc"
+        if broken == "unreachable"
+        else f"sqlite:///{tmp_path / 'empty.db'}"
+    )
+    app = create_app(settings=with_url(settings, url), clock=clock)
+    try:
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 503
+        response = client.get("/metrics")
+    finally:
+        app.extensions["feedsvc"].db.dispose()
+    assert response.status_code == 200  # the counters are still worth reading
+    samples = parse_samples(response.get_data(as_text=True))
+    assert value(
+        samples, "feedsvc_http_requests_total", route="/healthz", method="GET", status="503"
+    )
+    names = {name for name, _ in samples}
+    assert "feedsvc_related_stale_seconds" not in names  # absent: alert on absent()
+    assert "metrics: related freshness not read" in caplog.text
+
+
+def test_unknown_metrics_key_stops_start_up(db_url: str) -> None:
+    with pytest.raises(ConfigError, match=r"metrics\.enable: unknown key"):
+        load_settings(overrides_for(db_url, metrics={"enable": True}), environ={})
+    with pytest.raises(ConfigError, match=r"metrics\.enabled"):
+        load_settings(overrides_for(db_url, metrics={"enabled": "yes please"}), environ={})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -21,14 +23,14 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from pytest_httpserver import HTTPServer
 
-from feedsvc import create_app
+from feedsvc import create_app, metrics
 from feedsvc.config import load_settings
 from feedsvc.schemas import SourceCreate
 from feedsvc.services import sources as source_service
 from tests.conftest import overrides_for
 from tests.factories import Factory
 from tests.metrics_scrape import Samples, parse_samples, total, value
-from tests.processes import children, cmdline, config_env, feedsvc, free_port, stop, wait_for
+from tests.processes import ROOT, children, cmdline, config_env, feedsvc, free_port, stop, wait_for
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -200,3 +202,42 @@ def test_scheduler_runs_and_fetches_are_counted(
             master.wait(timeout=30)
         finally:
             stop(master)
+
+
+_DYING_WORKER = """
+import os
+from feedsvc import metrics
+metrics.configure(True)
+metrics.feed_cache_hit()
+metrics.job_started("sources-poll")  # and never finished: the process dies mid-run
+print(os.getpid(), flush=True)
+os._exit(1)
+"""
+
+
+def test_a_dead_worker_keeps_its_counts_and_loses_its_live_gauges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(folder), "PYTHONPATH": str(ROOT)}
+    pids = [
+        int(
+            subprocess.run(
+                [sys.executable, "-c", _DYING_WORKER], env=env, capture_output=True, text=True
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(folder))
+
+    def read() -> Samples:
+        return parse_samples(metrics.exposition(metrics.Scrape(), None)[0].decode())
+
+    before = read()
+    assert value(before, "feedsvc_job_running", job="sources-poll") == 2
+    assert value(before, "feedsvc_feed_cache_lookups_total", result="hit") == 2
+    metrics.worker_exited(pids[0])  # what gunicorn's child_exit hook calls in the master
+    after = read()
+    assert value(after, "feedsvc_job_running", job="sources-poll") == 1
+    assert value(after, "feedsvc_feed_cache_lookups_total", result="hit") == 2
