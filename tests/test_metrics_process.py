@@ -241,3 +241,24 @@ def test_a_dead_worker_keeps_its_counts_and_loses_its_live_gauges(
     after = read()
     assert value(after, "feedsvc_job_running", job="sources-poll") == 1
     assert value(after, "feedsvc_feed_cache_lookups_total", result="hit") == 2
+
+
+_OFF = """
+import sys
+from feedsvc import create_app
+from feedsvc.config import load_settings
+app = create_app(settings=load_settings({"database": {"url": sys.argv[1]}}, environ={}))
+response = app.test_client().get("/feeds/all.rss")
+assert response.status_code == 200, response.status_code
+print(sorted(name for name in sys.modules if name.startswith("prometheus_client")))
+"""
+
+
+def test_metrics_off_imports_nothing(db_url: str) -> None:
+    """Off, the library is never imported: a feed poll pays one test of a global per hook."""
+    env = {k: v for k, v in os.environ.items() if k != metrics.MULTIPROC_ENV}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", _OFF, db_url], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import Unauthorized
 
 from feedsvc import metrics
@@ -34,6 +34,7 @@ log = logging.getLogger("feedsvc.metrics")
 bp = Blueprint("metrics", __name__)
 
 FEED_ENDPOINT = "feeds.feed"
+_STARTED = "feedsvc.metrics.started"
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
 _routes: dict[str, str] = {}
 
@@ -47,20 +48,25 @@ def route_label(rule: str) -> str:
 
 
 def _start_clock() -> None:
-    g.metrics_started = time.perf_counter()
+    request.environ[_STARTED] = time.perf_counter()
 
 
 def _count(response: Response) -> Response:
-    started: float | None = g.get("metrics_started")
+    # On every request: plain dict reads of the WSGI environ where they do (each attribute
+    # of ``request`` is a context-local look-up).
+    environ = request.environ
+    started: float | None = environ.get(_STARTED)
     seconds = None if started is None else time.perf_counter() - started
     rule = request.url_rule
-    route = metrics.UNMATCHED if rule is None else route_label(rule.rule)
     status = response.status_code
-    metrics.request_finished(route, request.method, status, seconds)
+    if rule is None:
+        metrics.request_finished(metrics.UNMATCHED, environ["REQUEST_METHOD"], status, seconds)
+        return response
+    metrics.request_finished(route_label(rule.rule), environ["REQUEST_METHOD"], status, seconds)
     if (
-        request.endpoint == FEED_ENDPOINT
+        rule.endpoint == FEED_ENDPOINT
         and status in (200, 304)
-        and ("If-None-Match" in request.headers or "If-Modified-Since" in request.headers)
+        and ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ)
     ):
         metrics.conditional_feed_request(status)
     return response
