@@ -56,12 +56,14 @@ JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3
 def prepare_multiprocess_dir() -> Path:
     """A fresh, empty folder for this serve's metric files, named in our environment.
 
-    In $XDG_RUNTIME_DIR (a tmpfs on systemd hosts) when there is one, else the temp dir.
+    In $XDG_RUNTIME_DIR (a tmpfs on systemd hosts) when it can be, else in the temp dir.
     Call it in the master before workers and the scheduler start.
     """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    parent = runtime if runtime and os.path.isdir(runtime) else None
-    path = Path(tempfile.mkdtemp(prefix="feedsvc-metrics-", dir=parent))
+    try:
+        path = Path(tempfile.mkdtemp(prefix="feedsvc-metrics-", dir=runtime or None))
+    except OSError:  # not a folder, or not ours to write: the temp dir will do
+        path = Path(tempfile.mkdtemp(prefix="feedsvc-metrics-"))
     os.environ[MULTIPROC_ENV] = str(path)
     return path
 
