@@ -8,7 +8,10 @@ scheduler) is in test_metrics_process.py.
 from __future__ import annotations
 
 import gzip
+import os
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,7 +112,10 @@ def test_disabled_is_a_404_like_any_unknown_path(db_url: str) -> None:
         assert response.status_code == unknown.status_code == 404
         assert response.headers["Content-Type"] == unknown.headers["Content-Type"]
         assert not metrics.enabled()
-        metrics.feed_cache_hit()  # a hook with metrics off does nothing, and does not fail
+        # Hooks with metrics off do nothing, and do not fail.
+        metrics.feed_cache_hit()
+        metrics.job_finished(metrics.job_started("sources-poll"), "succeeded")
+        metrics.source_polled(200, None)
     finally:
         app.extensions["feedsvc"].db.dispose()
 
@@ -306,3 +312,31 @@ def test_unknown_metrics_key_stops_start_up(db_url: str) -> None:
         load_settings(overrides_for(db_url, metrics={"enable": True}), environ={})
     with pytest.raises(ConfigError, match=r"metrics\.enabled"):
         load_settings(overrides_for(db_url, metrics={"enabled": "yes please"}), environ={})
+
+
+def test_the_metrics_folder_of_a_serve(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    path = metrics.prepare_multiprocess_dir()
+    try:
+        assert path.parent == tmp_path and path.name.startswith("feedsvc-metrics-")
+        assert list(path.iterdir()) == []  # fresh and empty: no earlier run's counts
+        assert os.environ[metrics.MULTIPROC_ENV] == str(path)
+    finally:
+        metrics.remove_multiprocess_dir(path)
+    assert not path.exists() and metrics.MULTIPROC_ENV not in os.environ
+
+    not_a_folder = tmp_path / "runtime"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(not_a_folder))
+    path = metrics.prepare_multiprocess_dir()
+    try:
+        assert path.parent == Path(tempfile.gettempdir())
+    finally:
+        metrics.remove_multiprocess_dir(path)
+
+
+def test_a_metrics_folder_that_is_gone_stops_start_up(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path / "gone"))
+    with pytest.raises(ConfigError, match=r"PROMETHEUS_MULTIPROC_DIR=.*gone is not a writable"):
+        metrics.configure(True)

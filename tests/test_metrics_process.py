@@ -92,14 +92,30 @@ def test_totals_are_the_same_whichever_worker_answers(tmp_path: Path, db_url: st
         wait_for(lambda: len(workers(master)) == 2, 30, "two workers")
         (folder,) = runtime.glob("feedsvc-metrics-*")
 
-        requests = 160
         feed = f"http://127.0.0.1:{port}/feeds/all.rss"
-        with ThreadPoolExecutor(max_workers=16) as pool:  # a new connection per request
-            statuses = list(pool.map(lambda _: get(feed)[0], range(requests)))
-        assert statuses == [200] * requests
+        sent: list[int] = []
+        answers: list[Samples] = []
 
-        answers = [scrape(port) for _ in range(12)]  # new connections: both workers answer
-        for samples in answers:
+        def both_answered(route: str) -> bool:
+            counts = per_process(folder, "feedsvc_http_requests_total", route=route)
+            return len([n for n in counts.values() if n > 0]) == 2
+
+        def poll_batch() -> bool:
+            with ThreadPoolExecutor(max_workers=16) as pool:  # a new connection per request
+                sent.extend(pool.map(lambda _: get(feed)[0], range(40)))
+            return both_answered(FEED_ROUTE)
+
+        def scrape_batch() -> bool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                answers.extend(pool.map(lambda _: scrape(port), range(4)))
+            return both_answered("/metrics")
+
+        # Batches until each worker has answered some (which one accepts is the kernel's say).
+        wait_for(poll_batch, 60, "feed polls answered by both workers", step=0)
+        requests = len(sent)
+        assert sent == [200] * requests
+        wait_for(scrape_batch, 60, "scrapes answered by both workers", step=0)
+        for samples in answers:  # every scrape, whichever worker answered it: the same totals
             assert (
                 value(
                     samples,
@@ -113,9 +129,6 @@ def test_totals_are_the_same_whichever_worker_answers(tmp_path: Path, db_url: st
             assert total(samples, "feedsvc_feed_cache_lookups_total") == requests
         counts = per_process(folder, "feedsvc_http_requests_total", route=FEED_ROUTE)
         assert sum(counts.values()) == requests
-        assert len([n for n in counts.values() if n > 0]) == 2, counts  # both workers served
-        scrapes = per_process(folder, "feedsvc_http_requests_total", route="/metrics")
-        assert len([n for n in scrapes.values() if n > 0]) == 2, scrapes  # and both scraped
 
         # A worker that dies takes nothing with it: gunicorn's child_exit hook runs, a new
         # worker starts, the counts stay.
