@@ -13,14 +13,19 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from feedsvc import create_app, metrics
 from feedsvc.config import ConfigError, load_settings
 from feedsvc.jobs import run_job
 from feedsvc.related.jobs import REFRESH
+from feedsvc.web.metrics import route_label
 from tests.conftest import overrides_for
 from tests.dbfaults import with_url
 from tests.factories import Factory
@@ -340,3 +345,22 @@ def test_a_metrics_folder_that_is_gone_stops_start_up(tmp_path, monkeypatch) -> 
     monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path / "gone"))
     with pytest.raises(ConfigError, match=r"PROMETHEUS_MULTIPROC_DIR=.*gone is not a writable"):
         metrics.configure(True)
+
+
+@hypothesis_settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.text(max_size=40),
+    method=st.one_of(st.sampled_from(sorted(metrics.METHODS)), st.from_regex(r"[A-Za-z]{1,12}")),
+    query=st.text(max_size=20),
+)
+def test_no_request_adds_a_label_value(app, client, path: str, method: str, query: str) -> None:
+    """Whatever a client sends, the label values stay within the app's rules and a fixed set."""
+    response = client.open(
+        "/" + quote(path, safe="/"), method=method, query_string=quote(query, safe="=&")
+    )
+    assert response.status_code < 500
+    samples = scrape(client)
+    rules = {route_label(rule.rule) for rule in app.url_map.iter_rules()} | {metrics.UNMATCHED}
+    assert label_values(samples, "feedsvc_http_requests_total", "route") <= rules
+    methods = metrics.METHODS | {"other"}
+    assert label_values(samples, "feedsvc_http_requests_total", "method") <= methods
