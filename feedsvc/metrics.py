@@ -15,8 +15,14 @@ reads them all. The library chooses its storage when it is first imported, hence
   (its counters stay: totals never go down while serve runs).
 Without the variable (the Flask test client, `flask run`) one in-process registry is used.
 
-Cost on the hot path: label children are looked up once and kept, so a request is two dict
-look-ups and a few mmap writes (bench/metrics.py measures it).
+Cost on the hot path. A write to the metric files is a lock, a getpid and a struct pack
+behind a few layers of checks: five of them per feed poll cost about 8% of an in-process
+warm poll (bench/metrics.py). So requests are tallied in memory instead (a dict under a lock,
+per route, method, status and latency bucket) and each process adds its tally to the files
+once a second, at exit (atexit: a worker replaced, serve stopping) and before answering a
+scrape. A scrape is thus exact for the process that answers it and at most FLUSH_SECONDS
+behind for the others; a process killed by SIGKILL loses at most that much. Jobs and fetches
+are rare: they are written at once.
 
 Bounded labels, whatever clients send: routes are URL rules, never raw paths ("unmatched"
 for what no rule matches), methods outside a fixed set are "other", fetch failures are one of
@@ -25,9 +31,14 @@ a fixed set of kinds (``fetch_outcome``).
 
 from __future__ import annotations
 
+import atexit
+import bisect
+import logging
+import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,9 +48,11 @@ from typing import TYPE_CHECKING, Any
 from feedsvc.config import ConfigError
 
 if TYPE_CHECKING:  # imported for real only once metrics are enabled (see the module doc)
-    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client import Counter, Gauge
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import Collector, CollectorRegistry
+
+log = logging.getLogger("feedsvc.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"
@@ -47,6 +60,10 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 # Feed polls answer in about a millisecond: finer low buckets than the library's defaults.
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_HTTP_BOUNDS = (*HTTP_BUCKETS, math.inf)
+# How often each process adds its request tally to the metric files (see the module doc).
+FLUSH_SECONDS = 1.0
+HIT, MISS, NOT_MODIFIED, MODIFIED = "hit", "miss", "304", "200"
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
@@ -120,14 +137,18 @@ class _Instruments:
             ["result"],
             registry=registry,
         )
-        self.cache_hit, self.cache_miss = cache.labels("hit"), cache.labels("miss")
         conditional = Counter(
             "feedsvc_feed_conditional_requests",
             "Feed requests with If-None-Match or If-Modified-Since, by status (304 or 200)",
             ["status"],
             registry=registry,
         )
-        self.not_modified, self.modified = conditional.labels("304"), conditional.labels("200")
+        self._tallied: dict[str, Counter] = {
+            HIT: cache.labels("hit"),
+            MISS: cache.labels("miss"),
+            NOT_MODIFIED: conditional.labels("304"),
+            MODIFIED: conditional.labels("200"),
+        }
         self.job_runs = Counter(
             "feedsvc_job_runs",
             "Background job runs, by job and outcome (succeeded, failed, cancelled)",
@@ -161,21 +182,47 @@ class _Instruments:
             ["outcome"],
             registry=registry,
         )
-        self._request_children: dict[tuple[str, str, int], Counter] = {}
-        self._latency_children: dict[str, Histogram] = {}
+        # The tally: what requests counted since the last flush (see ``flush``).
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._latency: dict[str, list[float]] = {}  # per bucket, then the sum
 
     def request(self, route: str, method: str, status: int, seconds: float | None) -> None:
         key = (route, method, status)
-        counter = self._request_children.get(key)
-        if counter is None:  # a race here only builds the same child twice
-            counter = self.requests.labels(route, method, str(status))
-            self._request_children[key] = counter
-        counter.inc()
-        if seconds is not None:
-            histogram = self._latency_children.get(route)
-            if histogram is None:
-                histogram = self._latency_children[route] = self.latency.labels(route)
-            histogram.observe(seconds)
+        with self._lock:
+            self._requests[key] = self._requests.get(key, 0) + 1
+            if seconds is not None:
+                latency = self._latency.get(route)
+                if latency is None:
+                    latency = self._latency[route] = [0.0] * (len(_HTTP_BOUNDS) + 1)
+                # Histogram.observe's rule: the first bucket whose bound is >= the value.
+                latency[bisect.bisect_left(_HTTP_BOUNDS, seconds)] += 1
+                latency[-1] += seconds
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] = self._counts.get(what, 0) + 1
+
+    def flush(self) -> None:
+        """Add the tally to the metric objects (the files, in multiprocess mode)."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            requests, self._requests = self._requests, {}
+            latency, self._latency = self._latency, {}
+        for what, n in counts.items():
+            self._tallied[what].inc(n)
+        for (route, method, status), n in requests.items():
+            self.requests.labels(route, method, str(status)).inc(n)
+        for route, buckets in latency.items():
+            # What ``observe()`` would have written for each value, once per bucket: its
+            # child keeps one value per bucket and the sum (prometheus_client's own layout,
+            # checked against observe() by tests/test_metrics.py).
+            child = self.latency.labels(route)
+            child._sum.inc(buckets[-1])
+            for index, observed in enumerate(buckets[:-1]):
+                if observed:
+                    child._buckets[index].inc(observed)
 
 
 _built: _Instruments | None = None
@@ -200,6 +247,34 @@ def configure(enabled: bool) -> None:
         # Multiprocess: values go to the files, and a scrape reads the files, not a registry.
         _built = _Instruments(None if folder else CollectorRegistry(auto_describe=True))
     _active = _built
+    _start_flushing()
+
+
+def flush() -> None:
+    """Add this process's request tally to the metric files now."""
+    if _built is not None:
+        _built.flush()
+
+
+_flushing_in: int | None = None  # the pid whose flusher thread runs (a fork has none)
+
+
+def _start_flushing() -> None:
+    global _flushing_in
+    if _flushing_in == os.getpid():
+        return
+    _flushing_in = os.getpid()
+    atexit.register(flush)  # a graceful exit (a worker replaced, serve stopping) loses nothing
+
+    def every_second() -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            try:
+                flush()
+            except Exception:  # pragma: no cover - a full disk: counts wait for the next try
+                log.exception("metrics: cannot write the metric files")
+
+    threading.Thread(target=every_second, name="feedsvc-metrics-flush", daemon=True).start()
 
 
 def enabled() -> bool:
@@ -218,20 +293,20 @@ def request_finished(route: str, method: str, status: int, seconds: float | None
 def feed_cache_hit() -> None:
     instruments = _active
     if instruments is not None:
-        instruments.cache_hit.inc()
+        instruments.count(HIT)
 
 
 def feed_cache_miss() -> None:
     instruments = _active
     if instruments is not None:
-        instruments.cache_miss.inc()
+        instruments.count(MISS)
 
 
 def conditional_feed_request(status: int) -> None:
     """A feed request that carried a validator was answered ``status`` (304 or 200)."""
     instruments = _active
     if instruments is not None:
-        (instruments.not_modified if status == 304 else instruments.modified).inc()
+        instruments.count(NOT_MODIFIED if status == 304 else MODIFIED)
 
 
 @dataclass(frozen=True)
@@ -306,6 +381,7 @@ class Scrape:
         self._extra = list(extra)
 
     def collect(self) -> Iterator[Metric]:
+        flush()  # this process's own counts are exact; others' at most FLUSH_SECONDS old
         folder = multiprocess_dir()
         if folder is not None:
             from prometheus_client.multiprocess import MultiProcessCollector

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -364,3 +365,40 @@ def test_no_request_adds_a_label_value(app, client, path: str, method: str, quer
     assert label_values(samples, "feedsvc_http_requests_total", "route") <= rules
     methods = metrics.METHODS | {"other"}
     assert label_values(samples, "feedsvc_http_requests_total", "method") <= methods
+
+
+def test_tallied_latency_equals_what_observe_writes(client) -> None:
+    """Requests are tallied in memory and added per bucket (feedsvc/metrics.py): the exported
+    histogram must be what prometheus_client's own observe() makes of the same values."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    route = f"/test-route-{uuid.uuid4().hex}"
+    values = [0.0001, 0.0005, 0.00051, 0.003, 0.02, 0.7, 5.0, 7.5, 120.0, 0.0]
+    reference = Histogram(
+        "reference",
+        "the same values, observed",
+        buckets=metrics.HTTP_BUCKETS,
+        registry=CollectorRegistry(),
+    )
+    for seconds in values:
+        metrics.request_finished(route, "GET", 200, seconds)
+        reference.observe(seconds)
+    samples = scrape(client)
+    expected = {
+        (
+            sample.name.replace("reference", "feedsvc_http_request_duration_seconds"),
+            frozenset({**sample.labels, "route": route}.items()),
+        ): sample.value
+        for family in reference.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+    ours = {
+        key: v
+        for key, v in samples.items()
+        if ("route", route) in key[1] and key[0].startswith("feedsvc_http_request_duration_seconds")
+    }
+    assert ours == pytest.approx(expected)
+    assert (
+        value(samples, "feedsvc_http_requests_total", route=route, method="GET", status="200") == 10
+    )

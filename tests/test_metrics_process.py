@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from pytest_httpserver import HTTPServer
 
@@ -114,6 +116,10 @@ def test_totals_are_the_same_whichever_worker_answers(tmp_path: Path, db_url: st
         wait_for(poll_batch, 60, "feed polls answered by both workers", step=0)
         requests = len(sent)
         assert sent == [200] * requests
+        # Each process adds its tally to the files every FLUSH_SECONDS: after that, every
+        # scrape, whichever worker answers it, has the same totals.
+        time.sleep(metrics.FLUSH_SECONDS + 0.5)
+        answers.clear()
         wait_for(scrape_batch, 60, "scrapes answered by both workers", step=0)
         for samples in answers:  # every scrape, whichever worker answered it: the same totals
             assert (
@@ -218,13 +224,15 @@ def test_scheduler_runs_and_fetches_are_counted(
 
 
 _DYING_WORKER = """
-import os
+import os, sys
 from feedsvc import metrics
 metrics.configure(True)
-metrics.feed_cache_hit()
+metrics.feed_cache_hit()  # tallied: the exit adds it to the files (atexit)
+for seconds in (0.0001, 0.0005, 0.00051, 0.003, 0.7, 7.5):
+    metrics.request_finished("/feeds/<slug>.<fmt>", "GET", 200, seconds)
 metrics.job_started("sources-poll")  # and never finished: the process dies mid-run
 print(os.getpid(), flush=True)
-os._exit(1)
+sys.exit(0)
 """
 
 
@@ -250,6 +258,15 @@ def test_a_dead_worker_keeps_its_counts_and_loses_its_live_gauges(
     before = read()
     assert value(before, "feedsvc_job_running", job="sources-poll") == 2
     assert value(before, "feedsvc_feed_cache_lookups_total", result="hit") == 2
+    # The tallied latencies, added per bucket, read back across processes as observe()'d.
+    reference = Histogram("r", "r", buckets=metrics.HTTP_BUCKETS, registry=CollectorRegistry())
+    for seconds in (0.0001, 0.0005, 0.00051, 0.003, 0.7, 7.5) * 2:
+        reference.observe(seconds)
+    for sample in next(iter(reference.collect())).samples:
+        if sample.name.endswith(("_bucket", "_count", "_sum")):
+            name = sample.name.replace("r_", "feedsvc_http_request_duration_seconds_", 1)
+            labels = {**sample.labels, "route": FEED_ROUTE}
+            assert value(before, name, **labels) == pytest.approx(sample.value), sample
     metrics.worker_exited(pids[0])  # what gunicorn's child_exit hook calls in the master
     after = read()
     assert value(after, "feedsvc_job_running", job="sources-poll") == 1
