@@ -271,7 +271,7 @@ def _start_flushing() -> None:
             time.sleep(FLUSH_SECONDS)
             try:
                 flush()
-            except Exception:  # pragma: no cover - a full disk: counts wait for the next try
+            except Exception:  # pragma: no cover - a full disk: that tally is lost, logged
                 log.exception("metrics: cannot write the metric files")
 
     threading.Thread(target=every_second, name="feedsvc-metrics-flush", daemon=True).start()
