@@ -45,6 +45,7 @@ bench: $(STAMP_TEST)
 	$(BIN)/python bench/feeds.py
 	@if [ -f bench/related.py ]; then $(BIN)/python bench/related.py; fi
 	@if [ -f bench/sources.py ]; then $(BIN)/python bench/sources.py; fi
+	@if command -v wrk >/dev/null; then $(BIN)/python bench/metrics.py; fi
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .

@@ -31,6 +31,7 @@ def create_app(
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
     from feedsvc.web import api, errors, feeds, pages, routing
+    from feedsvc.web import metrics as web_metrics
 
     settings = settings or load_settings(overrides)
     _configure_logging()
@@ -47,6 +48,7 @@ def create_app(
     )
     app.extensions["feedsvc"] = context
     app.extensions["feedsvc.feed_cache"] = FeedCache(settings.feeds.cache_entries)
+    web_metrics.init_app(app, settings.metrics.enabled)  # first: its clock starts first
     routing.init_app(app)
     errors.init_app(app)
     app.register_blueprint(feeds.bp)

@@ -249,6 +249,24 @@ class PathSettings(_Section):
     posts: Path | None = None  # default: posts/ (sample posts for `init`, when it exists)
 
 
+class MetricsSettings(_Section):
+    """`/metrics` (Prometheus): off by default; with a token, scrapes need `Bearer <token>`."""
+
+    enabled: bool = False
+    token: str | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        # RFC 6750 §2.1: what a Bearer credential may hold (b64token), so it travels as is.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9\-._~+/]{16,200}=*", value):
+            raise ValueError(
+                "must be 16 to 200 characters from A-Z a-z 0-9 - . _ ~ + / (e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
+
 class Settings(_Section):
     site: SiteSettings = SiteSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -262,6 +280,7 @@ class Settings(_Section):
     data_dir: Path | None = None
     # The file these settings were read from (None: environment and defaults only).
     config_file: Path | None = None
+    metrics: MetricsSettings = MetricsSettings()
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, str]] = {

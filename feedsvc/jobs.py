@@ -37,7 +37,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.orm import Session
 
-from feedsvc import lifeline
+from feedsvc import lifeline, metrics
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.context import Context
 from feedsvc.db import storage_fault
@@ -163,6 +163,7 @@ def execute(
         run_id = job_repo.start_run(session, spec.name, trigger, owner, ctx.clock.now())
     log.debug("%s: run %d started (%s)", spec.name, run_id, trigger)
     items, error, outcome, lost = 0, None, Outcome.SUCCEEDED, False
+    timer = metrics.job_started(spec.name)
     try:
         items = spec.work(ctx, lease)
     except LeaseLost as exc:
@@ -174,6 +175,7 @@ def execute(
     except Exception as exc:  # a failing run is recorded and logged, never fatal
         outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
         log.exception("%s: run %d failed", spec.name, run_id)
+    metrics.job_finished(timer, outcome.value)
     now = ctx.clock.now()
     with ctx.db.write() as session:
         job_repo.finish_run(session, run_id, now, status=outcome.value, items=items, error=error)

@@ -25,7 +25,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from feedsvc import logs
+from feedsvc import logs, metrics
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.lifeline import PARENT_PID_ENV
 
@@ -72,9 +72,10 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
 
 
 class FeedsvcServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: ServeOptions, settings: Settings) -> None:
+    def __init__(self, options: ServeOptions, settings: Settings, metrics: bool = False) -> None:
         self.options = options
         self.settings = settings
+        self.metrics = metrics
         self.scheduler: subprocess.Popen[bytes] | None = None
         super().__init__()
 
@@ -87,6 +88,8 @@ class FeedsvcServer(BaseApplication):  # type: ignore[misc]
             else:
                 self.cfg.set("control_socket", str(self.options.control_socket))
         self.cfg.set("on_reload", self.on_reload)
+        if self.metrics:  # a dead worker's live gauges leave the multiprocess files
+            self.cfg.set("child_exit", metrics.gunicorn_child_exit)
 
     def load(self) -> Any:
         # In the worker, after fork: the settings the master validated last.
@@ -151,16 +154,26 @@ def serve(settings: Settings, options: ServeOptions) -> None:
     if settings.config_file is not None:
         # Workers and reloads read the same file the master was given, however it was named.
         os.environ["FEEDSVC_CONFIG"] = str(settings.config_file)
-    server = FeedsvcServer(options, settings)
+    # Before any worker or the scheduler starts: they inherit the folder (feedsvc/metrics.py).
+    metrics_dir = metrics.prepare_multiprocess_dir() if settings.metrics.enabled else None
+    master = os.getpid()  # a worker's sys.exit() unwinds through the finally below too
+    server = FeedsvcServer(options, settings, metrics_dir is not None)
     if options.scheduler:
         server.scheduler = start_scheduler_process(settings, options.log_format)
     try:
         server.run()
     finally:
-        child = server.scheduler
-        if child is not None:
-            child.send_signal(signal.SIGTERM)  # stops between batches
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a run stuck for 30 s
-                child.kill()
+        if os.getpid() == master:  # never in an exiting worker: its copies are not its own
+            _stop_scheduler(server.scheduler)
+            if metrics_dir is not None:  # last: the scheduler writes to it until it ends
+                metrics.remove_multiprocess_dir(metrics_dir)
+
+
+def _stop_scheduler(child: subprocess.Popen[bytes] | None) -> None:
+    if child is None:
+        return
+    child.send_signal(signal.SIGTERM)  # stops between batches
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a run stuck for 30 s
+        child.kill()

@@ -5,6 +5,7 @@ A read never computes anything but this; it never writes.
 
 from __future__ import annotations
 
+from feedsvc import metrics
 from feedsvc.context import Context
 from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
@@ -46,7 +47,9 @@ def get_feed(
     key = FeedKey(slug, fmt, limit, state.version)
     cached = cache.get(key, now)
     if cached is not None:
+        metrics.feed_cache_hit()
         return cached
+    metrics.feed_cache_miss()
     with ctx.db.read() as session:
         length = feed_length(ctx, state.feed_length, limit)
         posts = post_repo.feed_posts(session, state.category_id, now, length)

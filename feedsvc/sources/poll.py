@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from feedsvc import __version__
+from feedsvc import __version__, metrics
 from feedsvc.context import Context
 from feedsvc.jobs import Lease
 from feedsvc.models import Source
@@ -195,6 +195,7 @@ def poll_sources(
                     state = decide_source(_state(source), result, ctx.clock.now())
                     _save_state(ctx, source.id, state, ctx.clock.now(), source.content_hash, None)
                     outcomes.append(PollOutcome(source.id, None, result.error, StoreReport()))
+                metrics.source_polled(outcomes[-1].status, outcomes[-1].error)
                 if lease is not None:
                     # Slow sources can hold a batch for minutes: keep the lease alive, and
                     # stop soon after a SIGTERM (fetches in flight end at their time-outs).
