@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,6 +180,8 @@ _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 
 def wrk(url: str, headers: dict[str, str], seconds: float) -> float:
     """Requests per second; any error or non-2xx/3xx answer fails the benchmark."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
     command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds:g}s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
