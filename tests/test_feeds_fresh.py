@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 from werkzeug import Request, Response
 
 from feedsvc import create_app
@@ -228,3 +229,78 @@ def test_a_job_write_is_on_the_next_poll_of_every_worker(
     # worker must serve it.
     wait_for(lambda: site.stored("新文：任务导入"), 30, "the source job to import the entry")
     assert_everyone_sees(site, "新文：任务导入", old)
+
+
+# -- in process: what a warm poll costs the database, and what makes it read again ----------
+
+
+@pytest.fixture
+def statements(app: Any) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs (the SQLite data_version probe is not one:
+    it runs on its own connection, outside the engine)."""
+    seen: list[str] = []
+    engine = app.extensions["feedsvc"].db.engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_warm_poll_reads_nothing_on_sqlite_and_one_row_on_postgresql(
+    backend: str, client: Any, factory: Factory, statements: list[str]
+) -> None:
+    factory.post(CATEGORY, title="旧文：先存后花")
+    assert client.get(f"/feeds/{CATEGORY}.rss").status_code == 200
+    statements.clear()
+    for _ in range(5):
+        assert client.get(f"/feeds/{CATEGORY}.rss").status_code == 200
+    assert len(statements) == (0 if backend == "sqlite" else 5), statements
+
+
+def test_a_write_by_another_connection_is_seen_at_once(
+    client: Any, factory: Factory, settings: Any, statements: list[str]
+) -> None:
+    """Another process stands here as a second app (its own engine) on the same database."""
+    factory.post(CATEGORY, title="旧文：先存后花")
+    before = client.get(f"/feeds/{CATEGORY}.rss")
+    other = create_app(settings=settings)
+    try:
+        Factory(other.extensions["feedsvc"]).post(CATEGORY, title="新文：另一个进程写入")
+    finally:
+        other.extensions["feedsvc"].db.dispose()
+    after = client.get(f"/feeds/{CATEGORY}.rss", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and "新文：另一个进程写入" in after.get_data(as_text=True)
+    assert statements  # the version was read again
+
+
+def test_the_change_token_follows_commits_and_the_file(tmp_path: Path) -> None:
+    from feedsvc.db import Database
+
+    path = tmp_path / "feedsvc.db"
+    db, writer = Database(f"sqlite:///{path}"), Database(f"sqlite:///{path}")
+    try:
+        with writer.engine.begin() as connection:
+            connection.execute(text("CREATE TABLE notes (body TEXT)"))
+        first = db.change_token()
+        assert first is not None and db.change_token() == first  # nothing committed
+        with writer.engine.begin() as connection:
+            connection.execute(text("INSERT INTO notes VALUES ('记账')"))
+        assert db.change_token() != first
+        with db.engine.begin() as connection:  # this database's own pool counts too
+            connection.execute(text("INSERT INTO notes VALUES ('预算')"))
+        second = db.change_token()
+        with db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO notes VALUES ('储蓄')"))
+        assert db.change_token() != second
+        writer.dispose()
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            name.unlink(missing_ok=True)
+        assert db.change_token() is None  # no file: callers read (and report) every time
+        assert not path.exists()  # the probe never creates one
+    finally:
+        db.dispose()
+        writer.dispose()
+    assert Database("postgresql+psycopg://u@127.0.0.1:1/x").change_token() is None
