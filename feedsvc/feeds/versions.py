@@ -9,15 +9,14 @@ whichever process wrote (a worker, the CLI, the scheduler). How, per backend:
   between changes the token and the states are read again on the next request. While the
   token is unchanged, no connection has committed anything: the remembered states are exact.
 - PostgreSQL (or any database without a token): one indexed row per request, on the
-  thread's own autocommit connection (``Database.hot_read``). A connection the server
-  dropped (a restart) is replaced and the read retried once, so readers never see it.
+  thread's own autocommit connection through the driver (``Database.hot_row``). A
+  connection the server dropped (a restart) is replaced and the read retried once, so
+  readers never see it.
 """
 
 from __future__ import annotations
 
 import threading
-
-from sqlalchemy.exc import DBAPIError
 
 from feedsvc.db import Database
 from feedsvc.repo import feedstate
@@ -50,14 +49,10 @@ class FeedVersions:
         return state
 
     def _read(self, slug: str) -> FeedState | None:
-        # One indexed row over a plain connection (no ORM session).
-        for attempt in (1, 2):
-            try:
-                with self._db.hot_read() as connection:
-                    if slug == SITE_FEED:
-                        return feedstate.site_feed_state(connection)
-                    return feedstate.category_feed_state(connection, slug)
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        # repo/feedstate.py's statements, read by the hot path's own means (Database.hot_row).
+        if slug == SITE_FEED:
+            row = self._db.hot_row(feedstate._SITE_STATE)
+            assert row is not None  # the site_state row is made by the migrations
+            return FeedState(None, row[0], row[1], None)
+        row = self._db.hot_row(feedstate._CATEGORY_STATE, {"slug": slug})
+        return None if row is None else FeedState(row[0], row[1], row[2], row[3])
