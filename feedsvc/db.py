@@ -4,6 +4,10 @@ Two session factories share one engine: ``read()`` for queries and ``write()`` f
 write transaction. On SQLite a write transaction starts with ``BEGIN IMMEDIATE``: a deferred
 ``BEGIN`` that reads and then writes fails at once with "database is locked" when another
 writer committed in between, whatever busy_timeout says (see shared/LIBRARIES.md).
+
+Two helpers serve the feed hot path (feeds/versions.py): ``change_token()`` tells, from
+SQLite's ``PRAGMA data_version``, whether anything was committed since a thread last looked;
+``hot_row()`` reads one row on PostgreSQL without the pool's per-checkout costs.
 """
 
 from __future__ import annotations
@@ -135,10 +139,10 @@ class Database:
         a prepared statement compiled once, SQLAlchemy's result types applied: no pool
         checkout, pre-ping, BEGIN or ROLLBACK per read (measured 770 µs pooled, ~100 µs so).
         A connection the server dropped (a restart) is replaced and the read retried once;
-        other driver errors are raised as SQLAlchemy's, like any other read's. SQLite: a
-        pooled connection (its checkout notices a replaced file).
+        other driver errors are raised as SQLAlchemy's, like any other read's. SQLite (or
+        another driver): a pooled connection (its checkout notices a replaced file).
         """
-        if self.dialect != "postgresql":
+        if self.engine.dialect.driver != "psycopg":
             with self.engine.connect() as connection:
                 found = connection.execute(statement, params or {}).first()
             return None if found is None else tuple(found)
