@@ -162,7 +162,7 @@ def main() -> None:
         "--postgres", metavar="URL", help="bench on this (emptied!) PostgreSQL database"
     )
     parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per measure")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)

@@ -164,7 +164,7 @@ def freshness(front: str, token: str, samples: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per measure")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
     parser.add_argument("--samples", type=int, default=8, help="freshness samples")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
