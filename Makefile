@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test fuzz typecheck bench lint clean
+.PHONY: run test fuzz typecheck bench lint clean nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(STAMP_RUN)
 	$(BIN)/feedsvc --config data/feedsvc.toml serve --host 127.0.0.1 --port 8000
 
 # Lint and type-check, then the whole suite with coverage (printed at the end; see README).
-test: $(STAMP_TEST)
+test: $(STAMP_TEST) nginx
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict feedsvc
 	$(BIN)/python -m pytest --cov=feedsvc --cov-report=term:skip-covered $(PYTEST_ARGS)
@@ -43,9 +43,20 @@ typecheck: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/feeds.py
+	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then $(BIN)/python bench/front.py; \
+	else echo "bench/front.py skipped: nginx is not installed (apt-get install nginx-light)"; fi
 	@if [ -f bench/related.py ]; then $(BIN)/python bench/related.py; fi
 	@if [ -f bench/sources.py ]; then $(BIN)/python bench/sources.py; fi
 	@if command -v wrk >/dev/null; then $(BIN)/python bench/metrics.py; fi
+
+# tests/test_front.py runs Debian's nginx in front of `feedsvc serve`: install it when it is
+# missing and apt can (as root); otherwise those tests skip, saying why.
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y --no-install-recommends nginx-light >/dev/null || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends nginx-light >/dev/null; }; \
+	else echo "nginx not found and apt-get unusable here: tests/test_front.py will skip"; fi; }
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .

@@ -1,15 +1,20 @@
 """Feed serving benchmark: ratios measured side by side in one run (absolute times are noisy).
 
-On one 20-item category feed (Chinese posts of about 3 KB of HTML each, SQLite):
-- cold build: our whole miss path (version lookup, queries, document, feedgen, gzip, ETag)
-  vs a bare feedgen build of the same items from data already in memory;
-- warm 200 and 304: our feed view vs a Flask route returning constant bytes of the same size.
+On one 20-item category feed (Chinese posts of about 3 KB of HTML each):
+- cold build (in process): our whole miss path (version lookup, queries, document, feedgen,
+  gzip, ETag) vs a bare feedgen build of the same items from data already in memory;
+- warm 200, gzip 200 and 304 through a real `feedsvc serve` (gunicorn, 2 workers × 4
+  threads) vs a Flask app answering the same bytes as constants (bench/constant.py) under
+  the same gunicorn configuration, both loaded by wrk -t2 -c16. The two servers are
+  measured in alternating rounds and the median ratio printed, so that load from other
+  processes on the machine hits both alike.
 
-Run: `make bench` (or `.venv/bin/python bench/feeds.py`).
+Run: `make bench` (or `.venv/bin/python bench/feeds.py [--postgres URL] [--seconds S]`).
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -22,21 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lxml.etree  # noqa: F401
 from feedgen.feed import FeedGenerator
-from flask import Flask, Response
 
-from feedsvc import create_app, migrate
+from bench.site import (
+    CATEGORY,
+    ITEMS,
+    PARAGRAPH,
+    build_site,
+    fetch,
+    free_port,
+    post_body,
+    start_constant,
+    start_feedsvc,
+    stop,
+    wrk,
+)
+from feedsvc import create_app
 from feedsvc.config import load_settings
 from feedsvc.feeds.service import get_feed
-from feedsvc.schemas import CategoryCreate, PostCreate
-from feedsvc.services.categories import create_category
-from feedsvc.services.posts import create_post
-
-ITEMS = 20
-PARAGRAPH = (
-    "定投的核心不是择时，而是用纪律对抗情绪。每月固定日期买入固定金额，"
-    "市场下跌时同样的钱买到更多份额，上涨时买到更少，长期下来平均成本被拉平。"
-    "需要注意的是，定投并不能保证盈利，选择长期向上的宽基指数更为重要。"
-)
 
 
 def timeit(fn: Callable[[], object], repeat: int) -> float:
@@ -69,78 +76,108 @@ def bare_feedgen(items: list[dict]) -> bytes:
     return fg.rss_str()
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(
-            {"database": {"url": f"sqlite:///{tmp}/bench.db"}, "scheduler": {"enabled": False}},
-            environ={},
-        )
-        app = create_app(settings=settings)
-        ctx = app.extensions["feedsvc"]
-        cache = app.extensions["feedsvc.feed_cache"]
-        migrate.upgrade(ctx.db)
-        create_category(ctx, CategoryCreate(slug="jijin", name="基金"))
-        start = datetime(2026, 1, 1, tzinfo=UTC)
-        body = "\n\n".join(f"## 第{n}节\n\n{PARAGRAPH}" for n in range(1, 8))
-        for n in range(ITEMS):
-            create_post(
-                ctx,
-                PostCreate(
-                    title=f"定投笔记第{n}篇",
-                    category="jijin",
-                    content=body,
-                    tags=["定投", "指数基金"],
-                    published_at=start + timedelta(days=n),
-                ),
-            )
+def cold_build(db_url: str) -> tuple[float, float]:
+    """Median seconds of our miss path and of a bare feedgen build of the same items."""
+    settings = load_settings(
+        {"database": {"url": db_url}, "scheduler": {"enabled": False}}, environ={}
+    )
+    app = create_app(settings=settings)
+    ctx = app.extensions["feedsvc"]
+    cache = app.extensions["feedsvc.feed_cache"]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    items = [
+        {
+            "guid": f"tag:bench,2026:post/{n}",
+            "title": f"定投笔记第{n}篇",
+            "link": f"http://127.0.0.1:8000/posts/{n}",
+            "published": start + timedelta(days=n),
+            "summary": PARAGRAPH[:120],
+            "content": post_body(),
+        }
+        for n in range(ITEMS)
+    ]
 
-        feed = get_feed(ctx, cache, "jijin", "rss", None)
-        assert feed is not None
-        items = [
-            {
-                "guid": f"tag:bench,2026:post/{n}",
-                "title": f"定投笔记第{n}篇",
-                "link": f"http://127.0.0.1:8000/posts/{n}",
-                "published": start + timedelta(days=n),
-                "summary": PARAGRAPH[:120],
-                "content": body,
-            }
-            for n in range(ITEMS)
-        ]
+    def ours_cold() -> None:
+        cache.clear()
+        get_feed(ctx, cache, CATEGORY, "rss", None)
 
-        def ours_cold() -> None:
-            cache.clear()
-            get_feed(ctx, cache, "jijin", "rss", None)
-
-        cold_ours = timeit(ours_cold, 50)
-        cold_bare = timeit(lambda: bare_feedgen(items), 50)
-
-        client = app.test_client()
-        constant = Flask("constant")
-        payload = feed.body
-
-        @constant.get("/constant")
-        def _constant() -> Response:
-            return Response(payload, content_type="application/rss+xml; charset=utf-8")
-
-        constant_client = constant.test_client()
-        etag = client.get("/feeds/jijin.rss").headers["ETag"]
-        warm_200 = timeit(lambda: client.get("/feeds/jijin.rss"), 500)
-        warm_304 = timeit(
-            lambda: client.get("/feeds/jijin.rss", headers={"If-None-Match": etag}), 500
-        )
-        const_200 = timeit(lambda: constant_client.get("/constant"), 500)
+    try:
+        return timeit(ours_cold, 50), timeit(lambda: bare_feedgen(items), 50)
+    finally:
         ctx.db.dispose()
 
-    print(f"feed: {ITEMS} items, {len(feed.body)} bytes ({len(feed.gzip_body)} gzipped)")
+
+def through_gunicorn(
+    config: Path, tmp: Path, rounds: int, seconds: float
+) -> list[tuple[str, float, float, float]]:
+    """(measure, our req/s, constant req/s, median ratio) for warm 200, gzip 200 and 304."""
+    ours_port, const_port = free_port(), free_port()
+    ours = constant = None
+    try:
+        ours = start_feedsvc(config, ours_port, tmp / "serve.log")
+        feed_url = f"http://127.0.0.1:{ours_port}/feeds/{CATEGORY}.rss"
+        status, headers, body = fetch(feed_url)
+        assert status == 200, status
+        (tmp / "payload.xml").write_bytes(body)
+        constant = start_constant(tmp / "payload.xml", const_port, tmp / "constant.log")
+        base = f"http://127.0.0.1:{const_port}"
+        gz = {"Accept-Encoding": "gzip"}
+        cases = [
+            ("warm 200", feed_url, {}, f"{base}/constant", {}),
+            ("warm 200 gzip", feed_url, gz, f"{base}/constant.gz", gz),
+            ("warm 304", feed_url, {"If-None-Match": headers["ETag"]}, f"{base}/constant.304", {}),
+        ]
+        for _, url, sent, _, _ in cases:  # every request answers what we mean to measure
+            status, got, _ = fetch(url, sent)
+            assert status == (304 if "If-None-Match" in sent else 200), (url, status)
+            assert ("gzip" in sent.get("Accept-Encoding", "")) == (
+                got.get("Content-Encoding") == "gzip"
+            )
+        results = []
+        for name, url, sent, const_url, const_sent in cases:
+            wrk(url, sent, 1)  # warm both (caches, connections)
+            wrk(const_url, const_sent, 1)
+            ratios, ours_rps, const_rps = [], [], []
+            for _ in range(rounds):
+                ours_rps.append(wrk(url, sent, seconds))
+                const_rps.append(wrk(const_url, const_sent, seconds))
+                ratios.append(ours_rps[-1] / const_rps[-1])
+            results.append(
+                (
+                    name,
+                    statistics.median(ours_rps),
+                    statistics.median(const_rps),
+                    statistics.median(ratios),
+                )
+            )
+        return results
+    finally:
+        stop(ours)
+        stop(constant)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--postgres", metavar="URL", help="bench on this (emptied!) PostgreSQL database"
+    )
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        config, db_url = build_site(tmp, args.postgres)
+        cold_ours, cold_bare = cold_build(db_url)
+        rows = through_gunicorn(config, tmp, args.rounds, args.seconds)
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"feed: {ITEMS} items on {backend}; gunicorn 2 workers x 4 threads; wrk -t2 -c16")
     print(f"{'measure':<34}{'ours':>12}{'baseline':>12}{'ratio':>8}")
-    rows = [
-        ("cold build vs bare feedgen", cold_ours, cold_bare),
-        ("warm 200 vs constant-bytes route", warm_200, const_200),
-        ("warm 304 vs constant-bytes route", warm_304, const_200),
-    ]
-    for name, ours, base in rows:
-        print(f"{name:<34}{ours * 1e3:>10.3f}ms{base * 1e3:>10.3f}ms{ours / base:>8.2f}")
+    name, speed = "cold build vs bare feedgen", cold_bare / cold_ours
+    print(f"{name:<34}{cold_ours * 1e3:>10.3f}ms{cold_bare * 1e3:>10.3f}ms{speed:>8.2f}")
+    for name, ours, base, ratio in rows:
+        label = f"{name} vs constant route"
+        print(f"{label:<34}{ours:>9.0f}r/s{base:>9.0f}r/s{ratio:>8.2f}")
+    print("ratio: ours/baseline in speed (1.00 = as fast as the baseline; goal >= 0.90 warm)")
 
 
 if __name__ == "__main__":

@@ -402,3 +402,12 @@ def test_tallied_latency_equals_what_observe_writes(client) -> None:
     assert (
         value(samples, "feedsvc_http_requests_total", route=route, method="GET", status="200") == 10
     )
+
+
+def test_fast_path_label_is_the_feed_rule_label(app: Any) -> None:
+    """Warm polls answered before Flask count under the same label as the view's."""
+    from feedsvc.web.feeds import FEED_ROUTE
+    from feedsvc.web.metrics import route_label
+
+    rules = [r.rule for r in app.url_map.iter_rules() if r.endpoint == "feeds.feed"]
+    assert [route_label(rule) for rule in rules] == [FEED_ROUTE]

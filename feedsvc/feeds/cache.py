@@ -1,9 +1,13 @@
 """Rendered feed bytes, keyed by feed, format, limit and content version.
 
-The version is read from the database on every request (one indexed row), so several
-processes sharing one database never serve bytes older than a write that has returned: a
-write bumps the version in its own transaction, and a new version is a new key. A cached
-feed also expires when its next scheduled post becomes due, with no write at all.
+The version comes from the database on every request (feeds/versions.py: one indexed row,
+or on SQLite nothing at all while no connection has committed), so several processes
+sharing one database never serve bytes older than a write that has returned: a write bumps
+the version in its own transaction, and a new version is a new key. A cached feed also
+expires when its next scheduled post becomes due, with no write at all.
+
+Everything a warm request answers is computed once per entry, when it is cached: the gzip
+body, both ETags, the Last-Modified date and the response header lists.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+from werkzeug.http import http_date
+
+Headers = tuple[tuple[str, str], ...]
+
 
 @dataclass(frozen=True)
 class FeedKey:
@@ -22,6 +30,25 @@ class FeedKey:
     fmt: str
     limit: int | None  # None: the feed's default length
     version: int
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One content coding of a feed and its precomputed answers (Cache-Control aside)."""
+
+    body: bytes
+    etag: str
+    ok_headers: Headers  # 200 (and HEAD)
+    not_modified_headers: Headers  # 304: RFC 9110 §15.4.5, the validators and Vary, no body
+
+    @classmethod
+    def of(
+        cls, body: bytes, etag: str, *, media_type: str, last_modified: str, coding: str | None
+    ) -> Representation:
+        validators = (("ETag", etag), ("Last-Modified", last_modified), ("Vary", "Accept-Encoding"))
+        entity = (("Content-Type", media_type), ("Content-Length", str(len(body))))
+        encoding = (("Content-Encoding", coding),) if coding else ()
+        return cls(body, etag, entity + validators + encoding, validators)
 
 
 @dataclass(frozen=True)
@@ -33,21 +60,32 @@ class RenderedFeed:
     last_modified: datetime
     media_type: str
     valid_until: datetime | None  # when a scheduled post becomes due
+    identity: Representation
+    gzipped: Representation
 
     @classmethod
     def of(
         cls, body: bytes, *, last_modified: datetime, media_type: str, valid_until: datetime | None
     ) -> RenderedFeed:
         digest = hashlib.sha256(body).hexdigest()[:32]
+        # mtime=0: the same bytes compress to the same bytes in every process.
+        gzip_body = gzip.compress(body, compresslevel=6, mtime=0)
+        etag, gzip_etag = f'"{digest}"', f'"{digest}-gzip"'
+        date = http_date(last_modified)
         return cls(
             body=body,
-            # mtime=0: the same bytes compress to the same bytes in every process.
-            gzip_body=gzip.compress(body, compresslevel=6, mtime=0),
-            etag=f'"{digest}"',
-            gzip_etag=f'"{digest}-gzip"',
+            gzip_body=gzip_body,
+            etag=etag,
+            gzip_etag=gzip_etag,
             last_modified=last_modified,
             media_type=media_type,
             valid_until=valid_until,
+            identity=Representation.of(
+                body, etag, media_type=media_type, last_modified=date, coding=None
+            ),
+            gzipped=Representation.of(
+                gzip_body, gzip_etag, media_type=media_type, last_modified=date, coding="gzip"
+            ),
         )
 
     def fresh_at(self, now: datetime) -> bool:

@@ -1,21 +1,27 @@
 """Serving a feed: version lookup → cache → on a miss: query, build the document, render.
 
-A read never computes anything but this; it never writes.
+A read never computes anything but this; it never writes. The version lookup is
+feeds/versions.py (strictly current, cheap on SQLite); ``cached_feed`` is the warm path
+alone, for web/feeds.py's fast path.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from feedsvc import metrics
 from feedsvc.context import Context
 from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
 from feedsvc.feeds.render import RENDERERS
+from feedsvc.feeds.versions import SITE_FEED, FeedVersions
 from feedsvc.repo import categories as category_repo
-from feedsvc.repo import feedstate
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
+from feedsvc.repo.feedstate import FeedState
 
-SITE_FEED = "all"
+__all__ = ["SITE_FEED", "cached_feed", "feed_length", "get_feed", "self_url"]
+_VERSIONS = "feeds.versions"
 
 
 def feed_length(ctx: Context, default: int | None, limit: int | None) -> int:
@@ -30,18 +36,29 @@ def self_url(ctx: Context, slug: str, fmt: str, limit: int | None) -> str:
     return url if limit is None else f"{url}?limit={limit}"
 
 
+def versions(ctx: Context) -> FeedVersions:
+    """This process's version lookup (it remembers per thread: see feeds/versions.py)."""
+    found = ctx.memory.get(_VERSIONS)
+    if found is None:
+        found = ctx.memory.setdefault(_VERSIONS, FeedVersions(ctx.db))
+    assert isinstance(found, FeedVersions)
+    return found
+
+
+def cached_feed(ctx: Context, cache: FeedCache, slug: str, fmt: str) -> RenderedFeed | None:
+    """The feed at its default length when it is cached at its current version, else None."""
+    state = versions(ctx).state(slug)
+    if state is None:
+        return None
+    return cache.get(FeedKey(slug, fmt, None, state.version), ctx.clock.now())
+
+
 def get_feed(
     ctx: Context, cache: FeedCache, slug: str, fmt: str, limit: int | None
 ) -> RenderedFeed | None:
     """The rendered feed, or None when there is no such category."""
     now = ctx.clock.now()
-    # The hot path: one indexed row over a plain connection (no ORM session), then memory.
-    with ctx.db.engine.connect() as connection:
-        state = (
-            feedstate.site_feed_state(connection)
-            if slug == SITE_FEED
-            else feedstate.category_feed_state(connection, slug)
-        )
+    state = versions(ctx).state(slug)
     if state is None:
         return None
     key = FeedKey(slug, fmt, limit, state.version)
@@ -50,6 +67,15 @@ def get_feed(
         metrics.feed_cache_hit()
         return cached
     metrics.feed_cache_miss()
+    feed = _render(ctx, state, slug, fmt, limit, now)
+    if feed is not None:
+        cache.put(key, feed)
+    return feed
+
+
+def _render(
+    ctx: Context, state: FeedState, slug: str, fmt: str, limit: int | None, now: datetime
+) -> RenderedFeed | None:
     with ctx.db.read() as session:
         length = feed_length(ctx, state.feed_length, limit)
         posts = post_repo.feed_posts(session, state.category_id, now, length)
@@ -73,8 +99,6 @@ def get_feed(
             )
         valid_until = post_repo.next_due(session, state.category_id, now)
     render, media_type = RENDERERS[fmt]
-    feed = RenderedFeed.of(
+    return RenderedFeed.of(
         render(doc), last_modified=doc.updated, media_type=media_type, valid_until=valid_until
     )
-    cache.put(key, feed)
-    return feed

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
+
+from werkzeug.datastructures import Accept
+from werkzeug.http import parse_accept_header
 
 
 def _opaque(tag: str) -> str:
@@ -26,6 +30,13 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return any(_opaque(candidate) == ours for candidate in if_none_match.split(",") if candidate)
 
 
+@lru_cache(maxsize=256)  # feed readers send a handful of distinct headers: parse each once
+def accepts_gzip(accept_encoding: str) -> bool:
+    """RFC 9110 §12.5.3: gzip (or ``*``) is acceptable with a non-zero quality."""
+    return parse_accept_header(accept_encoding, Accept)["gzip"] > 0
+
+
+@lru_cache(maxsize=256)
 def parse_http_date(value: str) -> datetime | None:
     try:
         parsed = parsedate_to_datetime(value)

@@ -1,17 +1,42 @@
-"""Feed URLs: /feeds/{category}.rss|.atom and /feeds/all.rss|.atom, with HTTP caching."""
+"""Feed URLs: /feeds/{category}.rss|.atom and /feeds/all.rss|.atom, with HTTP caching.
+
+Two ways in, one answer. The Flask view serves every feed request. In front of the app,
+``FeedFastPath`` (installed with the blueprint) answers the common poll itself: GET or HEAD
+of a feed at its default length (no query string) that is cached at its current version.
+It answers the precomputed header lists and bytes of the cache entry (feeds/cache.py)
+without building a request context, routing, or a Response object, which cost more than
+everything else of a warm poll. Anything else (a miss, a query string, an unknown slug, an
+error) goes on to the Flask view, which answers the same headers and bytes.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
-from werkzeug.exceptions import BadRequest, NotFound
-from werkzeug.http import http_date
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from feedsvc.feeds.service import get_feed
+from flask import Blueprint, Flask, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import BadRequest, NotFound
+
+from feedsvc import metrics
+from feedsvc.context import Context
+from feedsvc.feeds.cache import FeedCache, RenderedFeed, Representation
+from feedsvc.feeds.service import cached_feed, get_feed
 from feedsvc.schemas import parse_whole_number
 from feedsvc.web import ctx, feed_cache
-from feedsvc.web.conditional import not_modified
+from feedsvc.web.conditional import accepts_gzip, not_modified
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 bp = Blueprint("feeds", __name__)
+
+# The URL rule below, for slugs a category can have (schemas.SLUG_PATTERN) and "all".
+# Its label in the request metrics (web/metrics.py's route_label of the rule below).
+FEED_ROUTE = "/feeds/<slug>.<fmt>"
+_FEED_PATH = re.compile(r"/feeds/([a-z0-9]+(?:-[a-z0-9]+)*)\.(rss|atom)")
 
 
 def _limit_argument() -> int | None:
@@ -26,8 +51,22 @@ def _limit_argument() -> int | None:
     return limit
 
 
-def _accepts_gzip() -> bool:
-    return request.accept_encodings["gzip"] > 0
+def _cache_control(context: Context) -> tuple[str, str]:
+    return ("Cache-Control", f"public, max-age={context.settings.feeds.cache_max_age}")
+
+
+def _answer(
+    feed: RenderedFeed, if_none_match: str | None, if_modified_since: str | None, gzip: bool
+) -> tuple[bool, Representation]:
+    """(modified?, the representation to answer with) for these request headers."""
+    chosen = feed.gzipped if gzip else feed.identity
+    unchanged = (if_none_match is not None or if_modified_since is not None) and not_modified(
+        if_none_match=if_none_match,
+        if_modified_since=if_modified_since,
+        etag=feed.etag,
+        last_modified=feed.last_modified,
+    )
+    return not unchanged, chosen
 
 
 @bp.route("/feeds/<string:slug>.<any(rss, atom):fmt>", methods=["GET"])
@@ -35,23 +74,75 @@ def feed(slug: str, fmt: str) -> Response:
     feed = get_feed(ctx(), feed_cache(), slug, fmt, _limit_argument())
     if feed is None:
         raise NotFound(f"There is no category {slug!r}, so there is no feed at {request.path}.")
-    gzip = _accepts_gzip()
-    headers = {
-        "ETag": feed.gzip_etag if gzip else feed.etag,
-        "Last-Modified": http_date(feed.last_modified),
-        "Cache-Control": f"public, max-age={ctx().settings.feeds.cache_max_age}",
-        "Vary": "Accept-Encoding",
-    }
-    if not_modified(
-        if_none_match=request.headers.get("If-None-Match"),
-        if_modified_since=request.headers.get("If-Modified-Since"),
-        etag=feed.etag,
-        last_modified=feed.last_modified,
-    ):
-        return Response(status=304, headers=headers)
-    body = feed.gzip_body if gzip else feed.body
-    if gzip:
-        headers["Content-Encoding"] = "gzip"
-    response = Response(body, status=200, headers=headers, content_type=feed.media_type)
-    response.content_length = len(body)
+    modified, chosen = _answer(
+        feed,
+        request.headers.get("If-None-Match"),
+        request.headers.get("If-Modified-Since"),
+        accepts_gzip(request.headers.get("Accept-Encoding", "")),
+    )
+    cache_control = _cache_control(ctx())
+    if not modified:
+        return Response(status=304, headers=[*chosen.not_modified_headers, cache_control])
+    response = Response(chosen.body, status=200, headers=[*chosen.ok_headers, cache_control])
+    response.direct_passthrough = True  # bytes as they are: no iteration, no re-encoding
     return response
+
+
+class FeedFastPath:
+    """WSGI middleware: the warm feed poll answered from the cache entry (see the docstring)."""
+
+    def __init__(self, app: Flask, wsgi: WSGIApplication) -> None:
+        self._wsgi = wsgi
+        self._ctx: Context = app.extensions["feedsvc"]
+        self._cache: FeedCache = app.extensions["feedsvc.feed_cache"]
+        self._cache_control = _cache_control(self._ctx)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if (method == "GET" or method == "HEAD") and not environ.get("QUERY_STRING"):
+            match = _FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
+            if match is not None:
+                started = time.perf_counter() if metrics.enabled() else None
+                try:
+                    feed = cached_feed(self._ctx, self._cache, match[1], match[2])
+                except Exception:  # the view answers it, through the error handlers
+                    feed = None
+                if feed is not None:
+                    return self._respond(feed, environ, start_response, method, started)
+        return self._wsgi(environ, start_response)
+
+    def _respond(
+        self,
+        feed: RenderedFeed,
+        environ: WSGIEnvironment,
+        start: StartResponse,
+        method: str,
+        started: float | None,
+    ) -> Iterable[bytes]:
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        modified, chosen = _answer(
+            feed,
+            if_none_match,
+            if_modified_since,
+            accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")),
+        )
+        if not modified:
+            start("304 NOT MODIFIED", [*chosen.not_modified_headers, self._cache_control])
+        else:
+            start("200 OK", [*chosen.ok_headers, self._cache_control])
+        if started is not None:  # what the Flask hooks of web/metrics.py count for the view
+            status = 200 if modified else 304
+            metrics.feed_cache_hit()
+            metrics.request_finished(FEED_ROUTE, method, status, time.perf_counter() - started)
+            if if_none_match is not None or if_modified_since is not None:
+                metrics.conditional_feed_request(status)
+        return [] if not modified or method == "HEAD" else [chosen.body]
+
+
+def _install_fast_path(state: BlueprintSetupState) -> None:
+    app: Any = state.app
+    app.wsgi_app = FeedFastPath(app, app.wsgi_app)
+
+
+bp.record_once(_install_fast_path)

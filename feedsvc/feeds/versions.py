@@ -1,0 +1,58 @@
+"""The current FeedState of each feed, read from the database only when it may have changed.
+
+Strict: a request never gets a version older than a write that returned before it started,
+whichever process wrote (a worker, the CLI, the scheduler). How, per backend:
+
+- SQLite: each thread remembers the states it read, together with the database's change
+  token (``Database.change_token``: ``PRAGMA data_version`` on the thread's own read-only
+  connection). The token is taken *before* the states are read, so a commit that lands in
+  between changes the token and the states are read again on the next request. While the
+  token is unchanged, no connection has committed anything: the remembered states are exact.
+- PostgreSQL (or any database without a token): one indexed row per request, on the
+  thread's own autocommit connection through the driver (``Database.hot_row``). A
+  connection the server dropped (a restart) is replaced and the read retried once, so
+  readers never see it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from feedsvc.db import Database
+from feedsvc.repo import feedstate
+from feedsvc.repo.feedstate import FeedState
+
+SITE_FEED = "all"
+# Remembered slugs per thread (unknown ones too, so that a 404 is cheap); past this the
+# memory starts over, which only costs a read.
+MAX_REMEMBERED = 1024
+
+
+class FeedVersions:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._local = threading.local()
+
+    def state(self, slug: str) -> FeedState | None:
+        """The feed's state now, or None when there is no such category."""
+        token = self._db.change_token()
+        if token is None:
+            return self._read(slug)
+        local = self._local
+        states: dict[str, FeedState | None] | None = getattr(local, "states", None)
+        if states is None or local.token != token or len(states) >= MAX_REMEMBERED:
+            states = local.states = {}
+            local.token = token
+        if slug in states:
+            return states[slug]
+        state = states[slug] = self._read(slug)
+        return state
+
+    def _read(self, slug: str) -> FeedState | None:
+        # repo/feedstate.py's statements, read by the hot path's own means (Database.hot_row).
+        if slug == SITE_FEED:
+            row = self._db.hot_row(feedstate._SITE_STATE)
+            assert row is not None  # the site_state row is made by the migrations
+            return FeedState(None, row[0], row[1], None)
+        row = self._db.hot_row(feedstate._CATEGORY_STATE, {"slug": slug})
+        return None if row is None else FeedState(row[0], row[1], row[2], row[3])
