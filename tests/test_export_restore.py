@@ -23,9 +23,10 @@ from feedsvc.cli import cli
 from feedsvc.clock import FrozenClock
 from feedsvc.config import load_settings
 from feedsvc.errors import FeedsvcError
-from feedsvc.models import Category, Job, Post
+from feedsvc.models import Category, Job, Post, RemovedCategory, SiteState
 from feedsvc.related import refresh
 from feedsvc.schemas import PostUpdate, SourceCreate
+from feedsvc.services import categories as category_service
 from feedsvc.services import posts as post_service
 from feedsvc.services import sources as source_service
 from feedsvc.sources.poll import poll_sources
@@ -106,6 +107,8 @@ def build_site(site: Site, upstream: HTTPServer) -> None:
     f.category("licai-fangfa", feed_length=5)
     f.category("jijin")
     f.category("gupiao", description="")
+    f.category("baoxian")
+    category_service.delete_category(ctx, "baoxian")  # `init` must not bring it back
     for n in range(8):
         f.post(
             "licai-fangfa",
@@ -181,6 +184,11 @@ def assert_same_site(before: Site, after: Site) -> None:
         assert list(old.execute(select(*columns).order_by(Post.id))) == list(
             new.execute(select(*columns).order_by(Post.id))
         )
+        # The site's own history travels too: `init` on the new site neither brings a
+        # removed category back nor loads sample posts (migration 0005).
+        removed = select(RemovedCategory.slug, RemovedCategory.removed_at)
+        assert list(new.execute(removed)) == list(old.execute(removed)) != []
+        assert new.scalar(select(SiteState.had_posts)) is True
 
 
 def assert_ids_continue(site: Site) -> None:

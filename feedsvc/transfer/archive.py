@@ -56,6 +56,7 @@ VERSION = 1
 # Parents before children (foreign keys are checked as rows arrive).
 TABLES = (
     "site_state",
+    "removed_categories",  # so that `init` does not bring them back on the new site
     "categories",
     "tags",
     "posts",

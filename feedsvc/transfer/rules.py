@@ -43,6 +43,7 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
         ("position", _between(0, 100_000), "from 0 to 100000"),
         _VERSION,
     ),
+    "removed_categories": (("slug", is_url_safe_slug, "a slug: a-z, 0-9 and single hyphens"),),
     "tags": (("name", _nonempty, "non-empty"), ("slug", _nonempty, "non-empty")),
     "posts": (
         ("slug", is_url_safe_slug, "a slug: a-z, 0-9 and single hyphens"),
