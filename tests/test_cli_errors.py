@@ -5,6 +5,7 @@ Regression tests for issue 7: each case here printed a Python traceback before.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -414,3 +415,29 @@ def test_a_bug_keeps_its_traceback(runner: Any, monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 1
     assert isinstance(result.exception, RuntimeError) and str(result.exception) == "程序缺陷"
     assert "feedsvc: error" not in result.output
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`feedsvc category list | head -0`: the pipe closes before feedsvc writes; no error line."""
+    from tests.processes import config_env
+
+    env = config_env(tmp_path, f"sqlite:///{tmp_path}/feedsvc.db")
+    init = subprocess.run(
+        [sys.executable, "-m", "feedsvc.cli", "init"], env=env, capture_output=True, timeout=120
+    )
+    assert init.returncode == 0, init.stderr
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the command writes a byte
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "feedsvc.cli", "category", "list"],
+            env=env,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert result.returncode == 1
+    assert result.stderr == b""  # neither "error: Broken pipe" nor a traceback
