@@ -216,6 +216,10 @@ def test_a_feed_write_is_served_within_the_bound(front: Front, coding: str) -> N
     while "新文：新鲜度" not in call(f"{front.base}{FEED}", headers).text:
         assert time.monotonic() - written < BOUND_SECONDS, "the front served stale bytes too long"
         time.sleep(0.02)
+    # Once served, never the old bytes again: each nginx worker keeps cache files open
+    # (open_file_cache) and must reopen an entry whose file was replaced.
+    for _ in range(40):
+        assert "新文：新鲜度" in call(f"{front.base}{FEED}", headers).text
 
 
 # Linux routes all of 127.0.0.0/8 to loopback: a client on 127.0.0.2 is not the front.
