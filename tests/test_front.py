@@ -9,14 +9,20 @@ Skipped only when no nginx binary can be found (`make test` installs nginx-light
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
+import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from werkzeug.http import http_date, parse_date
@@ -79,6 +85,8 @@ class Front:
     base: str  # nginx
     upstream: str  # gunicorn, directly
     token: str
+    serve_log: Path
+    server: subprocess.Popen[bytes]  # `feedsvc serve`
 
     def post(self, title: str) -> Answer:
         body = {"title": title, "category": CATEGORY, "content": "定投要有纪律，也要有耐心。"}
@@ -106,11 +114,8 @@ def front(db_url: str, tmp_path: Path) -> Iterator[Front]:
     factory.post(CATEGORY, title="旧文：先存后花")
     token = factory.token()
     app_port, front_port = free_port(), free_port()
-    server = feedsvc(
-        ["serve", "--host", "127.0.0.1", "--port", str(app_port), "--workers", "2"],
-        env,
-        tmp_path / "serve.log",
-    )
+    command = ["serve", "--host", "127.0.0.1", "--port", str(app_port), "--workers", "2"]
+    server = feedsvc([*command, "--forwarded-allow-ips", "127.0.0.1"], env, tmp_path / "serve.log")
     nginx = None
     try:
         upstream = f"http://127.0.0.1:{app_port}"
@@ -122,7 +127,9 @@ def front(db_url: str, tmp_path: Path) -> Iterator[Front]:
         folder.mkdir()
         config = render_config(folder, listen_port=front_port, upstream=f"127.0.0.1:{app_port}")
         nginx = start_nginx(config, front_port)
-        yield Front(f"http://127.0.0.1:{front_port}", upstream, token)
+        yield Front(
+            f"http://127.0.0.1:{front_port}", upstream, token, tmp_path / "serve.log", server
+        )
     finally:
         # SIGTERM: nginx's master stops its workers (after a SIGKILL they would serve on).
         stop_gracefully(nginx)
@@ -209,3 +216,88 @@ def test_a_feed_write_is_served_within_the_bound(front: Front, coding: str) -> N
     while "新文：新鲜度" not in call(f"{front.base}{FEED}", headers).text:
         assert time.monotonic() - written < BOUND_SECONDS, "the front served stale bytes too long"
         time.sleep(0.02)
+    # Once served, never the old bytes again: each nginx worker keeps cache files open
+    # (open_file_cache) and must reopen an entry whose file was replaced.
+    for _ in range(40):
+        assert "新文：新鲜度" in call(f"{front.base}{FEED}", headers).text
+
+
+# Linux routes all of 127.0.0.0/8 to loopback: a client on 127.0.0.2 is not the front.
+CLIENT = "127.0.0.2"
+
+
+def call_from(address: str, url: str, headers: dict[str, str]) -> int:
+    """A GET from the local ``address`` (http.client: urllib cannot choose the source)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "", parts.port, timeout=20, source_address=(address, 0)
+    )
+    try:
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        connection.request("GET", target, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_serve_logs_the_client_address_the_front_passed(front: Front) -> None:
+    # `feedsvc serve --forwarded-allow-ips 127.0.0.1` trusts the front's X-Forwarded-For: its
+    # access lines name the reader, not nginx, for the API and for a feed (a first request:
+    # a cache miss, which reaches gunicorn), even when the reader claims another address.
+    api = f"/api/v1/posts?category={CATEGORY}"
+    assert call_from(CLIENT, f"{front.base}{api}", {}) == 200
+    assert call_from(CLIENT, f"{front.base}{FEED}", {"X-Forwarded-For": "203.0.113.7"}) == 200
+    stop_gracefully(front.server)  # its access lines are all written once it has exited
+    lines = front.serve_log.read_text(encoding="utf-8", errors="replace").splitlines()
+    for path in (api, FEED):
+        (line,) = [line for line in lines if "gunicorn.access" in line and f"GET {path} " in line]
+        assert f" gunicorn.access: {CLIENT} " in line, line
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """An upstream that answers 200 and keeps the headers of each request it got."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(dict(self.headers.items()))
+        body = b"recorded"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["/api/v1/posts", "/admin/", "/about", FEED])
+def test_the_front_tells_the_upstream_who_asked_and_how(tmp_path: Path, path: str) -> None:
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
+    thread.start()
+    port = free_port()
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    config = render_config(
+        folder, listen_port=port, upstream=f"127.0.0.1:{recorder.server_address[1]}"
+    )
+    # start_nginx knows nginx is up when the recorder answered its "/": forgotten below.
+    nginx = start_nginx(config, port)
+    try:
+        _Recorder.seen.clear()
+        sent = {"Host": "feeds.example.cn", "X-Forwarded-For": "203.0.113.7"}
+        assert call_from(CLIENT, f"http://127.0.0.1:{port}{path}", sent) == 200
+    finally:
+        stop_gracefully(nginx)
+        recorder.shutdown()
+        recorder.server_close()
+    [got] = _Recorder.seen
+    # The address the front saw is appended to what the client claimed (feedsvc's access log
+    # picks the last hop that is not a trusted front); scheme and host are the client's.
+    assert got["X-Forwarded-For"] == f"203.0.113.7, {CLIENT}"
+    assert got["X-Forwarded-Proto"] == "http"
+    assert got["X-Forwarded-Host"] == "feeds.example.cn"
+    assert got["Host"] == "feeds.example.cn"
