@@ -51,8 +51,8 @@ class FeedVersions:
     def _read(self, slug: str) -> FeedState | None:
         # repo/feedstate.py's statements, read by the hot path's own means (Database.hot_row).
         if slug == SITE_FEED:
-            row = self._db.hot_row(feedstate._SITE_STATE)
+            row = self._db.hot_row(feedstate.SITE_STATE)
             assert row is not None  # the site_state row is made by the migrations
             return FeedState(None, row[0], row[1], None)
-        row = self._db.hot_row(feedstate._CATEGORY_STATE, {"slug": slug})
+        row = self._db.hot_row(feedstate.CATEGORY_STATE, {"slug": slug})
         return None if row is None else FeedState(row[0], row[1], row[2], row[3])

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Category, SiteState
@@ -26,22 +26,15 @@ class FeedState:
     feed_length: int | None
 
 
-_CATEGORY_STATE = select(
+# Read on the hot path by feeds/versions.py (through Database.hot_row): a row of
+# (id, content_version, feed_changed_at, feed_length) for a category, or
+# (content_version, feed_changed_at) for the whole site.
+CATEGORY_STATE = select(
     Category.id, Category.content_version, Category.feed_changed_at, Category.feed_length
 ).where(Category.slug == bindparam("slug"))
-_SITE_STATE = select(SiteState.content_version, SiteState.feed_changed_at).where(
+SITE_STATE = select(SiteState.content_version, SiteState.feed_changed_at).where(
     SiteState.id == SITE_STATE_ID
 )
-
-
-def category_feed_state(connection: Connection | Session, slug: str) -> FeedState | None:
-    row = connection.execute(_CATEGORY_STATE, {"slug": slug}).first()
-    return None if row is None else FeedState(row[0], row[1], row[2], row[3])
-
-
-def site_feed_state(connection: Connection | Session) -> FeedState:
-    row = connection.execute(_SITE_STATE).one()
-    return FeedState(None, row[0], row[1], None)
 
 
 def bump(session: Session, category_ids: Iterable[int], now: datetime, *, visible: bool) -> None:

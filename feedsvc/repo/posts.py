@@ -102,9 +102,5 @@ def next_due(session: Session, category_id: int | None, now: datetime) -> dateti
     return session.scalar(query)
 
 
-def count_posts(session: Session) -> int:
-    return session.scalar(select(func.count(Post.id))) or 0
-
-
 def get_tag(session: Session, name: str) -> Tag | None:
     return session.scalar(select(Tag).where(or_(Tag.name == name, Tag.slug == name)))

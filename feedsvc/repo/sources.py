@@ -50,16 +50,6 @@ def items_of(session: Session, source_id: int) -> list[ExternalItem]:
     return list(session.scalars(select(ExternalItem).where(ExternalItem.source_id == source_id)))
 
 
-def items_of_category(session: Session, category_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(ExternalItem.id)
-            .join(Source, Source.id == ExternalItem.source_id)
-            .where(Source.category_id == category_id)
-        )
-    )
-
-
 def mark_deleted(session: Session, post_id: int) -> None:
     """The publisher deleted an aggregated post: never import its entry again."""
     session.execute(update(SourceEntry).where(SourceEntry.post_id == post_id).values(deleted=True))
