@@ -163,14 +163,26 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
+    parser.add_argument(
+        "--version-max-age-ms",
+        type=int,
+        default=0,
+        help="feeds.version_max_age_ms (PostgreSQL's bounded mode; 0: strict)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         config, db_url = build_site(tmp, args.postgres)
+        if args.version_max_age_ms:
+            with config.open("a", encoding="utf-8") as extra:
+                extra.write(f"[feeds]\nversion_max_age_ms = {args.version_max_age_ms}\n")
         cold_ours, cold_bare = cold_build(db_url)
         rows = through_gunicorn(config, tmp, args.rounds, args.seconds)
     backend = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"feed: {ITEMS} items on {backend}; gunicorn 2 workers x 4 threads; wrk -t2 -c16")
+    mode = (
+        f", versions reused up to {args.version_max_age_ms} ms" if args.version_max_age_ms else ""
+    )
+    print(f"feed: {ITEMS} items on {backend}{mode}; gunicorn 2 workers x 4 threads; wrk -t2 -c16")
     print(f"{'measure':<34}{'ours':>12}{'baseline':>12}{'ratio':>8}")
     name, speed = "cold build vs bare feedgen", cold_bare / cold_ours
     print(f"{name:<34}{cold_ours * 1e3:>10.3f}ms{cold_bare * 1e3:>10.3f}ms{speed:>8.2f}")

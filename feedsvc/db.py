@@ -106,6 +106,8 @@ class Database:
         self._hot_connections: list[PoolProxiedConnection] = []
         self._compiled: dict[Select[*tuple[Any, ...]], tuple[str, dict[str, Any], list[Any]]] = {}
         self._hot_lock = threading.Lock()
+        # Writes this process committed: feeds/versions.py's bounded mode reads again after one.
+        self.writes_committed = 0
 
     @property
     def dialect(self) -> str:
@@ -121,6 +123,7 @@ class Database:
         """One transaction: committed when the block ends, rolled back on any exception."""
         with self._writer() as session, session.begin():
             yield session
+        self.writes_committed += 1  # after the commit, before the caller sees it returned
 
     def change_token(self) -> object | None:
         """A value that stays equal, in one thread, until any connection commits a write.

@@ -40,7 +40,9 @@ def versions(ctx: Context) -> FeedVersions:
     """This process's version lookup (it remembers per thread: see feeds/versions.py)."""
     found = ctx.memory.get(_VERSIONS)
     if found is None:
-        found = ctx.memory.setdefault(_VERSIONS, FeedVersions(ctx.db))
+        found = ctx.memory.setdefault(
+            _VERSIONS, FeedVersions(ctx.db, ctx.settings.feeds.version_max_age_ms)
+        )
     assert isinstance(found, FeedVersions)
     return found
 

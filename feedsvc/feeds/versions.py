@@ -12,11 +12,20 @@ whichever process wrote (a worker, the CLI, the scheduler). How, per backend:
   thread's own autocommit connection through the driver (``Database.hot_row``). A
   connection the server dropped (a restart) is replaced and the read retried once, so
   readers never see it.
+
+A trade, off by default (``feeds.version_max_age_ms`` > 0), for PostgreSQL, where the strict
+way costs a round trip per poll: a thread reuses what it read for at most that long, so a
+write by *another* process is served within that bound; a write this process committed
+(``Database.writes_committed``) is read again at once. The token is then (writes committed
+here, the time slot of that length): a state read in one slot is reused until the slot ends,
+at most ``max_age`` after it was read.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 from feedsvc.db import Database
 from feedsvc.repo import feedstate
@@ -29,15 +38,24 @@ MAX_REMEMBERED = 1024
 
 
 class FeedVersions:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        max_age_ms: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._local = threading.local()
+        self._max_age = max_age_ms / 1000
+        self._monotonic = monotonic
 
     def state(self, slug: str) -> FeedState | None:
         """The feed's state now, or None when there is no such category."""
         token = self._db.change_token()
         if token is None:
-            return self._read(slug)
+            if self._max_age <= 0:
+                return self._read(slug)
+            token = (self._db.writes_committed, int(self._monotonic() // self._max_age))
         local = self._local
         states: dict[str, FeedState | None] | None = getattr(local, "states", None)
         if states is None or local.token != token or len(states) >= MAX_REMEMBERED:
