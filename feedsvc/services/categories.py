@@ -355,7 +355,7 @@ def apply_file(ctx: Context, path: Path, *, overwrite: bool = False) -> SyncRepo
     """`feedsvc category sync`: ``sync_categories``, then the sources listed under them the
     same way (missing ones added; with ``overwrite`` existing ones take the file's category,
     mode and interval). The whole file is checked before anything is stored."""
-    from feedsvc.services.sources import sync_sources
+    from feedsvc.services.sources import stored_listed_source, sync_sources
 
     listed = read_file(ctx, path)
     report = SyncReport()
@@ -366,19 +366,12 @@ def apply_file(ctx: Context, path: Path, *, overwrite: bool = False) -> SyncRepo
         return report
     for slug, entry in listed.sources:
         data = parse_input(SourceCreate, {**entry, "category": slug})
-        with ctx.db.read() as session:
-            current = source_repo.find_source(session, data.url)
-            state = (
-                None
-                if current is None
-                else (current.category.slug, current.mode, current.interval_minutes)
-            )
-        interval = data.interval_minutes or ctx.settings.sources.default_interval_minutes
-        if current is None:
+        stored = stored_listed_source(ctx, data)
+        if stored is None:
             create_source(ctx, data)
             report.sources_added += 1
             report.changes.append(f"added source {data.url} ({slug})")
-        elif state != (slug, data.mode, interval):
+        elif not stored[1]:
             report.changes.append(
                 f"differs from the file (kept; --overwrite applies it): source {data.url}"
             )

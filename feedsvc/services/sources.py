@@ -151,22 +151,29 @@ def sync_sources(ctx: Context, entries: list[tuple[str, dict[str, Any]]]) -> Sou
         _interval(ctx, wanted[-1].interval_minutes)
     added = updated = unchanged = 0
     for data in wanted:
-        with ctx.db.read() as session:
-            current = source_repo.find_source(session, data.url)
-            current_key = (
-                None
-                if current is None
-                else (current.category.slug, current.mode, current.interval_minutes)
-            )
-        if current is None:
+        stored = stored_listed_source(ctx, data)
+        if stored is None:
             create_source(ctx, data)
             added += 1
             continue
-        interval = _interval(ctx, data.interval_minutes)
-        if current_key == (data.category, data.mode, interval):
+        source_id, same = stored
+        if same:
             unchanged += 1
         else:
+            interval = _interval(ctx, data.interval_minutes)
             update = SourceUpdate(category=data.category, mode=data.mode, interval_minutes=interval)
-            update_source(ctx, current.id, update)
+            update_source(ctx, source_id, update)
             updated += 1
     return SourceSyncReport(added, updated, unchanged)
+
+
+def stored_listed_source(ctx: Context, data: SourceCreate) -> tuple[int, bool] | None:
+    """The stored source at ``data.url`` as (its id, whether it already has the category,
+    mode and interval the file lists), or None when there is none."""
+    interval = _interval(ctx, data.interval_minutes)
+    with ctx.db.read() as session:
+        current = source_repo.find_source(session, data.url)
+        if current is None:
+            return None
+        stored = (current.category.slug, current.mode, current.interval_minutes)
+        return current.id, stored == (data.category, data.mode, interval)
