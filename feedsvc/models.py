@@ -115,8 +115,13 @@ class Tag(Base):
 class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
-        Index("ix_posts_category_feed", "category_id", "status", "published_at"),
-        Index("ix_posts_status_published", "status", "published_at"),
+        # Every list of posts is ordered by (published_at, id) descending, and every filter has
+        # an index ending in those two columns: a page reads one page of index entries from the
+        # cursor on (repo/posts.py), at any corpus size. Migration 0006.
+        Index("ix_posts_category_feed", "category_id", "status", "published_at", "id"),
+        Index("ix_posts_status_published", "status", "published_at", "id"),
+        Index("ix_posts_category_published", "category_id", "published_at", "id"),
+        Index("ix_posts_published", "published_at", "id"),
         NEVER_REUSE_IDS,
     )
 

@@ -1,12 +1,21 @@
-"""Post queries: lookups, the API's filtered listing, and what a feed shows."""
+"""Post queries: lookups, the API's filtered listing, and what a feed shows.
+
+Every list is newest first, ``(published_at, id)`` descending, and costs the same at 100,000
+posts as at 1,000: each filter has an index that ends with ``(published_at, id)`` (models.py,
+migration 0006), so the database walks it backwards from the cursor and stops after one page.
+The cursor is a row value, ``(published_at, id) < (:at, :id)``: one range bound on that index,
+where the equivalent ``a < x OR (a = x AND b < y)`` is a filter both SQLite and PostgreSQL
+apply to every row they read from the start of the list (90% deep: 90% of the table).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from feedsvc.models import Post, Tag, post_tags
 
@@ -67,20 +76,33 @@ def list_posts(
     if where.status is not None:
         query = query.where(Post.status == where.status)
     if where.tag_id is not None:
-        query = query.where(
-            Post.id.in_(select(post_tags.c.post_id).where(post_tags.c.tag_id == where.tag_id))
+        # Walk the posts in list order and keep the tagged ones (one primary-key probe of
+        # post_tags each): a page costs about limit / (the tag's share of posts) probes,
+        # whatever the corpus size. Starting from the tag's rows instead reads and sorts all
+        # of them on every page (2.5x from 1,000 to 100,000 posts). The probe is a scalar
+        # subquery, which neither database turns into a join that could start from the tag.
+        # The cost moves to rare tags (a tag on 0.1% of posts: ~20,000 index entries per page
+        # of 20) and to a tag's last page, which reads on to the end of the list.
+        tagged = (
+            select(literal(1))
+            .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == where.tag_id)
+            .limit(1)
+            .scalar_subquery()
         )
+        query = query.where(tagged.is_not(None))
     if where.visible_at is not None:
         query = _visible(query, where.visible_at)
     if after is not None:
-        query = query.where(
-            or_(
-                Post.published_at < after.published_at,
-                and_(Post.published_at == after.published_at, Post.id < after.id),
-            )
-        )
+        query = query.where(_before(after))
     query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def _before(after: SortKey) -> ColumnElement[bool]:
+    """Posts after ``after`` in the list (older, or as old with a smaller id): a row value."""
+    return tuple_(Post.published_at, Post.id) < tuple_(
+        literal(after.published_at, Post.published_at.type), literal(after.id, Post.id.type)
+    )
 
 
 def feed_posts(session: Session, category_id: int | None, now: datetime, limit: int) -> list[Post]:

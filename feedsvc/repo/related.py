@@ -172,49 +172,66 @@ def category_ids(session: Session, post_ids: Collection[int]) -> set[int]:
 def related_views(
     session: Session, post_ids: Collection[int], now: datetime
 ) -> dict[int, list[RelatedView]]:
-    """Stored lists of these posts: related posts visible now, and upstream items."""
+    """Stored lists of these posts: related posts visible now, and upstream items.
+
+    Each query starts from ids and reads by primary key: the lists' rows by ``post_id`` (the
+    key's first column), then the posts and upstream items they name by id. A join of
+    related_items to posts lets the planner start from the posts instead, and SQLite without
+    statistics does: it walked every published post (600-725 ms at 100,000 posts, against
+    about 1 ms from the ids). Visibility is checked here, on the few rows read.
+    """
     if not post_ids:
         return {}
-    ids = list(post_ids)
-    ours = session.execute(
-        select(
-            RelatedItem.post_id,
-            Post.id,
-            Post.slug,
-            Post.title,
-            Post.summary,
-            RelatedItem.score,
-            RelatedItem.rank,
-            RelatedItem.computed_at,
+    rows = [
+        row
+        for part in chunked(post_ids)
+        for row in session.execute(
+            select(
+                RelatedItem.post_id,
+                RelatedItem.related_post_id,
+                RelatedItem.external_item_id,
+                RelatedItem.score,
+                RelatedItem.rank,
+                RelatedItem.computed_at,
+            ).where(RelatedItem.post_id.in_(part))
         )
-        .join(Post, Post.id == RelatedItem.related_post_id)
-        .where(RelatedItem.post_id.in_(ids), Post.status == "published", Post.published_at <= now)
-    )
-    theirs = session.execute(
-        select(
-            RelatedItem.post_id,
-            ExternalItem.id,
-            ExternalItem.link,
-            Source.title,
-            Source.url,
-            ExternalItem.title,
-            ExternalItem.excerpt,
-            RelatedItem.score,
-            RelatedItem.rank,
-            RelatedItem.computed_at,
+    ]
+    posts = {
+        pid: (slug, title, summary)
+        for part in chunked({row.related_post_id for row in rows if row.related_post_id})
+        for pid, slug, title, summary, status, published_at in session.execute(
+            select(
+                Post.id, Post.slug, Post.title, Post.summary, Post.status, Post.published_at
+            ).where(Post.id.in_(part))
         )
-        .join(ExternalItem, ExternalItem.id == RelatedItem.external_item_id)
-        .join(Source, Source.id == ExternalItem.source_id)
-        .where(RelatedItem.post_id.in_(ids))
-    )
+        if status == "published" and published_at <= now
+    }
+    externals = {
+        xid: (link, name or urlsplit(url).hostname or url, title, excerpt)
+        for part in chunked({row.external_item_id for row in rows if row.external_item_id})
+        for xid, link, name, url, title, excerpt in session.execute(
+            select(
+                ExternalItem.id,
+                ExternalItem.link,
+                Source.title,
+                Source.url,
+                ExternalItem.title,
+                ExternalItem.excerpt,
+            )
+            .join(Source, Source.id == ExternalItem.source_id)
+            .where(ExternalItem.id.in_(part))
+        )
+    }
     views: dict[int, list[RelatedView]] = defaultdict(list)
-    for owner, pid, slug, title, summary, score, rank, at in ours:
-        views[owner].append(
-            RelatedView(pid, None, slug, None, None, title, summary, score, rank, at)
-        )
-    for owner, xid, link, name, url, title, excerpt, score, rank, at in theirs:
-        source = name or urlsplit(url).hostname or url
-        views[owner].append(
-            RelatedView(None, xid, None, link, source, title, excerpt, score, rank, at)
-        )
+    for owner, pid, xid, score, rank, at in rows:
+        if pid is not None and pid in posts:
+            slug, title, summary = posts[pid]
+            views[owner].append(
+                RelatedView(pid, None, slug, None, None, title, summary, score, rank, at)
+            )
+        elif xid is not None and xid in externals:
+            link, source, title, excerpt = externals[xid]
+            views[owner].append(
+                RelatedView(None, xid, None, link, source, title, excerpt, score, rank, at)
+            )
     return {owner: sorted(items, key=lambda v: v.rank) for owner, items in views.items()}
