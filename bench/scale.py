@@ -14,10 +14,13 @@ through Flask's test client, and the median latency of each request below is mea
 - the API list: anonymous, authenticated first page, authenticated 90% deep by cursor, and
   with a status, a category and a tag filter (first page and 90% deep).
 
-The table prints each median and its ratio to the smallest size (the goal of issue 9:
-<= 1.2x at 100k). Then the query plans (EXPLAIN QUERY PLAN / EXPLAIN) of the statements
-the key requests ran at the largest size, captured as SQLAlchemy sent them. Then the
-write-load figures of bench/writes.py (``reads_under_writes``) when that module exists.
+The sizes are measured side by side: request by request, one call at each size in turn,
+so that whatever else loads the machine weighs on every size alike. The table prints each
+median and its ratio to the smallest size (the goal of issue 9: <= 1.2x at 100k). On
+PostgreSQL it also counts the transactions a request costs (pg_stat_database, "PG xacts").
+Then the query plans (EXPLAIN QUERY PLAN / EXPLAIN) of the statements the key requests ran
+at the largest size, captured as SQLAlchemy sent them. Then the write-load figures of
+bench/writes.py (``reads_under_writes``) when that module exists.
 
 --save writes the medians as JSON; --compare FILE prints them beside this run's (how the
 "before" column of the README was made: the same script run on a checkout of main).
@@ -30,7 +33,6 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,16 +147,6 @@ def make_app(folder: Path) -> Any:
     return create_app(settings=settings)
 
 
-def median_ms(call: Callable[[], None], repeat: int) -> float:
-    call()  # the first call warms imports, templates and the pool
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 @contextmanager
 def captured_statements(engine: Any) -> Any:
     from sqlalchemy import event
@@ -187,41 +179,112 @@ def explain(engine: Any, statement: str, parameters: Any) -> list[str]:
         raw.close()
 
 
-def measure_size(folder: Path, repeat: int, plans: bool) -> tuple[dict[str, float], list[str]]:
-    from feedsvc.services.tokens import create_token
+STATISTICS = {
+    "sqlite": "no ANALYZE: SQLite plans without statistics",
+    "postgresql": "after the VACUUM ANALYZE autovacuum would run anyway (bench/corpus.py)",
+}
+# PostgreSQL: transactions per request (pg_stat_database; pre-ping made one per checkout).
+ROUND_TRIPS = ("feed warm rss", "feed cold rss", "post page", "api list auth")
 
-    app = make_app(folder)
-    ctx = app.extensions["feedsvc"]
-    cache = app.extensions["feedsvc.feed_cache"]
-    _, token = create_token(ctx, "bench-scale")
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {token}"}
-    results: dict[str, float] = {}
-    plan_lines: list[str] = []
-    for req in requests_for(app, token):
 
-        def call(req: Request = req) -> None:
-            if req.cold:
-                cache.clear()
-            response = client.get(req.path, headers=headers if req.auth else {})
-            assert response.status_code == 200, (req.path, response.status_code)
-            response.close()
+def transactions(ctx: Any) -> int:
+    """Transactions committed or rolled back in the app's database so far (all backends).
 
-        results[req.name] = median_ms(call, repeat)
-        if plans and req.name in PLANNED:
-            with captured_statements(ctx.db.engine) as seen:
-                call()
-            plan_lines.append(f"-- {req.name}: GET {req.path[:90]}")
-            for statement, parameters in seen:
-                if "posts" not in statement:
-                    continue
-                flat = " ".join(statement.split())
-                plan_lines.append(f"   {flat[:150]}{'...' if len(flat) > 150 else ''}")
-                plan_lines.extend(
-                    f"      {line}" for line in explain(ctx.db.engine, statement, parameters)
-                )
+    The app's connections are closed first: a backend reports its counts when it exits.
+    """
+    from sqlalchemy import create_engine, text
+
     ctx.db.dispose()
-    return results, plan_lines
+    time.sleep(0.5)
+    url = ctx.db.engine.url
+    admin = create_engine(url.set(database="postgres"))
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+            return int(
+                connection.scalar(
+                    text(
+                        "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                        " WHERE datname = :d"
+                    ),
+                    {"d": url.database},
+                )
+            )
+    finally:
+        admin.dispose()
+
+
+@dataclass
+class Site:
+    """One corpus served by the app in this process, and the requests measured on it."""
+
+    size: int
+    app: Any
+    client: Any
+    headers: dict[str, str]
+    requests: dict[str, Request]
+
+    @classmethod
+    def open(cls, size: int, folder: Path) -> Site:
+        from feedsvc.services.tokens import create_token
+
+        app = make_app(folder)
+        _, token = create_token(app.extensions["feedsvc"], "bench-scale")
+        requests = {req.name: req for req in requests_for(app, token)}
+        headers = {"Authorization": f"Bearer {token}"}
+        return cls(size, app, app.test_client(), headers, requests)
+
+    def get(self, name: str) -> None:
+        req = self.requests[name]
+        if req.cold:
+            self.app.extensions["feedsvc.feed_cache"].clear()
+        response = self.client.get(req.path, headers=self.headers if req.auth else {})
+        assert response.status_code == 200, (req.path, response.status_code)
+        response.close()
+
+    def close(self) -> None:
+        self.app.extensions["feedsvc"].db.dispose()
+
+
+def measure(sites: list[Site], repeat: int) -> dict[int, dict[str, float]]:
+    """Median latency of each request at each size, the sizes interleaved request by request:
+    whatever else loads the machine meanwhile weighs on every size alike."""
+    results: dict[int, dict[str, float]] = {site.size: {} for site in sites}
+    for name in sites[0].requests:
+        times: dict[int, list[float]] = {site.size: [] for site in sites}
+        for site in sites:
+            site.get(name)  # warms imports, templates, the pool and the page cache
+        for _ in range(repeat):
+            for site in sites:
+                started = time.perf_counter()
+                site.get(name)
+                times[site.size].append((time.perf_counter() - started) * 1000)
+        for site in sites:
+            results[site.size][name] = statistics.median(times[site.size])
+            ctx = site.app.extensions["feedsvc"]
+            if ctx.db.dialect == "postgresql" and name in ROUND_TRIPS:
+                before, count = transactions(ctx), 40
+                for _ in range(count):
+                    site.get(name)
+                results[site.size][f"{name} (PG xacts)"] = (transactions(ctx) - before) / count
+    return results
+
+
+def query_plans(site: Site) -> list[str]:
+    """EXPLAIN of the statements the PLANNED requests send (those reading posts or lists)."""
+    engine = site.app.extensions["feedsvc"].db.engine
+    lines: list[str] = []
+    for name in PLANNED:
+        with captured_statements(engine) as seen:
+            site.get(name)
+        lines.append(f"-- {name}: GET {site.requests[name].path[:90]}")
+        for statement, parameters in seen:
+            if "posts" not in statement and "related_items" not in statement:
+                continue
+            flat = " ".join(statement.split())
+            lines.append(f"   {flat[:150]}{'...' if len(flat) > 150 else ''}")
+            lines.extend(f"      {line}" for line in explain(engine, statement, parameters))
+    return lines
 
 
 def write_load(folder: Path, seconds: float) -> dict[str, float] | str:
@@ -249,6 +312,15 @@ def table(
         )
     lines = [head, "-" * len(head)]
     for name in names:
+        if name.endswith("xacts)"):
+            counts = "".join(f"{results[size][name]:>17.2f} tx" for size in sizes)
+            old = "".join(
+                f"{before[size][name]:>17.2f} tx"
+                for size in sizes
+                if before and size in before and name in before[size]
+            )
+            lines.append(f"{name:<24}" + counts + (f"   |{' ' * 17}{old}" if old else ""))
+            continue
         base = results[sizes[0]][name]
         cells = [f"{results[sizes[0]][name]:>11.2f} ms      "]
         for size in sizes[1:]:
@@ -289,26 +361,31 @@ def main() -> None:
     report: list[str] = []
     for backend in backends:
         server = args.postgres if backend == "postgresql" else None
-        results: dict[int, dict[str, float]] = {}
-        plans: list[str] = []
-        loads: dict[int, dict[str, float] | str] = {}
+        folders = {}
         for size in sizes:
             started = time.perf_counter()
-            folder = site_for(size, server)
+            folders[size] = site_for(size, server)
             print(
                 f"{backend} {size}: corpus ready in {time.perf_counter() - started:.1f} s",
                 flush=True,
             )
-            results[size], lines = measure_size(folder, repeat, plans=size == sizes[-1])
-            plans += lines
-            if not args.no_writes:
-                loads[size] = write_load(folder, 5.0 if args.quick else 20.0)
+        sites = [Site.open(size, folders[size]) for size in sizes]
+        try:
+            results = measure(sites, repeat)
+            plans = query_plans(sites[-1])
+        finally:
+            for site in sites:
+                site.close()
+        loads: dict[int, dict[str, float] | str] = {}
+        if not args.no_writes:
+            for size in sizes:
+                loads[size] = write_load(folders[size], 5.0 if args.quick else 20.0)
         saved[backend] = {str(size): values for size, values in results.items()}
         old = {int(size): values for size, values in before.get(backend, {}).items()}
         report += ["", *table(backend, sizes, results, old or None)]
         report += [
             "",
-            f"{backend}: query plans at {sizes[-1]} posts (no ANALYZE statistics)",
+            f"{backend}: query plans at {sizes[-1]} posts ({STATISTICS[backend]})",
             *plans,
         ]
         if loads:

@@ -30,7 +30,7 @@ def create_app(
     from feedsvc.context import Context
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
-    from feedsvc.web import api, errors, feeds, pages, routing
+    from feedsvc.web import api, errors, feeds, pages, retry, routing
     from feedsvc.web import metrics as web_metrics
 
     settings = settings or load_settings(overrides)
@@ -54,6 +54,7 @@ def create_app(
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    retry.init_app(app)  # after the views it wraps; /healthz below reports, never retries
 
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, str], int]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from feedsvc import create_app
 from feedsvc.config import load_settings
@@ -154,3 +155,47 @@ def _serving(base: str) -> bool:
             return bool(answer.status == 200)
     except OSError:
         return False
+
+
+def _dropped_once(real: Any) -> Any:
+    """``real``, except that its first call fails as a connection the server dropped."""
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DBAPIError(
+                "SELECT 1",
+                {},
+                Exception("server closed the connection"),
+                connection_invalidated=True,
+            )
+        return real(*args, **kwargs)
+
+    return flaky
+
+
+def test_a_read_that_meets_a_dropped_connection_is_answered_again(
+    client: Any, factory: Factory, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsvc.repo import posts as post_repo
+
+    post = factory.post()
+    monkeypatch.setattr(post_repo, "get_post_by_slug", _dropped_once(post_repo.get_post_by_slug))
+    page = client.get(f"/posts/{post.slug}")
+    assert page.status_code == 200
+    assert post.title in page.get_data(as_text=True)
+
+
+def test_a_write_that_meets_a_dropped_connection_is_not_repeated(
+    client: Any, factory: Factory, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsvc.services import posts as post_service
+
+    factory.post()
+    before = factory.counts()
+    monkeypatch.setattr(post_service, "create_post", _dropped_once(post_service.create_post))
+    body = {"title": "断线时写的一篇", "category": "licai-fangfa", "content": "正文。"}
+    response = client.post("/api/v1/posts", json=body, headers=auth)
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert factory.counts() == before

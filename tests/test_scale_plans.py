@@ -137,8 +137,9 @@ FILTERS = {
 @pytest.mark.parametrize("deep", [False, True], ids=["first-page", "deep-cursor"])
 @pytest.mark.parametrize("name", list(FILTERS))
 def test_post_lists_read_one_page_of_an_index(
-    ctx: Any, corpus: dict[str, Any], name: str, deep: bool
+    ctx: Any, corpus: dict[str, Any], name: str, deep: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(post_repo, "FEW_TAGGED", 0)  # the tag is common: the list is walked
     where = FILTERS[name]({**corpus, "now": ctx.clock.now()})
     after = corpus["cursor"] if deep else None
     found = plans(
@@ -146,6 +147,27 @@ def test_post_lists_read_one_page_of_an_index(
     )
     assert len(found) == 1
     assert_page_from_index(ctx, found[0], cursor=deep)
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["first-page", "deep-cursor"])
+def test_a_rare_tag_is_listed_from_its_own_rows(
+    ctx: Any, corpus: dict[str, Any], deep: bool
+) -> None:
+    where = post_repo.PostFilter(tag_id=corpus["tag"])
+    after = corpus["cursor"] if deep else None
+    found = plans(
+        ctx, lambda s: post_repo.list_posts(s, where, limit=5, after=after), "posts LEFT OUTER"
+    )
+    assert len(found) == 1
+    plan = found[0]
+    # At most FEW_TAGGED rows of the tag, read by its index, their posts by primary key.
+    if ctx.db.dialect == "sqlite":
+        assert "SEARCH post_tags USING INDEX ix_post_tags_tag_id (tag_id=?)" in plan, plan
+        assert "SEARCH posts USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+        assert "SCAN" not in plan, plan
+    else:
+        assert "ix_post_tags_tag_id" in plan or "pk_post_tags" in plan, plan
+        assert "Seq Scan" not in plan, plan
 
 
 @pytest.mark.parametrize("category", [True, False], ids=["category-feed", "site-feed"])

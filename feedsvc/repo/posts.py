@@ -76,26 +76,43 @@ def list_posts(
     if where.status is not None:
         query = query.where(Post.status == where.status)
     if where.tag_id is not None:
-        # Walk the posts in list order and keep the tagged ones (one primary-key probe of
-        # post_tags each): a page costs about limit / (the tag's share of posts) probes,
-        # whatever the corpus size. Starting from the tag's rows instead reads and sorts all
-        # of them on every page (2.5x from 1,000 to 100,000 posts). The probe is a scalar
-        # subquery, which neither database turns into a join that could start from the tag.
-        # The cost moves to rare tags (a tag on 0.1% of posts: ~20,000 index entries per page
-        # of 20) and to a tag's last page, which reads on to the end of the list.
-        tagged = (
-            select(literal(1))
-            .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == where.tag_id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        query = query.where(tagged.is_not(None))
+        query = query.where(_tagged(session, where.tag_id))
     if where.visible_at is not None:
         query = _visible(query, where.visible_at)
     if after is not None:
         query = query.where(_before(after))
     query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+# A tag on at most this many posts is listed from its own rows: all of them read and sorted,
+# a bounded cost. A commoner tag is listed by walking the posts in list order.
+FEW_TAGGED = 1000
+
+
+def _tagged(session: Session, tag_id: int) -> ColumnElement[bool]:
+    """Posts with this tag, as a condition whose plan costs the same at any corpus size.
+
+    Walking the list in order and probing post_tags by primary key for each post costs about
+    limit / (the tag's share of posts) probes per page: constant for a common tag, but a whole
+    walk of the table for a rare one (or one only old posts have). Reading the tag's own rows
+    and sorting them costs what the tag has: fine for a rare tag, and what grew 2.5x from
+    1,000 to 100,000 posts for a common one. So a bounded count (it reads at most
+    FEW_TAGGED + 1 index entries) picks: the tag's rows when they are few, else the walk.
+    The walk's probe is a scalar subquery, which neither SQLite nor PostgreSQL turns into a
+    join that could start from the tag.
+    """
+    rows = select(post_tags.c.post_id).where(post_tags.c.tag_id == tag_id)
+    sample = rows.limit(FEW_TAGGED + 1).subquery()
+    if (session.scalar(select(func.count()).select_from(sample)) or 0) <= FEW_TAGGED:
+        return Post.id.in_(rows)
+    probe = (
+        select(literal(1))
+        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == tag_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return probe.is_not(None)
 
 
 def _before(after: SortKey) -> ColumnElement[bool]:
@@ -116,12 +133,11 @@ def feed_posts(session: Session, category_id: int | None, now: datetime, limit: 
 
 def next_due(session: Session, category_id: int | None, now: datetime) -> datetime | None:
     """When the next scheduled post of this feed becomes visible (the cached bytes expire)."""
-    query = select(func.min(Post.published_at)).where(
-        Post.status == "published", Post.published_at > now
-    )
+    # The first one in the feed's index, not min() over all of them (scheduled posts pile up).
+    query = select(Post.published_at).where(Post.status == "published", Post.published_at > now)
     if category_id is not None:
         query = query.where(Post.category_id == category_id)
-    return session.scalar(query)
+    return session.scalar(query.order_by(Post.published_at, Post.id).limit(1))
 
 
 def get_tag(session: Session, name: str) -> Tag | None:
