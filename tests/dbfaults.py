@@ -18,8 +18,9 @@ from feedsvc import create_app, migrate
 from feedsvc.config import Settings
 from feedsvc.db import Database
 
+# As a restart does: returns once the backends are gone (5 s at most), their sockets closed.
 _CUT = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
     " WHERE datname = :d AND pid <> pg_backend_pid()"
 )
 
