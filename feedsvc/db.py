@@ -233,9 +233,10 @@ def _notice_dropped_connections(engine: Engine) -> None:
     transaction per request on the warm feed path). The pool then replaces the connection
     (SQLAlchemy's checkout-event disconnect handling, as for SQLite files in
     _watch_sqlite_file). A rare false alarm (a ParameterStatus after a server reload) only
-    costs a reconnect. A connection lost during a request still fails that request, and
-    SQLAlchemy then invalidates the whole pool (its default on a disconnect error): the
-    requests in flight are the only ones to see the loss.
+    costs a reconnect. A connection lost during a statement fails it, and SQLAlchemy then
+    invalidates the whole pool (its default on a disconnect error); a GET or HEAD is then
+    answered once more on a fresh connection (web/retry.py), so only writes in flight can
+    see the loss.
     """
     from sqlalchemy import exc as sa_exc
 
