@@ -96,6 +96,11 @@ def forget_shown(session: Session, owners: Collection[int], now: datetime) -> No
 # -- what the index reads --------------------------------------------------------------------
 
 
+def visible_post_ids(session: Session, now: datetime) -> list[int]:
+    query = select(Post.id).where(Post.status == "published", Post.published_at <= now)
+    return list(session.scalars(query.order_by(Post.id)))
+
+
 def visible_posts(
     session: Session, now: datetime, ids: Collection[int] | None = None
 ) -> list[Post]:
