@@ -270,7 +270,8 @@ def test_cli_request_hands_the_run_to_the_scheduler(runner, ctx, factory: Factor
     ticker.join()
     assert waited.exit_code == 0, waited.output
     assert "succeeded" in waited.output
-    assert runs(ctx.db, "related-refresh") == 1 and runs(ctx.db, "related-refresh", "requested") == 0
+    assert runs(ctx.db, "related-refresh") == 1
+    assert runs(ctx.db, "related-refresh", "requested") == 0
 
 
 def test_cli_related_and_jobs(runner, factory: Factory) -> None:
