@@ -261,7 +261,9 @@ def _persist_changes(
             terms[state.persisted_terms :],
             index.idf_snapshot(),
         )
-        index_repo.drop_documents(session, state.generation, sorted(set(gone) - set(keys)))
+        # A document can be both: its list changed before it was removed in this run.
+        absent = sorted(key for key in {*gone, *keys} if key not in index)
+        index_repo.drop_documents(session, state.generation, absent)
         present = sorted(key for key in keys if key in index)
         index_repo.put_documents(session, state.generation, list(index.stored_docs(present)))
         state.revision = index_repo.save_header(
