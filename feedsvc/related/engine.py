@@ -67,6 +67,7 @@ _PAIR = "\x1f"  # joins two terms into one posting key; no term contains it
 SCALE = 2**26  # unit-vector weights are stored as round(w * SCALE)
 _DOT_SCALE = float(SCALE) * float(SCALE)
 _PAIR_SHIFT = 32  # a pair's posting id: (first id + 1) << 32 | second id
+BLOCK = 256  # lists a rebuild computes at once (memory: about 1 MiB per list)
 
 
 @dataclass(frozen=True)
@@ -161,15 +162,32 @@ class _Grow:
         return self._buf[: self.size]
 
 
-def _gather(ptr: Array, data: Array, rows: Array) -> tuple[Array, Array]:
-    """Concatenated slices data[ptr[r]:ptr[r+1]] for r in rows, and their lengths."""
+def _spans(ptr: Array, rows: Array) -> tuple[Array, Array]:
+    """Positions of the slices ptr[r]:ptr[r+1] for r in rows, end to end; their lengths."""
     starts = ptr[rows]
     lengths = ptr[rows + 1] - starts
     total = int(lengths.sum())
     if total == 0:
-        return data[:0], lengths
+        return np.zeros(0, np.int64), lengths
     offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return data[offsets + np.arange(total)], lengths
+    return offsets + np.arange(total), lengths
+
+
+def _gather(ptr: Array, data: Array, rows: Array) -> tuple[Array, Array]:
+    """Concatenated slices data[ptr[r]:ptr[r+1]] for r in rows, and their lengths."""
+    at, lengths = _spans(ptr, rows)
+    return data[at], lengths
+
+
+def _distinct(values: Array) -> Array:
+    """Sorted distinct values (np.unique's hash path is slower on these int arrays)."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), np.bool_)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _scores(dots: Array) -> Array:
@@ -220,6 +238,10 @@ class RelatedIndex:
 
     def _reset(self, snapshot: IdfSnapshot) -> None:
         self._snapshot = snapshot
+        # The snapshot's cutoffs by posting id, for the terms this vocabulary has; the
+        # others wait under a missing term until it arrives (_term_id).
+        self._cut_ids: dict[int, tuple[int, str]] = {}
+        self._cut_waiting: dict[str, list[str]] = {}
         self._term_ids: dict[str, int] = {}
         self._terms: list[str] = []
         self._idf = _Grow(np.float64)  # per term id: snapshot.weight(term)
@@ -333,10 +355,12 @@ class RelatedIndex:
                 cutoffs=self._cutoffs(offers),
                 blocked=self._snapshot.blocked,
             )
+        self._install_cutoffs()
         self._post_all(offers)
-        for key in keys:
-            if self.owns_list(key):
-                self._store(key, self._compute(key))
+        owners = np.array([slot for slot, key in enumerate(keys) if self.owns_list(key)])
+        for start in range(0, len(owners), BLOCK):
+            for owner, items in self._compute_block(owners[start : start + BLOCK]).items():
+                self._store(owner, items)
 
     @classmethod
     def restore(
@@ -353,6 +377,7 @@ class RelatedIndex:
         index._terms = list(map(sys.intern, terms))
         index._term_ids = {term: i for i, term in enumerate(index._terms)}
         index._idf = _Grow(np.float64, [snapshot.weight(t) for t in index._terms])
+        index._install_cutoffs()
         offers: list[tuple[Array, Array]] = []
         lists: dict[str, list[Related]] = {}
         for doc in sorted(docs, key=lambda d: d.key):
@@ -421,7 +446,28 @@ class RelatedIndex:
             found = self._term_ids[term] = len(self._terms)
             self._terms.append(term)
             self._idf.extend([self._snapshot.weight(term)])
+            for name in self._cut_waiting.pop(term, ()):
+                self._resolve_cutoff(name)
         return found
+
+    def _install_cutoffs(self) -> None:
+        self._cut_ids, self._cut_waiting = {}, {}
+        for name in self._snapshot.cutoffs:
+            self._resolve_cutoff(name)
+
+    def _resolve_cutoff(self, name: str) -> None:
+        parts = name.split(_PAIR)
+        known = [self._term_ids.get(part) for part in parts]
+        missing = [part for part, ident in zip(parts, known, strict=True) if ident is None]
+        if missing:
+            self._cut_waiting.setdefault(missing[0], []).append(name)
+            return
+        ids = [ident for ident in known if ident is not None]
+        posting = ids[0]
+        if len(ids) == 2:
+            low, high = min(ids), max(ids)
+            posting = ((low + 1) << _PAIR_SHIFT) | high
+        self._cut_ids[posting] = self._snapshot.cutoffs[name]
 
     def _field_tf(self, doc: RelatedDoc) -> tuple[Array, Array]:
         # Sublinear TF per field, then fields weighted: a word said five times in the body
@@ -492,19 +538,14 @@ class RelatedIndex:
         return f"{min(a, b)}{_PAIR}{max(a, b)}"
 
     def _posted_under(self, key: str, postings: Array, weights: Array) -> Array:
-        cutoffs = self._snapshot.cutoffs
-        keep = (
-            [
-                i
-                for i, (posting, weight) in enumerate(
-                    zip(postings.tolist(), weights.tolist(), strict=True)
-                )
-                if (cut := cutoffs.get(self._posting_name(posting))) is None
-                or (-weight, key) <= (-cut[0], cut[1])
-            ]
-            if cutoffs
-            else list(range(len(postings)))
-        )
+        cutoffs = self._cut_ids
+        keep = [
+            i
+            for i, (posting, weight) in enumerate(
+                zip(postings.tolist(), weights.tolist(), strict=True)
+            )
+            if (cut := cutoffs.get(posting)) is None or (-weight, key) <= (-cut[0], cut[1])
+        ]
         posted = postings[keep]
         self._posted.append(posted)
         return posted
@@ -586,15 +627,73 @@ class RelatedIndex:
         mine = ids[lo:hi]
         self._dense[mine] = weights[lo:hi]
         try:
-            their_ids, lengths = _gather(ptr, ids, others)
-            their_weights, _ = _gather(ptr, weights, others)
-            products = self._dense[their_ids] * their_weights
+            at, lengths = _spans(ptr, others)
+            products = self._dense[ids[at]] * weights[at]
             rows = np.repeat(np.arange(len(others)), lengths)
             dots = np.bincount(rows, weights=products, minlength=len(others))
         finally:
             self._dense[mine] = 0.0
         scores: Array = _scores(dots)
         return scores
+
+    def _compute_block(self, owners: Array) -> dict[str, list[Related]]:
+        """The lists of several owners at once, all numpy (a rebuild: BLOCK owners a time).
+
+        Same lists as `_compute`, owner by owner: same candidates, same exact scores, same
+        order, where the slot stands for the key (a rebuild assigns slots in key order).
+        """
+        ptr, ids, weights = self._vec_ptr.view, self._vec_ids.view, self._vec_w.view
+        # Candidates: every (owner, slot) posted under a common key, once.
+        posted_lengths = np.array([len(self._posted[o]) for o in owners.tolist()], np.int64)
+        posted = (
+            np.concatenate([self._posted[o] for o in owners.tolist()])
+            if posted_lengths.sum()
+            else np.zeros(0, np.int64)
+        )
+        owner_of = np.repeat(np.arange(len(owners)), posted_lengths)
+        result: dict[str, list[Related]] = {self._keys[o]: [] for o in owners.tolist()}
+        if not len(posted) or not len(self._post_keys):
+            return result
+        at = np.searchsorted(self._post_keys, posted)
+        inside = at < len(self._post_keys)
+        at, owner_of, posted = at[inside], owner_of[inside], posted[inside]
+        hit = self._post_keys[at] == posted
+        at, owner_of = at[hit], owner_of[hit]
+        slots, lengths = _gather(self._post_ptr, self._post_slots, at)
+        pairs = _distinct(np.repeat(owner_of, lengths) * len(self._keys) + slots)
+        pair_owner, pair_slot = pairs // len(self._keys), pairs % len(self._keys)
+        keep = self._alive.view[pair_slot] & (pair_slot != owners[pair_owner])
+        pair_owner, pair_slot = pair_owner[keep], pair_slot[keep]
+        if not len(pair_slot):
+            return result
+        # The owners' vectors spread out over the block's own vocabulary (a small dense
+        # matrix), so each candidate term is one lookup: local[term], then that cell.
+        mine, mine_lengths = _spans(ptr, owners)
+        mine_terms = ids[mine]
+        block_terms = _distinct(mine_terms)
+        local = np.full(len(self._terms) + 1, len(block_terms), np.int64)  # default: a 0 column
+        local[block_terms] = np.arange(len(block_terms))
+        width = len(block_terms) + 1
+        dense = np.zeros(len(owners) * width, np.float64)
+        cells = np.repeat(np.arange(len(owners)), mine_lengths) * width + local[mine_terms]
+        dense[cells] = weights[mine]
+        theirs, their_lengths = _spans(ptr, pair_slot)
+        cells = np.repeat(pair_owner * width, their_lengths) + local[ids[theirs]]
+        products = dense[cells] * weights[theirs]
+        pair_of = np.repeat(np.arange(len(pair_slot)), their_lengths)
+        scores = _scores(np.bincount(pair_of, weights=products, minlength=len(pair_slot)))
+        good = scores >= self.min_score
+        pair_owner, pair_slot, scores = pair_owner[good], pair_slot[good], scores[good]
+        stamps = self._stamp.view[pair_slot]
+        order = np.lexsort((pair_slot, -stamps, -scores, pair_owner))
+        pair_owner, pair_slot, scores = pair_owner[order], pair_slot[order], scores[order]
+        first = np.searchsorted(pair_owner, pair_owner)  # each owner's run starts there
+        top = np.arange(len(pair_owner)) - first < self.top_k
+        for owner, slot, score in zip(
+            pair_owner[top].tolist(), pair_slot[top].tolist(), scores[top].tolist(), strict=True
+        ):
+            result[self._keys[owners[owner]]].append(Related(self._keys[slot], score))
+        return result
 
     def _compute(self, key: str) -> list[Related]:
         slot = self._slot[key]

@@ -52,7 +52,7 @@ from feedsvc.repo import sources as source_repo
 log = logging.getLogger("feedsvc.related")
 
 REFRESH_JOB = "related-refresh"
-BATCH = 200
+BATCH = 1000  # lists compared and written per transaction
 LOAD_BATCH = 500  # posts read, segmented and dropped at a time by a rebuild
 PERSIST_BATCH = 2000  # index rows written per transaction by a rebuild
 # Change-log rows older than this are pruned; an index older than that is rebuilt.
@@ -183,15 +183,17 @@ def _write(
         with ctx.db.write() as session:
             stored = related_repo.stored_lists(session, batch)
             changed_shown: list[int] = []
+            replaced: dict[int, related_repo.Ranked] = {}
             for post_id in batch:
                 new = _ranked(index, post_key(post_id))
                 old = stored.get(post_id, [])
                 if new == old:
                     continue
-                related_repo.replace_list(session, post_id, new, now)
-                written += 1
+                replaced[post_id] = new
                 if [key for key, _ in new] != [key for key, _ in old]:
                     changed_shown.append(post_id)
+            related_repo.replace_lists(session, replaced, now)
+            written += len(replaced)
             if changed_shown:
                 # Only what readers see counts: a score change alone leaves every feed alone.
                 categories = related_repo.category_ids(session, changed_shown)
