@@ -177,10 +177,11 @@ def measure_quality(index: RelatedIndex, docs: list[RelatedDoc]) -> dict[str, fl
 
 def exact_top(index: RelatedIndex, key: str, docs: list[RelatedDoc]) -> list[str]:
     """Brute force: the top k by score over every document, ignoring the candidate index."""
+    every = index.scores_with_all(key)
     scored = [
         (-score, -d.published_at.timestamp(), d.key)
         for d in docs
-        if d.key != key and (score := index.score(key, d.key)) >= index.min_score
+        if d.key != key and (score := every[d.key]) >= index.min_score
     ]
     return [other for _, _, other in heapq.nsmallest(index.top_k, scored)]
 

@@ -294,6 +294,12 @@ class RelatedIndex:
         found = self._score_slots(self._slot[a], np.array([self._slot[b]], np.int64))
         return float(found[0])
 
+    def scores_with_all(self, key: str) -> dict[str, float]:
+        """Cosine of `key` with every other document (brute force, for benchmarks)."""
+        others = np.array([s for s in self._slot.values() if self._keys[s] != key], np.int64)
+        scores = self._score_slots(self._slot[key], others).tolist()
+        return {self._keys[s]: score for s, score in zip(others.tolist(), scores, strict=True)}
+
     def terms(self) -> list[str]:
         """The vocabulary in id order (ids only grow until the next rebuild)."""
         return list(self._terms)
