@@ -11,6 +11,12 @@ never inside web workers: one APScheduler per gunicorn worker would run every jo
 worker (shared/LIBRARIES.md). Started by `serve`, it exits when its master dies, even by
 SIGKILL (feedsvc/lifeline.py).
 
+A manual run (`POST /api/v1/jobs/NAME/run`, `feedsvc jobs run NAME --request`) is only a
+recorded request: a run row with status "requested", which the scheduler's next tick claims
+(one conditional UPDATE) and runs as itself, so the client follows the id it was given. Web
+workers never run a job: a related run would build and keep the index in that worker.
+`feedsvc jobs run NAME` without --request runs in the CLI's own process.
+
 A process killed mid-run (SIGKILL, power loss) leaves only what its finished batches
 committed, each batch being one transaction, and a lease that expires by itself: whoever
 takes the lease next finishes the work and closes the dead run's record as abandoned.
