@@ -386,7 +386,8 @@ class RelatedIndex:
         index._install_cutoffs()
         offers: list[tuple[Array, Array]] = []
         lists: dict[str, list[Related]] = {}
-        for doc in sorted(docs, key=lambda d: d.key):
+        # Streamed, in any order: slots need key order only in a rebuild (_compute_block).
+        for doc in docs:
             term_ids = np.frombuffer(doc.term_ids, "<i4").astype(np.int32)
             weights = np.frombuffer(doc.weights, "<i4").astype(np.int32)
             index._append_slot(doc.key, doc.stamp, term_ids, weights)
