@@ -414,8 +414,9 @@ def bench_db(sizes: list[int]) -> None:
     where = ROOT
     print(f"feedsvc from {where}")
     print(
-        f"{'docs':>8} {'rebuild s':>10} {'peak MiB':>9} | {'restart+refresh s':>18} "
-        f"{'peak MiB':>9} {'RSS after':>10} {'next refresh s':>15}"
+        f"{'docs':>8} {'rebuild s':>10} {'cpu s':>7} {'peak MiB':>9} | "
+        f"{'restart+refresh s':>18} {'cpu s':>7} {'peak MiB':>9} {'RSS after':>10} "
+        f"{'next refresh s':>15}"
     )
     for size in sizes:
         rows = {}
@@ -427,8 +428,9 @@ def bench_db(sizes: list[int]) -> None:
             rows[mode] = json.loads(out.splitlines()[-1])
         r, s = rows["rebuild"], rows["restart"]
         print(
-            f"{size:>8,} {r['seconds']:>10.1f} {r['peak_mib']:>9.0f} | {s['seconds']:>18.2f} "
-            f"{s['peak_mib']:>9.0f} {s['rss_mib']:>10.0f} {s['next_s']:>15.2f}",
+            f"{size:>8,} {r['seconds']:>10.1f} {r.get('cpu', 0):>7.1f} {r['peak_mib']:>9.0f} | "
+            f"{s['seconds']:>18.2f} {s.get('cpu', 0):>7.2f} {s['peak_mib']:>9.0f} "
+            f"{s['rss_mib']:>10.0f} {s['next_s']:>15.2f}",
             flush=True,
         )
 
