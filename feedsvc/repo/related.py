@@ -139,22 +139,6 @@ def stored_lists(session: Session, post_ids: Iterable[int] | None = None) -> dic
     return dict(lists)
 
 
-def replace_list(session: Session, post_id: int, items: Ranked, now: datetime) -> None:
-    session.execute(delete(RelatedItem).where(RelatedItem.post_id == post_id))
-    for rank, (key, score) in enumerate(items, start=1):
-        related_id, external_id = split_key(key)
-        session.add(
-            RelatedItem(
-                post_id=post_id,
-                rank=rank,
-                related_post_id=related_id,
-                external_item_id=external_id,
-                score=score,
-                computed_at=now,
-            )
-        )
-
-
 def replace_lists(session: Session, lists: dict[int, Ranked], now: datetime) -> None:
     """Several lists at once: one DELETE and one multi-row INSERT (a rebuild writes 100k)."""
     if not lists:
