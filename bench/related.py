@@ -2,7 +2,12 @@
 
     python bench/related.py               # 1,000 and 10,000 documents
     python bench/related.py --big         # and 50,000 (a few minutes on 2 cores)
+    python bench/related.py --huge        # and 100,000
     python bench/related.py --segmenters  # jieba vs rjieba on the test corpus
+    python bench/related.py --db 1000 10000 100000 [--root /work/main]
+        # the jobs on a real SQLite site (build/bench-related-*.db): `refresh.rebuild`, then a
+        # new process (a restarted scheduler) adding 10 posts and running `refresh.refresh`;
+        # --root measures another checkout (e.g. main) with the same corpus, side by side
 
 Each corpus size runs in its own child process, so peak RSS (VmHWM) belongs to that size
 alone; "base" is the RSS after generating the documents and loading the segmenter, before
@@ -29,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if "--root" in sys.argv:  # measure another checkout's feedsvc (before/after)
+    ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 from feedsvc.related.engine import RelatedDoc, RelatedIndex  # noqa: E402
@@ -170,10 +177,11 @@ def measure_quality(index: RelatedIndex, docs: list[RelatedDoc]) -> dict[str, fl
 
 def exact_top(index: RelatedIndex, key: str, docs: list[RelatedDoc]) -> list[str]:
     """Brute force: the top k by score over every document, ignoring the candidate index."""
+    every = index.scores_with_all(key)
     scored = [
         (-score, -d.published_at.timestamp(), d.key)
         for d in docs
-        if d.key != key and (score := index.score(key, d.key)) >= index.min_score
+        if d.key != key and (score := every[d.key]) >= index.min_score
     ]
     return [other for _, _, other in heapq.nsmallest(index.top_k, scored)]
 
@@ -287,18 +295,168 @@ def seconds_to_cut(cut: Callable[[str], list[str]], texts: list[str]) -> float:
     return time.perf_counter() - started
 
 
+# -- the jobs on a database -------------------------------------------------------------------
+
+
+def db_path(size: int) -> Path:
+    tag = "main" if "--root" in sys.argv else "here"
+    return Path(__file__).resolve().parent.parent / "build" / f"bench-related-{tag}-{size}.db"
+
+
+def db_context(path: Path):  # type: ignore[no-untyped-def]
+    from feedsvc.config import load_settings
+    from feedsvc.context import Context
+    from feedsvc.db import Database
+
+    url = f"sqlite:///{path}"
+    settings = load_settings({"database": {"url": url}}, environ={})
+    return Context(settings=settings, db=Database(url))
+
+
+def insert_posts(ctx, first: int, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Synthetic posts as published rows (core inserts: the bench measures the jobs)."""
+    from sqlalchemy import insert
+
+    from feedsvc.models import Category, Post, PostChange
+
+    now = datetime.now(UTC)
+    with ctx.db.write() as session:
+        if session.get(Category, 1) is None:
+            session.add(
+                Category(
+                    id=1,
+                    slug="licai",
+                    name="理财",
+                    created_at=now,
+                    updated_at=now,
+                    feed_changed_at=now,
+                )
+            )
+            session.flush()
+    for start in range(first, first + count, 2000):
+        rows, changes = [], []
+        for n in range(start, min(start + 2000, first + count)):
+            doc = synthetic_doc(n)
+            rows.append(
+                {
+                    "id": n + 1,
+                    "slug": f"p{n}",
+                    "guid": f"tag:bench,2026:{n}",
+                    "category_id": 1,
+                    "title": doc.title,
+                    "author": "",
+                    "summary": "",
+                    "summary_given": False,
+                    "format": "html",
+                    "body": doc.body,
+                    "pages": [f"<p>{doc.body}</p>"],
+                    "status": "published",
+                    "published_at": min(doc.published_at, now),
+                    "created_at": now,
+                    "updated_at": now,
+                    "origin_link": None,
+                }
+            )
+            changes.append({"post_id": n + 1, "changed_at": now})
+        with ctx.db.write() as session:
+            session.execute(insert(Post), rows)
+            if first:  # new posts after the rebuild: in the change log, as a write puts them
+                session.execute(insert(PostChange), changes)
+
+
+def db_child(mode: str, size: int) -> dict[str, float]:
+    from feedsvc import migrate
+    from feedsvc.related import refresh
+
+    path = db_path(size)
+    if mode == "rebuild":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.parent.mkdir(exist_ok=True)
+        ctx = db_context(path)
+        migrate.upgrade(ctx.db)
+        insert_posts(ctx, 0, size)
+        tokenize("预热分词器")
+        base = rss_mib()
+        started, cpu = time.perf_counter(), time.process_time()
+        report = refresh.rebuild(ctx, None)
+        return {
+            "docs": report.documents,
+            "seconds": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu,
+            "base_mib": base,
+            "peak_mib": peak_rss_mib(),
+            "rss_mib": rss_mib(),
+        }
+    # A new process: the scheduler after a restart, ten posts written meanwhile.
+    ctx = db_context(path)
+    insert_posts(ctx, size + 10**6, 10)
+    tokenize("预热分词器")
+    base = rss_mib()
+    started, cpu = time.perf_counter(), time.process_time()
+    report = refresh.refresh(ctx, None)
+    first, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+    insert_posts(ctx, size + 2 * 10**6, 10)
+    started = time.perf_counter()
+    refresh.refresh(ctx, None)
+    second = time.perf_counter() - started
+    return {
+        "docs": report.documents,
+        "seconds": first,
+        "cpu": first_cpu,
+        "next_s": second,
+        "base_mib": base,
+        "peak_mib": peak_rss_mib(),
+        "rss_mib": rss_mib(),
+    }
+
+
+def bench_db(sizes: list[int]) -> None:
+    where = ROOT
+    print(f"feedsvc from {where}")
+    print(
+        f"{'docs':>8} {'rebuild s':>10} {'cpu s':>7} {'peak MiB':>9} | "
+        f"{'restart+refresh s':>18} {'cpu s':>7} {'peak MiB':>9} {'RSS after':>10} "
+        f"{'next refresh s':>15}"
+    )
+    for size in sizes:
+        rows = {}
+        for mode in ("rebuild", "restart"):
+            args = [sys.executable, __file__, "--db-child", mode, str(size)]
+            if "--root" in sys.argv:
+                args += ["--root", str(ROOT)]
+            out = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
+            rows[mode] = json.loads(out.splitlines()[-1])
+        r, s = rows["rebuild"], rows["restart"]
+        print(
+            f"{size:>8,} {r['seconds']:>10.1f} {r.get('cpu', 0):>7.1f} {r['peak_mib']:>9.0f} | "
+            f"{s['seconds']:>18.2f} {s.get('cpu', 0):>7.2f} {s['peak_mib']:>9.0f} "
+            f"{s['rss_mib']:>10.0f} {s['next_s']:>15.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--big", action="store_true", help="also run 50,000 documents")
     parser.add_argument("--segmenters", action="store_true", help="compare jieba and rjieba")
+    parser.add_argument("--huge", action="store_true", help="also run 100,000 documents")
+    parser.add_argument("--db", type=int, nargs="+", help="the jobs on an SQLite site of N posts")
+    parser.add_argument("--root", help="another checkout's feedsvc (with --db)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--db-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
+    if args.db_child:
+        print(json.dumps(db_child(args.db_child[0], int(args.db_child[1]))))
+    elif args.db:
+        bench_db(args.db)
+    elif args.one:
         print(json.dumps(measure(args.one)))
     elif args.segmenters:
         bench_segmenters()
     else:
-        bench_engine([1_000, 10_000, 50_000] if args.big else [1_000, 10_000])
+        sizes = [1_000, 10_000] + ([50_000] if args.big else []) + ([100_000] if args.huge else [])
+        bench_engine(sizes)
 
 
 if __name__ == "__main__":

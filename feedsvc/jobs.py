@@ -11,6 +11,12 @@ never inside web workers: one APScheduler per gunicorn worker would run every jo
 worker (shared/LIBRARIES.md). Started by `serve`, it exits when its master dies, even by
 SIGKILL (feedsvc/lifeline.py).
 
+A manual run (`POST /api/v1/jobs/NAME/run`, `feedsvc jobs run NAME --request`) is only a
+recorded request: a run row with status "requested", which the scheduler's next tick claims
+(one conditional UPDATE) and runs as itself, so the client follows the id it was given. Web
+workers never run a job: a related run would build and keep the index in that worker.
+`feedsvc jobs run NAME` without --request runs in the CLI's own process.
+
 A process killed mid-run (SIGKILL, power loss) leaves only what its finished batches
 committed, each batch being one transaction, and a lease that expires by itself: whoever
 takes the lease next finishes the work and closes the dead run's record as abandoned.
@@ -154,13 +160,28 @@ def _close_abandoned_runs(session: Session, dead_owner: str, now: datetime) -> N
 
 
 def execute(
-    ctx: Context, spec: JobSpec, owner: str, *, trigger: str, cancel: threading.Event | None = None
+    ctx: Context,
+    spec: JobSpec,
+    owner: str,
+    *,
+    trigger: str,
+    cancel: threading.Event | None = None,
+    request: int | None = None,
 ) -> Outcome:
-    """Run ``spec`` under a lease ``owner`` already holds; record it; release the lease."""
+    """Run ``spec`` under a lease ``owner`` already holds; record it; release the lease.
+
+    With ``request``, the run is that requested one (its record becomes this run's).
+    """
     lease = Lease(ctx, spec.lease_name, owner, _ttl(ctx), cancel or threading.Event())
     began = time.monotonic()
     with ctx.db.write() as session:
-        run_id = job_repo.start_run(session, spec.name, trigger, owner, ctx.clock.now())
+        if request is None:
+            run_id = job_repo.start_run(session, spec.name, trigger, owner, ctx.clock.now())
+        elif job_repo.claim_request(session, request, owner, ctx.clock.now()):
+            run_id, trigger = request, "manual"
+        else:  # pragma: no cover - another scheduler claimed it between two statements
+            job_repo.release_lease(session, spec.lease_name, owner)
+            return Outcome.BUSY
     log.debug("%s: run %d started (%s)", spec.name, run_id, trigger)
     items, error, outcome, lost = 0, None, Outcome.SUCCEEDED, False
     timer = metrics.job_started(spec.name)
@@ -204,34 +225,36 @@ def run_job(
     only_if_due: bool = False,
     cancel: threading.Event | None = None,
 ) -> Outcome:
+    """Run ``spec`` now (BUSY if another process holds its lease).
+
+    ``only_if_due`` (the scheduler's tick): only when the job is due or a run of it was
+    requested (API, `feedsvc jobs run --request`); a request is run first, as itself.
+    """
     owner = owner or new_owner()
     if not acquire(ctx, spec, owner):
         return Outcome.BUSY
+    request = None
     if only_if_due:
         with ctx.db.read() as session:
+            request = job_repo.pending_request(session, spec.name)
             job = job_repo.get_job(session, spec.name)
             due = job is None or job.next_due_at is None or job.next_due_at <= ctx.clock.now()
-        if not due:
+        if not due and request is None:
             with ctx.db.write() as session:
                 job_repo.release_lease(session, spec.lease_name, owner)
             return Outcome.NOT_DUE
-    return execute(ctx, spec, owner, trigger=trigger, cancel=cancel)
+    return execute(ctx, spec, owner, trigger=trigger, cancel=cancel, request=request)
 
 
-def start_in_background(ctx: Context, spec: JobSpec, *, trigger: str) -> bool:
-    """Take the lease now (False if busy) and run the job in a thread (API, `jobs run`)."""
-    owner = new_owner()
-    if not acquire(ctx, spec, owner):
-        return False
-    thread = threading.Thread(
-        target=execute,
-        args=(ctx, spec, owner),
-        kwargs={"trigger": trigger},
-        name=f"feedsvc-job-{spec.name}",
-        daemon=True,
-    )
-    thread.start()
-    return True
+def request_run(ctx: Context, spec: JobSpec) -> int:
+    """Hand a run to the scheduler process (its next tick runs it); the run's id.
+
+    Web workers never run jobs: a related run would hold the index in a worker.
+    """
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        job_repo.ensure_job(session, spec.name, spec.lease_name, spec.first_due(ctx, now))
+        return job_repo.request_run(session, spec.name, now)
 
 
 def run_scheduler(

@@ -9,9 +9,11 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -192,6 +194,52 @@ class RelatedItem(Base):
     )
     score: Mapped[float]
     computed_at: Mapped[datetime]
+
+
+class RelatedIndexState(Base):
+    """The persisted related index: which generation is current and what it has applied.
+
+    One row (id 1). A rebuild writes a new generation's terms and documents, then switches
+    ``generation`` here in the same transaction as the job markers; an incremental refresh
+    rewrites only the documents it changed and bumps ``revision`` (feedsvc/related/store.py).
+    """
+
+    __tablename__ = "related_index_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(300))  # the engine settings it was built with
+    doc_count: Mapped[int] = mapped_column(Integer)  # of the rebuild (IDF)
+    snapshot: Mapped[str] = mapped_column(Text)  # JSON: blocked terms, posting cutoffs
+    applied_seq: Mapped[int] = mapped_column(Integer)
+    checked_until: Mapped[datetime]
+    term_count: Mapped[int] = mapped_column(Integer)
+    written_at: Mapped[datetime]
+
+
+class RelatedIndexTerm(Base):
+    """The vocabulary of one generation: term ids, and the IDF of terms the rebuild saw."""
+
+    __tablename__ = "related_index_terms"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    term: Mapped[str] = mapped_column(Text)
+    idf: Mapped[float | None] = mapped_column(Float(precision=53))
+
+
+class RelatedIndexDoc(Base):
+    """One indexed document: its quantised vector (int32 arrays) and its related list."""
+
+    __tablename__ = "related_index_docs"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stamp: Mapped[float] = mapped_column(Float(precision=53))  # published_at, POSIX seconds
+    term_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    related: Mapped[str | None] = mapped_column(Text)  # JSON [[key, score], ...]; None: no list
 
 
 class Job(Base):

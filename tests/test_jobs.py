@@ -172,26 +172,106 @@ def test_jobs_api(client, ctx, auth, factory: Factory) -> None:
     assert client.get("/api/v1/jobs").status_code == 401
     assert client.post("/api/v1/jobs/related-refresh/run").status_code == 401
     assert client.post("/api/v1/jobs/nope/run", headers=auth).status_code == 404
-    started = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
-    assert started.status_code == 202 and started.json == {
-        "job": "related-refresh",
-        "status": "started",
-    }
-    deadline = time.monotonic() + 20
-    while runs(ctx.db, "related-refresh") == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    requested = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
+    assert requested.status_code == 202
+    run_id = requested.json["run"]
+    assert requested.json == {"job": "related-refresh", "status": "requested", "run": run_id}
+    # Asking again while it waits is the same request.
+    assert client.post("/api/v1/jobs/related-refresh/run", headers=auth).json["run"] == run_id
+    listing = client.get("/api/v1/jobs", headers=auth).json
+    by_name = {item["name"]: item for item in listing["items"]}
+    assert by_name["related-refresh"]["requested_run"] == run_id
+    assert by_name["related-refresh"]["runs"][0]["status"] == "requested"
+    # The scheduler's tick runs it (the web process never does).
+    tick = jobs.run_job(ctx, JOBS["related-refresh"], trigger="schedule", only_if_due=True)
+    assert tick is jobs.Outcome.SUCCEEDED
     listing = client.get("/api/v1/jobs", headers=auth).json
     assert listing["next_cursor"] is None
     by_name = {item["name"]: item for item in listing["items"]}
     assert set(by_name) == {"related-refresh", "related-rebuild", "sources-poll"}
     refresh_job = by_name["related-refresh"]
+    assert refresh_job["requested_run"] is None
+    assert refresh_job["runs"][0]["id"] == run_id
     assert refresh_job["runs"][0]["status"] == "succeeded"
     assert refresh_job["runs"][0]["trigger"] == "manual"
     assert refresh_job["next_due_at"] is not None
-    # Busy: another process holds the related lease.
+    # Busy: another process holds the related lease; the request waits for it.
     assert jobs.acquire(ctx, JOBS["related-rebuild"], "other-host:9:x")
-    busy = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
-    assert busy.status_code == 409 and busy.json["error"]["code"] == "conflict"
+    waiting = client.post("/api/v1/jobs/related-refresh/run", headers=auth)
+    assert waiting.status_code == 202 and waiting.json["run"] != run_id
+    tick = jobs.run_job(ctx, JOBS["related-refresh"], trigger="schedule", only_if_due=True)
+    assert tick is jobs.Outcome.BUSY
+    jobs_release(ctx, "other-host:9:x")
+    tick = jobs.run_job(ctx, JOBS["related-refresh"], trigger="schedule", only_if_due=True)
+    assert tick is jobs.Outcome.SUCCEEDED
+    assert runs(ctx.db, "related-refresh") == 2
+
+
+def test_api_run_builds_no_index_in_the_web_process(
+    client, ctx, auth, factory: Factory, monkeypatch, clock
+) -> None:
+    """POST .../run only records a request: no index object, no run, in the app's process."""
+    from feedsvc.related import engine, refresh
+
+    factory.post(title="国债怎么买", content="国债 收益率 期限。", tags=["国债"])
+    built: list[str] = []
+    real_init = engine.RelatedIndex.__init__
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        built.append("index")
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.RelatedIndex, "__init__", spy)
+    for name in ("related-refresh", "related-rebuild"):
+        answer = client.post(f"/api/v1/jobs/{name}/run", headers=auth)
+        assert answer.status_code == 202 and answer.json["status"] == "requested"
+    assert built == [] and refresh.MEMORY_KEY not in ctx.memory
+    with ctx.db.read() as session:
+        statuses = sorted(session.scalars(select(JobRun.status)))
+    assert statuses == ["requested", "requested"]
+    # Not due by schedule (the rebuild is due at 03:30): only the request makes it run.
+    tick = jobs.run_job(ctx, JOBS["related-rebuild"], trigger="schedule", only_if_due=True)
+    assert tick is jobs.Outcome.SUCCEEDED and built
+    assert runs(ctx.db, "related-rebuild") == 1
+
+
+def test_hostile_job_names_are_4xx_and_change_nothing(client, ctx, auth) -> None:
+    for name in ("%00", "..%2F..%2Fetc", "x" * 5000, "related-refresh%20", "相关"):
+        answer = client.post(f"/api/v1/jobs/{name}/run", headers=auth)
+        assert 400 <= answer.status_code < 500, name
+        assert answer.is_json and "error" in answer.json
+    bad_body = client.post(
+        "/api/v1/jobs/related-refresh/run", headers=auth, data=b"\xff\x00", content_type="text/x"
+    )
+    assert bad_body.status_code in (202, 400, 415)
+    with ctx.db.read() as session:
+        statuses = list(session.scalars(select(JobRun.status)))
+    assert statuses in ([], ["requested"])
+
+
+def test_cli_request_hands_the_run_to_the_scheduler(runner, ctx, factory: Factory) -> None:
+    import threading
+
+    factory.post(title="国债怎么买", content="国债 收益率 期限。", tags=["国债"])
+    asked = runner.invoke(cli, ["jobs", "run", "related-refresh", "--request"])
+    assert asked.exit_code == 0 and "requested as run" in asked.output
+    assert runs(ctx.db, "related-refresh", "requested") == 1
+    assert "requested" in runner.invoke(cli, ["jobs"]).output
+    bad = runner.invoke(cli, ["jobs", "run", "related-refresh", "--wait"])
+    assert bad.exit_code == 2
+
+    def scheduler_tick() -> None:
+        time.sleep(0.5)
+        jobs.run_job(ctx, JOBS["related-refresh"], trigger="schedule", only_if_due=True)
+
+    ticker = threading.Thread(target=scheduler_tick)
+    ticker.start()
+    waited = runner.invoke(cli, ["jobs", "run", "related-refresh", "--request", "--wait"])
+    ticker.join()
+    assert waited.exit_code == 0, waited.output
+    assert "succeeded" in waited.output
+    assert runs(ctx.db, "related-refresh") == 1
+    assert runs(ctx.db, "related-refresh", "requested") == 0
 
 
 def test_cli_related_and_jobs(runner, factory: Factory) -> None:

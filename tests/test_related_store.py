@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -231,4 +232,92 @@ def test_a_refresh_failing_half_way_reloads_next_time(
     monkeypatch.undo()
     report = refresh.refresh(ctx, None)
     assert not report.full
+    assert stored(ctx)[added.id][0] in corpus["bond"]
+
+
+from feedsvc.repo import related_index  # noqa: E402
+
+
+def _no_rebuild(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the index was rebuilt")
+
+    monkeypatch.setattr(RelatedIndex, "rebuild", refuse)
+
+
+def test_restart_restores_the_persisted_index_and_stays_exact(
+    ctx, corpus, factory: Factory, auth, client, monkeypatch
+) -> None:
+    """A new process (nothing in memory) restores the index from the database, applies the
+    changes since, and its lists still equal a full rebuild under the same IDF, exactly."""
+    refresh.rebuild(ctx, None)
+    held = ctx.memory[refresh.MEMORY_KEY].index
+    for _restart in range(2):
+        ctx.memory.clear()  # as if the scheduler process restarted
+        added = factory.post(title="国债期限怎么选", content="国债 期限 收益率 久期 利率。")
+        moved = corpus["stock"][0]
+        client.patch(
+            f"/api/v1/posts/{moved}",
+            headers=auth,
+            json={"title": "年金险领取方式", "content": "年金险 养老保险 领取 退休 养老金。"},
+        )
+        gone = client.delete(f"/api/v1/posts/{corpus['insurance'].pop()}", headers=auth)
+        assert gone.status_code == 204
+        with monkeypatch.context() as patched:
+            _no_rebuild(patched)
+            report = refresh.refresh(ctx, None)
+        assert not report.full
+        restored = ctx.memory[refresh.MEMORY_KEY].index
+        assert restored is not held  # a new index object, from the persisted state
+        assert stored(ctx) == expected_under_same_idf(ctx)  # exact: no tolerance
+        assert stored(ctx)[added.id][0] in corpus["bond"]
+        assert topic_of(corpus, stored(ctx)[moved][0]) == "insurance"
+        corpus["bond"].append(added.id)
+        held = restored
+    # What is persisted is exactly the index in memory.
+    with ctx.db.read() as session:
+        persisted = RelatedIndex.restore(
+            related_index.snapshot(session),
+            related_index.terms(session, ctx.memory[refresh.MEMORY_KEY].generation),
+            related_index.documents(session, ctx.memory[refresh.MEMORY_KEY].generation),
+        )
+    assert persisted.lists() == held.lists() and persisted.keys() == held.keys()
+
+
+def test_a_refresh_in_another_process_is_seen_by_the_first(ctx, corpus, factory: Factory) -> None:
+    """Two processes on one database: one whose copy is behind restores the newer index."""
+    refresh.rebuild(ctx, None)
+    first = ctx.memory[refresh.MEMORY_KEY]
+    other = dataclasses.replace(ctx, memory={})  # the other process
+    factory.post(title="国债逆回购的收益率", content="国债逆回购 收益率 国债 期限 利率。")
+    refresh.refresh(other, None)
+    factory.post(title="储蓄国债怎么买", content="储蓄国债 国债 收益率 期限。")
+    refresh.refresh(ctx, None)
+    assert ctx.memory[refresh.MEMORY_KEY] is not first  # behind: restored, not reused
+    assert stored(ctx) == expected_under_same_idf(ctx)
+
+
+@pytest.mark.parametrize("damage", ["missing", "settings", "terms"])
+def test_a_missing_or_stale_persisted_index_is_rebuilt(ctx, corpus, factory, damage) -> None:
+    from sqlalchemy import delete, update
+
+    from feedsvc.models import RelatedIndexState, RelatedIndexTerm
+    from feedsvc.repo import related_index
+
+    refresh.rebuild(ctx, None)
+    before = stored(ctx)
+    ctx.memory.clear()
+    with ctx.db.write() as session:
+        if damage == "missing":
+            related_index.forget(session)
+        elif damage == "settings":
+            session.execute(update(RelatedIndexState).values(fingerprint="v0 other settings"))
+        else:
+            session.execute(delete(RelatedIndexTerm).where(RelatedIndexTerm.id > 3))
+    report = refresh.refresh(ctx, None)
+    assert report.full  # rebuilt, no crash
+    assert stored(ctx) == before
+    ctx.memory.clear()
+    added = factory.post(title="国债逆回购的收益率", content="国债逆回购 收益率 国债 期限 利率。")
+    assert not refresh.refresh(ctx, None).full  # and persisted again
     assert stored(ctx)[added.id][0] in corpus["bond"]

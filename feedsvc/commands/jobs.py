@@ -36,7 +36,7 @@ def jobs_list(as_json: bool = False) -> None:
             [
                 j["name"],
                 j["next_due_at"],
-                "yes" if j["running"] else "no",
+                "yes" if j["running"] else ("requested" if j["requested_run"] else "no"),
                 (j["runs"][0]["status"] if j["runs"] else "-"),
                 (j["runs"][0]["started_at"] if j["runs"] else "-"),
             ]
@@ -69,12 +69,47 @@ def jobs_list(as_json: bool = False) -> None:
 
 @jobs_group.command("run")
 @click.argument("name")
+@click.option(
+    "--request",
+    "request",
+    is_flag=True,
+    help="hand the run to the scheduler process (its next tick) instead of running it here",
+)
+@click.option("--wait", is_flag=True, help="with --request: wait until the run has ended")
 @with_appcontext
-def jobs_run(name: str) -> None:
-    """Run a job now, in the foreground, under the same lease as the scheduler."""
-    from feedsvc import jobs, schedule
+def jobs_run(name: str, request: bool = False, wait: bool = False) -> None:
+    """Run a job now, under the same lease as the scheduler.
 
-    outcome = jobs.run_job(current_context(), schedule.job(name), trigger="cli")
+    By default in this process, in the foreground (the CLI is no web worker; a related
+    refresh restores the persisted index, it does not rebuild it). With --request the
+    scheduler process runs it, as the API does; --wait follows the run to its end.
+    """
+    import time
+
+    from feedsvc import jobs, schedule
+    from feedsvc.repo import jobs as job_repo
+
+    ctx = current_context()
+    spec = schedule.job(name)
+    if wait and not request:
+        raise click.UsageError("--wait goes with --request")
+    if request:
+        run_id = jobs.request_run(ctx, spec)
+        click.echo(f"{name}: requested as run {run_id}; the scheduler runs it at its next tick")
+        if not wait:
+            return
+        while True:
+            with ctx.db.read() as session:
+                run = job_repo.get_run(session, run_id)
+                status = run.status if run is not None else "failed"
+            if status not in (job_repo.REQUESTED, "running"):
+                break
+            time.sleep(0.5)
+        if status != jobs.Outcome.SUCCEEDED.value:
+            raise FeedsvcError(f"{name}: run {run_id} {status}: see the log and `feedsvc jobs`")
+        click.echo(f"{name}: run {run_id} succeeded")
+        return
+    outcome = jobs.run_job(ctx, spec, trigger="cli")
     if outcome is jobs.Outcome.BUSY:
         raise Conflict(f"job {name!r} is running in another process")
     if outcome is not jobs.Outcome.SUCCEEDED:

@@ -71,6 +71,44 @@ def start_run(session: Session, job: str, trigger: str, owner: str, now: datetim
     return run.id
 
 
+REQUESTED = "requested"  # a run asked for (API, `jobs run --request`), not started yet
+REQUESTER = "requested"  # its owner until a scheduler process claims it
+
+
+def request_run(session: Session, job: str, now: datetime) -> int:
+    """Ask the scheduler process to run ``job`` at its next tick; the run's id.
+
+    A request already waiting is the answer to the next one: asking twice runs once.
+    """
+    waiting = pending_request(session, job)
+    if waiting is not None:
+        return waiting
+    run = JobRun(job=job, trigger="manual", owner=REQUESTER, started_at=now, status=REQUESTED)
+    run.items = 0
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def pending_request(session: Session, job: str) -> int | None:
+    query = select(JobRun.id).where(JobRun.job == job, JobRun.status == REQUESTED)
+    return session.scalar(query.order_by(JobRun.id).limit(1))
+
+
+def claim_request(session: Session, run_id: int, owner: str, now: datetime) -> bool:
+    """The scheduler starts a requested run (one conditional UPDATE: claimed once)."""
+    result = session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id, JobRun.status == REQUESTED)
+        .values(status="running", owner=owner, started_at=now)
+    )
+    return _rowcount(result) == 1
+
+
+def get_run(session: Session, run_id: int) -> JobRun | None:
+    return session.get(JobRun, run_id)
+
+
 def finish_run(
     session: Session, run_id: int, now: datetime, *, status: str, items: int, error: str | None
 ) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
@@ -96,6 +96,11 @@ def forget_shown(session: Session, owners: Collection[int], now: datetime) -> No
 # -- what the index reads --------------------------------------------------------------------
 
 
+def visible_post_ids(session: Session, now: datetime) -> list[int]:
+    query = select(Post.id).where(Post.status == "published", Post.published_at <= now)
+    return list(session.scalars(query.order_by(Post.id)))
+
+
 def visible_posts(
     session: Session, now: datetime, ids: Collection[int] | None = None
 ) -> list[Post]:
@@ -134,20 +139,28 @@ def stored_lists(session: Session, post_ids: Iterable[int] | None = None) -> dic
     return dict(lists)
 
 
-def replace_list(session: Session, post_id: int, items: Ranked, now: datetime) -> None:
-    session.execute(delete(RelatedItem).where(RelatedItem.post_id == post_id))
-    for rank, (key, score) in enumerate(items, start=1):
-        related_id, external_id = split_key(key)
-        session.add(
-            RelatedItem(
-                post_id=post_id,
-                rank=rank,
-                related_post_id=related_id,
-                external_item_id=external_id,
-                score=score,
-                computed_at=now,
+def replace_lists(session: Session, lists: dict[int, Ranked], now: datetime) -> None:
+    """Several lists at once: one DELETE and one multi-row INSERT (a rebuild writes 100k)."""
+    if not lists:
+        return
+    for part in chunked(lists):
+        session.execute(delete(RelatedItem).where(RelatedItem.post_id.in_(part)))
+    rows = []
+    for post_id, items in lists.items():
+        for rank, (key, score) in enumerate(items, start=1):
+            related_id, external_id = split_key(key)
+            rows.append(
+                {
+                    "post_id": post_id,
+                    "rank": rank,
+                    "related_post_id": related_id,
+                    "external_item_id": external_id,
+                    "score": score,
+                    "computed_at": now,
+                }
             )
-        )
+    if rows:
+        session.execute(insert(RelatedItem), rows)
 
 
 def referrers(session: Session, post_ids: Collection[int]) -> set[int]:

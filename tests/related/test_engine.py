@@ -295,15 +295,15 @@ def test_upsert_work_stays_under_the_caps(monkeypatch: pytest.MonkeyPatch) -> No
     keys_per_doc = TIGHT["candidate_terms"] + 3  # its three heaviest terms make three pairs
     assert max(len(index.candidates(d.key)) for d in copies) <= keys_per_doc * TIGHT["posting_cap"]
 
-    calls = 0
-    real_cosine = engine.cosine
+    calls = 0  # (query, candidate) pairs scored
+    real_score = engine.score_candidates
 
-    def counting(a: dict[str, float], b: dict[str, float]) -> float:
+    def counting(index: RelatedIndex, slot: int, candidates: Any) -> Any:
         nonlocal calls
-        calls += 1
-        return real_cosine(a, b)
+        calls += len(candidates)
+        return real_score(index, slot, candidates)
 
-    monkeypatch.setattr(engine, "cosine", counting)
+    monkeypatch.setattr(engine, "score_candidates", counting)
     new = [dataclasses.replace(doc, key=f"{doc.key}new") for doc in copies[::50]]
     index.upsert(new)
     # Offered to each candidate, then its own list computed: both within the caps, where

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Response, jsonify
 
 from feedsvc import jobs, schedule
-from feedsvc.errors import Conflict
 from feedsvc.repo import jobs as job_repo
 from feedsvc.schemas import ListQuery, RunListQuery
 from feedsvc.web import ctx
@@ -58,16 +57,16 @@ def list_runs() -> Response:
     "POST",
     "/jobs/<name>/run",
     operation_id="runJob",
-    summary="Start a job now, in the background (409 while it runs)",
+    summary="Ask the scheduler process to run a job at its next tick (202 with the run's id)",
     tag="jobs",
     ok=202,
-    response=shapes.JobStarted,
-    errors=(404, 409),
+    response=shapes.JobRequested,
+    errors=(404,),
 )
 def run_job(name: str) -> tuple[Response, int]:
     require_token()
     spec = schedule.job(name)
-    # The same lease as the scheduler's runs: taken here, so a busy job is a 409 right away.
-    if not jobs.start_in_background(ctx(), spec, trigger="manual"):
-        raise Conflict(f"job {name!r} is running already")
-    return jsonify({"job": name, "status": "started"}), 202
+    # Handed to the scheduler process, never run here: a related run in a web worker would
+    # build and keep the index in that worker. Asking while a request waits returns it.
+    run_id = jobs.request_run(ctx(), spec)
+    return jsonify({"job": name, "status": "requested", "run": run_id}), 202

@@ -117,13 +117,15 @@ class Job(_Shape):
     description: str
     next_due_at: Timestamp | None
     running: bool
+    requested_run: int | None  # a run asked for that the scheduler has not started yet
     lease: Lease
     runs: list[Run]
 
 
-class JobStarted(_Shape):
+class JobRequested(_Shape):
     job: str
-    status: Literal["started"]
+    status: Literal["requested"]
+    run: int  # follow it in GET /jobs/runs?job=NAME (requested -> running -> its outcome)
 
 
 class ErrorDetail(_Shape):

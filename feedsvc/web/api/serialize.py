@@ -130,6 +130,7 @@ def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
                     description=spec.description,
                     next_due_at=_maybe_time(ctx, job.next_due_at if job else None),
                     running=held and any(run.status == "running" for run in runs),
+                    requested_run=job_repo.pending_request(session, name),
                     lease=shapes.Lease(
                         name=spec.lease_name,
                         owner=lease.owner if held and lease is not None else None,
