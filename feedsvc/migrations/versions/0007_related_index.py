@@ -1,10 +1,10 @@
 """The related index persisted: a restarted scheduler continues without rebuilding it.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 08:30:00.000000
 
-Three tables (feedsvc/related/store.py): the current generation and its progress markers
+Three tables (feedsvc/repo/related_index.py): the current generation and its progress markers
 (one row), the vocabulary of a generation, and its documents (quantised vectors as int32
 arrays, and their related lists). Nothing here is a source of truth: an empty or stale
 index only means the next related run rebuilds it.
@@ -17,8 +17,8 @@ from alembic import op
 
 import feedsvc.db
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
