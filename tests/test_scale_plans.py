@@ -92,19 +92,18 @@ def corpus(ctx: Any, factory: Factory) -> dict[str, Any]:
     scheduled = factory.post(published_at=ctx.clock.now() + timedelta(days=2), tags=["储蓄"])
     now = ctx.clock.now()
     with ctx.db.write() as session:
-        related_repo.replace_list(
+        related_repo.replace_lists(
             session,
-            made[0].id,
-            [
-                (related_repo.post_key(made[1].id), 0.9),
-                (related_repo.post_key(draft.id), 0.8),  # not shown: a draft
-                (related_repo.post_key(scheduled.id), 0.7),  # not shown: not due yet
-                (related_repo.post_key(made[3].id), 0.6),
-            ],
+            {
+                made[0].id: [
+                    (related_repo.post_key(made[1].id), 0.9),
+                    (related_repo.post_key(draft.id), 0.8),  # not shown: a draft
+                    (related_repo.post_key(scheduled.id), 0.7),  # not shown: not due yet
+                    (related_repo.post_key(made[3].id), 0.6),
+                ],
+                made[2].id: [(related_repo.post_key(made[0].id), 0.5)],
+            },
             now,
-        )
-        related_repo.replace_list(
-            session, made[2].id, [(related_repo.post_key(made[0].id), 0.5)], now
         )
     with ctx.db.read() as session:
         category = session.scalar(select(Category.id).where(Category.slug == "jijin-dingtou"))
