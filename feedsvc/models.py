@@ -201,7 +201,7 @@ class RelatedIndexState(Base):
 
     One row (id 1). A rebuild writes a new generation's terms and documents, then switches
     ``generation`` here in the same transaction as the job markers; an incremental refresh
-    rewrites only the documents it changed and bumps ``revision`` (feedsvc/related/store.py).
+    rewrites only the documents it changed and bumps ``revision`` (feedsvc/repo/related_index.py).
     """
 
     __tablename__ = "related_index_state"

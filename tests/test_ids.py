@@ -31,7 +31,7 @@ from tests.conftest import NOW, overrides_for
 from tests.factories import Factory
 
 # The single-row site_state always has id 1: nothing to give out, nothing to reuse.
-FIXED_IDS = {"site_state"}
+FIXED_IDS = {"site_state", "related_index_state"}  # one row each, id 1
 BEFORE_0004 = "0003"
 # What these tests compare is 0004's work: later migrations (0005) change the schema again.
 AFTER_0004 = "0004"
