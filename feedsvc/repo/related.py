@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
@@ -52,7 +52,8 @@ class RelatedView:
 
 
 def log_change(session: Session, post_id: int, now: datetime) -> None:
-    session.add(PostChange(post_id=post_id, changed_at=now))
+    # A Core insert: the row is never read back in this session (no unit-of-work flush).
+    session.execute(insert(PostChange), {"post_id": post_id, "changed_at": now})
 
 
 def max_change_seq(session: Session) -> int:
