@@ -1,6 +1,8 @@
 """Serving a feed: version lookup → cache → on a miss: query, build the document, render.
 
-A read never computes anything but this; it never writes. The version lookup is
+A read never computes anything but this; it never writes. Concurrent misses of one feed
+version build it once (FeedCache.get_or_build), so a write costs each process one build of
+each feed it changed, however many readers were waiting. The version lookup is
 feeds/versions.py (strictly current, cheap on SQLite); ``cached_feed`` is the warm path
 alone, for web/feeds.py's fast path.
 """
@@ -64,14 +66,12 @@ def get_feed(
     if state is None:
         return None
     key = FeedKey(slug, fmt, limit, state.version)
-    cached = cache.get(key, now)
-    if cached is not None:
+    # Single flight: the requests that miss this version together wait for one build.
+    feed, hit = cache.get_or_build(key, now, lambda: _render(ctx, state, slug, fmt, limit, now))
+    if hit:
         metrics.feed_cache_hit()
-        return cached
-    metrics.feed_cache_miss()
-    feed = _render(ctx, state, slug, fmt, limit, now)
-    if feed is not None:
-        cache.put(key, feed)
+    else:
+        metrics.feed_cache_miss()
     return feed
 
 
