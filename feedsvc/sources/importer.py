@@ -102,4 +102,7 @@ def import_feed(
     except FeedParseError as exc:
         raise Invalid(f"import: {exc}") from None
     source = _import_source(ctx, url, category_id)
-    return store_as_posts(ctx, source, parsed.entries, now, progress)
+    report = store_as_posts(ctx, source, parsed.entries, now, progress)
+    if report.new:
+        ctx.db.analyze()  # a bulk load: the planner's statistics follow the data
+    return report
