@@ -428,9 +428,7 @@ def build_rw_site(folder: Path, postgres: str | None, posts_per_category: int = 
         _empty_postgres(postgres)
         command += ["--database-url", postgres]
     subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
-    config = site / "feedsvc.toml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(text + "\n[scheduler]\nenabled = false\n", encoding="utf-8")
+    config = site / "feedsvc.toml"  # serve runs with --no-scheduler (bench/site.py)
     init = [sys.executable, "-m", "feedsvc.cli", "--config", str(config), "init"]
     subprocess.run(init, env=env, cwd=ROOT, check=True, capture_output=True)
 
