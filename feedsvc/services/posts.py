@@ -214,7 +214,7 @@ def insert_post(
     post = Post(id=_store(session, values, tags, base), **values)
     # As loaded, without attribute events (the post stays out of the session).
     set_committed_value(post, "category", category)
-    set_committed_value(post, "tags", sorted(tags, key=lambda tag: tag.name))
+    set_committed_value(post, "tags", tags)  # as given (as the ORM kept them before)
     _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
     return post
 
