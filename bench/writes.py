@@ -401,9 +401,7 @@ def reads_under_writes(site_dir: Path, seconds: float) -> dict[str, float]:
         finally:
             stop(server)
     latencies = sorted(t for writer in writers for t in writer.latencies)
-    errors = sum(writer.errors for writer in writers)
-    if errors:
-        raise SystemExit(f"{errors} writes failed")
+    errors = sum(writer.errors for writer in writers)  # reported: main's fail under races
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
     return {
         "other_idle_rps": idle_other,
@@ -415,6 +413,7 @@ def reads_under_writes(site_dir: Path, seconds: float) -> dict[str, float]:
         "writes_per_s": len(latencies) / elapsed,
         "write_median_ms": statistics.median(latencies) * 1e3 if latencies else 0.0,
         "write_p99_ms": p99 * 1e3,
+        "write_errors": float(errors),
     }
 
 

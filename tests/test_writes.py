@@ -459,3 +459,23 @@ def test_statistics_are_kept_by_pragma_optimize(ctx: Any, factory: Factory) -> N
         session.scalars(select(Post).where(Post.slug == "x")).all()
     ctx.db.optimize()
     assert has_statistics(ctx)
+
+
+def test_an_html_post_edited_without_a_format_stays_html(
+    factory: Factory, client: Any, auth: dict[str, str]
+) -> None:
+    """The edit renders its content before the transaction, as Markdown unless a format is
+    given; a post stored as HTML is rendered again inside, in its own format."""
+    factory.category("jijin")
+    body = {"title": "网页格式", "category": "jijin", "content": "<p>一</p>", "format": "html"}
+    created = client.post("/api/v1/posts", json=body, headers=auth).json
+    content = "<p>一</p>\n\n    <b>二</b>"  # Markdown would make the indented line code
+    edited = client.patch(f"/api/v1/posts/{created['id']}", json={"content": content}, headers=auth)
+    assert edited.status_code == 200
+    assert edited.json["format"] == "html" and "<b>二</b>" in edited.json["content_html"]
+    as_markdown = client.patch(
+        f"/api/v1/posts/{created['id']}",
+        json={"content": content, "format": "markdown"},
+        headers=auth,
+    ).json
+    assert "<pre><code>" in as_markdown["content_html"]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -229,16 +228,19 @@ class _PreparedContent:
     summary: str
 
 
-def _prepare_content(ctx: Context, post_id: int, data: PostUpdate) -> _PreparedContent | None:
+def _prepare_content(data: PostUpdate) -> _PreparedContent | None:
+    """New content rendered outside the transaction, in the format given, else in Markdown
+    (the API's default, and most posts'): no read to learn the stored format first. A post
+    stored as HTML and edited without a format is rendered inside, as before."""
     if data.content is None:
         return None  # a format change alone re-renders the stored body, inside
-    fmt = data.format
-    if fmt is None:  # the stored format, read without the write lock
-        with ctx.db.read() as session:
-            fmt = session.scalar(select(Post.format).where(Post.id == post_id))
-        if fmt is None:
-            return None  # no such post: the transaction says so
-    pages = _pages(data.content, fmt)
+    fmt = data.format or "markdown"
+    try:
+        pages = _pages(data.content, fmt)
+    except Invalid:
+        if data.format is not None:
+            raise
+        return None  # judged inside, in the stored format
     return _PreparedContent(data.content, fmt, pages, derive_summary(pages))
 
 
@@ -246,7 +248,7 @@ def update_post(
     ctx: Context, post_id: int, data: PostUpdate, *, origin_link: str | None = None
 ) -> Post:
     given = data.model_fields_set
-    prepared = _prepare_content(ctx, post_id, data)  # outside the write lock
+    prepared = _prepare_content(data)  # outside the write lock
     with ctx.db.write() as session:
         now = ctx.clock.now()  # inside: Last-Modified never moves backwards
         post = post_repo.get_post(session, post_id)
