@@ -2,6 +2,12 @@
 
 Every write that can change what a feed shows bumps that feed's content version in the same
 transaction (repo/feedstate.py), so no process serves bytes older than a returned write.
+
+A write transaction holds SQLite's only write lock (and, in a web worker, competes for the
+GIL with the readers), so the CPU work comes first: Markdown, sanitizing, the summary and the
+slug's pinyin are computed before it begins (prepare_post, _prepare_content). Inside, a create
+stores rows with a fixed number of statements: the slug suffix comes from a counter
+(repo/slugs.py), never from a search through earlier namesakes.
 """
 
 from __future__ import annotations
