@@ -364,8 +364,9 @@ def test_a_feed_import_is_batched_and_analysed(ctx: Any, factory: Factory, tmp_p
     with statements(ctx) as seen:
         report = import_feed(ctx, str(path), "jijin")
     assert report.new == count
+    # One multi-row insert per batch (issue 9: bulk paths batch their writes).
     inserts = [s for s in seen if s.startswith("INSERT INTO posts")]
-    assert len(inserts) == count
+    assert len(inserts) == 3
     # Writes of the posts: one transaction per batch (plus the import's source row).
     transactions = [s for s in seen if s.startswith("BEGIN IMMEDIATE")]
     if ctx.db.dialect == "sqlite":
@@ -386,14 +387,14 @@ def test_an_entry_the_database_refuses_skips_only_itself(
     factory.category("jijin")
     path = tmp_path / "feed.xml"
     path.write_bytes(rss(5))
-    real = post_service.insert_post
+    real = post_service.insert_posts
 
-    def refusing(ctx: Any, session: Any, data: Any, **kwargs: Any) -> Post:
-        if data.data.title == "导入的第3篇":
+    def refusing(ctx: Any, session: Any, posts: Any) -> list[int]:
+        if any(post.prepared.data.title == "导入的第3篇" for post in posts):
             raise Conflict("refused")
-        return real(ctx, session, data, **kwargs)
+        return real(ctx, session, posts)
 
-    monkeypatch.setattr(post_service, "insert_post", refusing)
+    monkeypatch.setattr(post_service, "insert_posts", refusing)
     report = import_feed(ctx, str(path), "jijin")
     assert (report.new, report.skipped) == (4, 1)
     assert report.errors == ["https://old.example.cn/p/3: refused"]

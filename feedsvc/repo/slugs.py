@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 
 from sqlalchemy import Insert, bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,6 +36,28 @@ def next_number(session: Session, base: str) -> int:
             .returning(SlugCounter.last)
         )
     return int(session.execute(statement, {"base": base}).scalar_one())
+
+
+def take_numbers(session: Session, bases: Sequence[str]) -> dict[str, list[int]]:
+    """The numbers next_number would give, once per item of ``bases`` in that order: for
+    each distinct base, as many consecutive numbers as it appears. One upsert in all (the
+    counters move by their counts; sorted, so concurrent batches lock them in one order)."""
+    counts = Counter(bases)
+    if not counts:
+        return {}
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows = [{"base": base, "last": counts[base]} for base in sorted(counts)]
+    values = insert(SlugCounter).values(rows)
+    statement = values.on_conflict_do_update(
+        index_elements=[SlugCounter.base],
+        set_={"last": SlugCounter.last + values.excluded.last},
+    ).returning(SlugCounter.base, SlugCounter.last)
+    numbers: dict[str, list[int]] = {}
+    for base, last in session.execute(statement):
+        count = counts[base]
+        numbers[base] = list(range(int(last) - count + 1, int(last) + 1))
+    return numbers
 
 
 def catch_up(session: Session, base: str) -> None:

@@ -65,10 +65,9 @@ def load_samples(
 
     prepared = [post_service.prepare_post(data) for data in samples]
     with ctx.db.write() as session:
-        for post in prepared:
-            post_service.insert_post(ctx, session, post)
-            if progress is not None:
-                progress(1)
+        post_service.insert_posts(ctx, session, [post_service.NewPost(p) for p in prepared])
+    if progress is not None:
+        progress(len(prepared))
     if samples:
         ctx.db.analyze()
     return len(samples)

@@ -31,7 +31,7 @@ log = logging.getLogger("feedsvc.sources")
 UNTITLED = "（无标题）"
 # New posts stored per write transaction: few enough that the write lock is never held long
 # on a running site, enough that a bulk import is not one commit per post.
-CREATE_BATCH = 100
+CREATE_BATCH = 200
 
 
 @dataclass
@@ -184,20 +184,26 @@ def _create(
         return
     with ctx.db.write() as session:
         _hold_source(session, source.id)
-        for planned, prepared in batch:
-            entry = planned.entry
-            post = post_service.insert_post(ctx, session, prepared, origin_link=entry.link)
-            session.add(
-                SourceEntry(
-                    source_id=source.id,
-                    entry_id=entry.entry_id[:1000],
-                    link=entry.link,
-                    content_hash=planned.content_hash,
-                    post_id=post.id,
-                    deleted=False,
-                    first_seen_at=now,
-                )
-            )
+        new = [
+            post_service.NewPost(prepared, origin_link=planned.entry.link)
+            for planned, prepared in batch
+        ]
+        post_ids = post_service.insert_posts(ctx, session, new)
+        source_repo.add_entries(
+            session,
+            [
+                {
+                    "source_id": source.id,
+                    "entry_id": planned.entry.entry_id[:1000],
+                    "link": planned.entry.link,
+                    "content_hash": planned.content_hash,
+                    "post_id": post_id,
+                    "deleted": False,
+                    "first_seen_at": now,
+                }
+                for (planned, _), post_id in zip(batch, post_ids, strict=True)
+            ],
+        )
 
 
 def _update(ctx: Context, row: SourceEntry, planned: PlannedEntry, now: datetime) -> None:

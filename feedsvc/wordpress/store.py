@@ -46,27 +46,34 @@ def store(ctx: Context, plan: Plan, progress: Progress | None = None) -> ImportR
             stored = set(
                 session.scalars(select(Post.guid).where(Post.guid.in_([p.guid for p in batch])))
             )
+            wanted = {p.data.slug for p in batch if p.data.slug is not None}
+            taken = post_repo.slugs_taken(session, wanted)
+            new: list[post_service.NewPost] = []
             for planned in batch:
                 if planned.guid in stored:
                     existing += 1
                     continue
                 ready = prepared[id(planned)]
-                if planned.data.slug is not None and post_repo.slug_taken(
-                    session, planned.data.slug
-                ):
-                    data = planned.data.model_copy(update={"slug": None})
-                    ready = post_service.prepare_post(data)
+                slug = planned.data.slug
+                if slug is not None and slug in taken:
+                    # Taken by another post (or an earlier one of this batch): derive one.
+                    ready = post_service.prepare_post(
+                        planned.data.model_copy(update={"slug": None})
+                    )
                     renamed += 1
-                try:
-                    # The guid readers of the WordPress feed know (RFC 4287 §4.2.6: an entry's
-                    # id never changes), in place of the one feedsvc mints.
-                    post_service.insert_post(ctx, session, ready, guid=planned.guid)
-                except IntegrityError:  # pragma: no cover - two imports of one file at once
-                    raise Conflict(
-                        f"a post with guid {planned.guid!r} appeared meanwhile (another import "
-                        "running?); run the import again"
-                    ) from None
-                created += 1
+                elif slug is not None:
+                    taken.add(slug)
+                # The guid readers of the WordPress feed know (RFC 4287 §4.2.6: an entry's
+                # id never changes), in place of the one feedsvc mints.
+                new.append(post_service.NewPost(ready, guid=planned.guid))
+            try:
+                post_service.insert_posts(ctx, session, new)
+            except IntegrityError:  # pragma: no cover - two imports of one file at once
+                raise Conflict(
+                    "posts of this file appeared meanwhile (another import running?); "
+                    "run the import again"
+                ) from None
+            created += len(new)
         if progress is not None:
             progress(len(batch))
     if created:
