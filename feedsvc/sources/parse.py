@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import re
 import time
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from xml.etree import ElementTree
 
 import feedparser
 import nh3
@@ -156,6 +158,33 @@ def parse_feed(
         entries=entries,
         warning=warning,
     )
+
+
+def declared_link(content: bytes) -> str | None:
+    """The site link a feed declares in its head (RSS ``channel/link``, Atom ``feed/link``
+    rel="alternate"), read without parsing the entries (it stops at the first one): None
+    when it has none or the document does not read as plain XML (an encoding expat lacks).
+    What feedparser would call the feed's link, as a guess the caller checks afterwards."""
+    stack: list[str] = []
+    try:
+        events = ElementTree.iterparse(io.BytesIO(_without_doctype(content)), ("start", "end"))
+        for event, element in events:
+            name = str(element.tag).rpartition("}")[2]
+            if event == "start":
+                if name in ("item", "entry"):
+                    return None
+                stack.append(name)
+                if stack[:1] == ["feed"] and len(stack) == 2 and name == "link":
+                    href: str | None = element.get("href")
+                    if href and element.get("rel", "alternate") == "alternate":
+                        return href.strip()
+                continue
+            stack.pop()
+            if name == "link" and stack[-1:] == ["channel"] and (element.text or "").strip():
+                return (element.text or "").strip()
+    except (ElementTree.ParseError, ValueError, LookupError):
+        return None
+    return None
 
 
 # A DOCTYPE can declare entities (billion laughs: expat expands up to ~8 MiB before its
