@@ -214,3 +214,27 @@ def test_an_import_into_an_empty_site_marks_it_as_having_had_posts(
         post_service.insert_posts(ctx, session, new_posts(3, 0))
     with ctx.db.read() as session:
         assert session.scalar(select(SiteState.had_posts)) is True
+
+
+def test_a_wordpress_slug_equal_to_one_generated_earlier_in_its_batch_is_renamed(
+    site: Any,
+) -> None:
+    from feedsvc.wordpress.plan import Plan, PlannedPost
+    from feedsvc.wordpress.store import store
+
+    def planned(n: int, title: str, slug: str | None) -> PlannedPost:
+        data = PostCreate(
+            title=title, category="jijin", content="正文。", status="published", slug=slug
+        )
+        return PlannedPost(guid=f"https://wp.example.cn/?p={n}", wp_post_id=str(n), data=data)
+
+    # The first has no WordPress slug: its generated one is what the second one asks for.
+    posts = (planned(1, "基金定投", None), planned(2, "另一篇", "ji-jin-ding-tou"))
+    report = store(site, Plan(posts=posts, skipped={}))
+    assert (report.created, report.slugs_changed) == (2, 1)
+    with site.db.read() as session:
+        slugs = {title: slug for title, slug in session.execute(select(Post.title, Post.slug))}
+    assert slugs["基金定投"] == "ji-jin-ding-tou"
+    assert slugs["另一篇"] != "ji-jin-ding-tou"
+    again = store(site, Plan(posts=posts, skipped={}))
+    assert (again.created, again.already_imported) == (0, 2)
