@@ -47,7 +47,9 @@ def create_app(
         clock or SystemClock(),
     )
     app.extensions["feedsvc"] = context
-    app.extensions["feedsvc.feed_cache"] = FeedCache(settings.feeds.cache_entries)
+    app.extensions["feedsvc.feed_cache"] = FeedCache(
+        settings.feeds.cache_entries, settings.feeds.cache_max_bytes
+    )
     web_metrics.init_app(app, settings.metrics.enabled)  # first: its clock starts first
     routing.init_app(app)
     errors.init_app(app)

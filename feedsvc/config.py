@@ -178,6 +178,9 @@ class FeedSettings(_Section):
     max_length: int = Field(100, ge=1, le=1000)
     cache_max_age: int = Field(300, ge=0, le=86400)
     cache_entries: int = Field(512, ge=1, le=100_000)
+    # Issue 9 (writes): rendered feeds kept per process, in bytes (identity + gzip bodies):
+    # the least recently used go first past it (feeds/cache.py).
+    cache_max_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024**3)
     # PostgreSQL only (SQLite knows cheaply when anything changed): 0 reads a feed's version on
     # every poll; N > 0 lets a worker thread reuse it for N ms (feeds/versions.py).
     version_max_age_ms: int = Field(0, ge=0, le=10_000)

@@ -353,3 +353,17 @@ class ExternalItem(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
 
     source: Mapped[Source] = relationship(lazy="joined")
+
+
+class SlugCounter(Base):
+    """The last number given to a generated slug's base (li-cai, li-cai-2 … li-cai-N).
+
+    A namesake's slug then costs one statement, whatever the number of namesakes. It is a
+    hint, not the truth: rows stored around it (a restore, a given slug, an older database)
+    are caught by the unique slug index, and the counter catches up once (services/posts.py).
+    """
+
+    __tablename__ = "slug_counters"
+
+    base: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)

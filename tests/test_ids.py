@@ -177,7 +177,15 @@ def old_database(tmp_path: Any) -> tuple[Database, Context, Factory]:
     db = Database(url)
     migrate.upgrade(db, BEFORE_0004)
     ctx = Context(load_settings(overrides_for(url), environ={}), db, FrozenClock(NOW))
-    return db, ctx, Factory(ctx)
+    return db, ctx, _OldSchemaFactory(ctx)
+
+
+class _OldSchemaFactory(Factory):
+    """Posts with given slugs: a generated one needs slug_counters (0006), newer than 0003."""
+
+    def post(self, category: str = "licai-fangfa", **fields: Any) -> Any:
+        fields.setdefault("slug", f"old-schema-{self._n + 1}")
+        return super().post(category, **fields)
 
 
 def user_tables(connection: Any) -> list[str]:

@@ -12,8 +12,12 @@ from feedsvc.commands.base import current_context
 from feedsvc.repo import categories as category_repo
 from feedsvc.schemas import PostCreate
 from feedsvc.services import categories as category_service
-from feedsvc.services import posts as post_service
-from feedsvc.services.samples import never_had_posts, read_post_file, sample_files
+from feedsvc.services.samples import (
+    load_samples,
+    never_had_posts,
+    read_post_file,
+    sample_files,
+)
 
 
 @click.command("init")
@@ -89,9 +93,8 @@ def _load_samples(no_samples: bool, posts_dir: Path | None, samples: list[PostCr
             "(add them, then run init again)"
         )
         return
-    with click.progressbar(samples, label="sample posts", file=sys.stderr) as bar:
-        for data in bar:
-            post_service.create_post(ctx, data)
+    with click.progressbar(length=len(samples), label="sample posts", file=sys.stderr) as bar:
+        load_samples(ctx, samples, bar.update)
     click.echo(f"sample posts: {len(samples)} loaded from {posts_dir}")
 
 

@@ -1,12 +1,16 @@
 """Serving a feed: version lookup → cache → on a miss: query, build the document, render.
 
-A read never computes anything but this; it never writes. The version lookup is
+A read never computes anything but this; it never writes. Concurrent misses of one feed
+version build it once (FeedCache.get_or_build), so a write costs each process one build of
+each feed it changed, however many readers were waiting. The version lookup is
 feeds/versions.py (strictly current, cheap on SQLite); ``cached_feed`` is the warm path
 alone, for web/feeds.py's fast path.
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 
 from feedsvc import metrics
@@ -15,6 +19,7 @@ from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
 from feedsvc.feeds.render import RENDERERS
 from feedsvc.feeds.versions import SITE_FEED, FeedVersions
+from feedsvc.models import Category, Post
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
@@ -22,6 +27,7 @@ from feedsvc.repo.feedstate import FeedState
 
 __all__ = ["SITE_FEED", "cached_feed", "feed_length", "get_feed", "self_url"]
 _VERSIONS = "feeds.versions"
+_ROWS = "feeds.rows"
 
 
 def feed_length(ctx: Context, default: int | None, limit: int | None) -> int:
@@ -37,7 +43,7 @@ def self_url(ctx: Context, slug: str, fmt: str, limit: int | None) -> str:
 
 
 def versions(ctx: Context) -> FeedVersions:
-    """This process's version lookup (it remembers per thread: see feeds/versions.py)."""
+    """This process's version lookup (it remembers what it read: see feeds/versions.py)."""
     found = ctx.memory.get(_VERSIONS)
     if found is None:
         found = ctx.memory.setdefault(
@@ -64,43 +70,92 @@ def get_feed(
     if state is None:
         return None
     key = FeedKey(slug, fmt, limit, state.version)
-    cached = cache.get(key, now)
-    if cached is not None:
+    # Single flight: the requests that miss this version together wait for one build.
+    feed, hit = cache.get_or_build(key, now, lambda: _render(ctx, state, slug, fmt, limit, now))
+    if hit:
         metrics.feed_cache_hit()
-        return cached
-    metrics.feed_cache_miss()
-    feed = _render(ctx, state, slug, fmt, limit, now)
-    if feed is not None:
-        cache.put(key, feed)
+    else:
+        metrics.feed_cache_miss()
     return feed
+
+
+@dataclass(frozen=True)
+class _FeedRows:
+    """What a feed's formats share at one version: the rows read, before any rendering."""
+
+    posts: list[Post]
+    related: dict[int, list[related_repo.RelatedView]]
+    category: Category | None
+    valid_until: datetime | None  # when a scheduled post of this feed becomes due
+
+    def fresh_at(self, now: datetime) -> bool:
+        return self.valid_until is None or now < self.valid_until
+
+
+class _RowsMemo:
+    """The rows of the last few feed versions read by this process: the RSS and the Atom
+    build of one version (each worker builds both after a write) read the database once."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: dict[tuple[str, int, int], _FeedRows] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int], now: datetime) -> _FeedRows | None:
+        with self._lock:
+            found = self._items.get(key)
+        return found if found is not None and found.fresh_at(now) else None
+
+    def put(self, key: tuple[str, int, int], rows: _FeedRows) -> None:
+        with self._lock:
+            stale = [k for k in self._items if k[0] == key[0] and k[2] < key[2]]
+            for old in stale:
+                del self._items[old]
+            self._items[key] = rows
+            while len(self._items) > self._size:
+                del self._items[next(iter(self._items))]
+
+
+def _rows(ctx: Context, state: FeedState, slug: str, length: int, now: datetime) -> _FeedRows:
+    memo = ctx.memory.get(_ROWS)
+    if memo is None:
+        memo = ctx.memory.setdefault(_ROWS, _RowsMemo())
+    assert isinstance(memo, _RowsMemo)
+    key = (slug, length, state.version)
+    found = memo.get(key, now)
+    if found is not None:
+        return found
+    with ctx.db.read() as session:
+        posts = post_repo.feed_posts(session, state.category_id, now, length)
+        related = related_repo.related_views(session, [post.id for post in posts], now)
+        category = None if state.category_id is None else category_repo.get_category(session, slug)
+        valid_until = post_repo.next_due(session, state.category_id, now)
+    rows = _FeedRows(posts, related, category, valid_until)
+    memo.put(key, rows)
+    return rows
 
 
 def _render(
     ctx: Context, state: FeedState, slug: str, fmt: str, limit: int | None, now: datetime
 ) -> RenderedFeed | None:
-    with ctx.db.read() as session:
-        length = feed_length(ctx, state.feed_length, limit)
-        posts = post_repo.feed_posts(session, state.category_id, now, length)
-        site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit)
-        related = related_repo.related_views(session, [post.id for post in posts], now)
-        if state.category_id is None:
-            doc = document.site_document(
-                posts, site=site, self_url=url, changed_at=state.changed_at, related=related
-            )
-        else:
-            category = category_repo.get_category(session, slug)
-            if category is None:  # pragma: no cover - deleted between the two reads
-                return None
-            doc = document.category_document(
-                category,
-                posts,
-                site=site,
-                self_url=url,
-                changed_at=state.changed_at,
-                related=related,
-            )
-        valid_until = post_repo.next_due(session, state.category_id, now)
+    rows = _rows(ctx, state, slug, feed_length(ctx, state.feed_length, limit), now)
+    site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit)
+    if state.category_id is None:
+        doc = document.site_document(
+            rows.posts, site=site, self_url=url, changed_at=state.changed_at, related=rows.related
+        )
+    else:
+        if rows.category is None:  # pragma: no cover - deleted between the two reads
+            return None
+        doc = document.category_document(
+            rows.category,
+            rows.posts,
+            site=site,
+            self_url=url,
+            changed_at=state.changed_at,
+            related=rows.related,
+        )
     render, media_type = RENDERERS[fmt]
     return RenderedFeed.of(
-        render(doc), last_modified=doc.updated, media_type=media_type, valid_until=valid_until
+        render(doc), last_modified=doc.updated, media_type=media_type, valid_until=rows.valid_until
     )

@@ -3,9 +3,10 @@
 Strict: a request never gets a version older than a write that returned before it started,
 whichever process wrote (a worker, the CLI, the scheduler). How, per backend:
 
-- SQLite: each thread remembers the states it read, together with the database's change
-  token (``Database.change_token``: ``PRAGMA data_version`` on the thread's own read-only
-  connection). The token is taken *before* the states are read, so a commit that lands in
+- SQLite: the process remembers the states it read, together with the database's change
+  token (``Database.change_token``: ``PRAGMA data_version`` on the process's own read-only
+  connection), shared by its threads: a commit costs one read per feed per process. The
+  token is taken *before* the states are read, so a commit that lands in
   between changes the token and the states are read again on the next request. While the
   token is unchanged, no connection has committed anything: the remembered states are exact.
 - PostgreSQL (or any database without a token): one indexed row per request, on the
@@ -14,7 +15,7 @@ whichever process wrote (a worker, the CLI, the scheduler). How, per backend:
   readers never see it.
 
 A trade, off by default (``feeds.version_max_age_ms`` > 0), for PostgreSQL, where the strict
-way costs a round trip per poll: a thread reuses what it read for at most that long, so a
+way costs a round trip per poll: a worker reuses what it read for at most that long, so a
 write by *another* process is served within that bound; a write this process committed
 (``Database.writes_committed``) is read again at once. The token is then (writes committed
 here, the time slot of that length): a state read in one slot is reused until the slot ends,
@@ -32,7 +33,7 @@ from feedsvc.repo import feedstate
 from feedsvc.repo.feedstate import FeedState
 
 SITE_FEED = "all"
-# Remembered slugs per thread (unknown ones too, so that a 404 is cheap); past this the
+# Remembered slugs per process (unknown ones too, so that a 404 is cheap); past this the
 # memory starts over, which only costs a read.
 MAX_REMEMBERED = 1024
 
@@ -45,9 +46,12 @@ class FeedVersions:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._local = threading.local()
         self._max_age = max_age_ms / 1000
         self._monotonic = monotonic
+        # Shared by the process's threads: both tokens mean the same in every thread.
+        self._lock = threading.Lock()
+        self._token: object = None
+        self._states: dict[str, FeedState | None] = {}
 
     def state(self, slug: str) -> FeedState | None:
         """The feed's state now, or None when there is no such category."""
@@ -56,14 +60,17 @@ class FeedVersions:
             if self._max_age <= 0:
                 return self._read(slug)
             token = (self._db.writes_committed, int(self._monotonic() // self._max_age))
-        local = self._local
-        states: dict[str, FeedState | None] | None = getattr(local, "states", None)
-        if states is None or local.token != token or len(states) >= MAX_REMEMBERED:
-            states = local.states = {}
-            local.token = token
-        if slug in states:
-            return states[slug]
-        state = states[slug] = self._read(slug)
+        with self._lock:
+            if self._token != token or len(self._states) >= MAX_REMEMBERED:
+                self._states, self._token = {}, token
+            elif slug in self._states:
+                return self._states[slug]
+        # Read after the token was taken: a commit in between changes the token, and the
+        # next request reads again. Kept only under the token it was read after.
+        state = self._read(slug)
+        with self._lock:
+            if self._token == token:
+                self._states[slug] = state
         return state
 
     def _read(self, slug: str) -> FeedState | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,3 +31,10 @@ def add_category(session: Session, category: Category) -> Category:
 def delete_category(session: Session, category: Category) -> None:
     session.delete(category)
     session.flush()
+
+
+def ids_by_slug(session: Session, slugs: Iterable[str]) -> dict[str, int]:
+    """The ids of these categories (one query; an unknown slug is left out)."""
+    wanted = sorted(set(slugs))
+    rows = session.execute(select(Category.slug, Category.id).where(Category.slug.in_(wanted)))
+    return {slug: category_id for slug, category_id in rows}

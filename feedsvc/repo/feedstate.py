@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Category, SiteState
@@ -43,13 +43,17 @@ def bump(session: Session, category_ids: Iterable[int], now: datetime, *, visibl
     ``visible``: the change alters what a feed shows now (not only, say, a post scheduled
     for later), so its Last-Modified moves to ``now`` too.
     """
-    values: dict[str, object] = {"content_version": Category.content_version + 1}
+    # Core statements on the tables: the ORM's UPDATE would first look through the session
+    # for objects to synchronise, which costs more than the statement itself.
+    categories, site = Category.__table__, SiteState.__table__
+    assert isinstance(categories, Table) and isinstance(site, Table)
+    values: dict[str, object] = {"content_version": categories.c.content_version + 1}
     if visible:
         values["feed_changed_at"] = now
     ids = sorted(set(category_ids))
     if ids:
-        session.execute(update(Category).where(Category.id.in_(ids)).values(**values))
-    site_values: dict[str, object] = {"content_version": SiteState.content_version + 1}
+        session.execute(update(categories).where(categories.c.id.in_(ids)).values(**values))
+    site_values: dict[str, object] = {"content_version": site.c.content_version + 1}
     if visible:
         site_values["feed_changed_at"] = now
-    session.execute(update(SiteState).where(SiteState.id == SITE_STATE_ID).values(**site_values))
+    session.execute(update(site).where(site.c.id == SITE_STATE_ID).values(**site_values))

@@ -10,6 +10,7 @@ apply to every row they read from the start of the list (90% deep: 90% of the ta
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +51,13 @@ def slug_taken(session: Session, slug: str, *, except_id: int | None = None) -> 
     if except_id is not None:
         query = query.where(Post.id != except_id)
     return session.scalar(query) is not None
+
+
+def slugs_taken(session: Session, slugs: Collection[str]) -> set[str]:
+    """Which of these slugs stored posts have (one query)."""
+    if not slugs:
+        return set()
+    return set(session.scalars(select(Post.slug).where(Post.slug.in_(sorted(slugs)))))
 
 
 def add_post(session: Session, post: Post) -> Post:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -52,7 +52,16 @@ class RelatedView:
 
 
 def log_change(session: Session, post_id: int, now: datetime) -> None:
-    session.add(PostChange(post_id=post_id, changed_at=now))
+    # A Core insert: the row is never read back in this session (no unit-of-work flush).
+    session.execute(insert(PostChange), {"post_id": post_id, "changed_at": now})
+
+
+def log_changes(session: Session, post_ids: Sequence[int], now: datetime) -> None:
+    """log_change for many posts, in one statement (in this order)."""
+    if post_ids:
+        session.execute(
+            insert(PostChange), [{"post_id": post_id, "changed_at": now} for post_id in post_ids]
+        )
 
 
 def max_change_seq(session: Session) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import ExternalItem, RelatedItem, Source, SourceEntry
@@ -112,3 +113,9 @@ def items_shown_by(session: Session, item_ids: list[int]) -> set[int]:
         for part in chunked(item_ids)
         for owner in session.scalars(query.where(RelatedItem.external_item_id.in_(part)))
     }
+
+
+def add_entries(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Record upstream entries (SourceEntry rows) in one statement."""
+    if rows:
+        session.execute(insert(SourceEntry), list(rows))

@@ -24,16 +24,28 @@ def get_or_create_tags(session: Session, names: Sequence[str]) -> list[Tag]:
     wanted = list(dict.fromkeys(name for name in names if name))
     if not wanted:
         return []
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for name in wanted:
-        if session.scalar(select(Tag.id).where(Tag.name == name)) is not None:
-            continue
-        for slug in _slug_candidates(name):
-            session.execute(insert(Tag).values(name=name, slug=slug).on_conflict_do_nothing())
-            if session.scalar(select(Tag.id).where(Tag.name == name)) is not None:
-                break  # ours or a concurrent writer's; another name's slug: try the next
+    # One query when every tag exists already (the common case: a site's tags repeat).
     by_name = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
     missing = [name for name in wanted if name not in by_name]
+    if missing:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        # One statement for the usual case (a new name's readable slug is free), whatever
+        # the number of new names (a bulk import brings many); the rest one by one below.
+        first = [{"name": name, "slug": next(_slug_candidates(name))} for name in missing]
+        session.execute(insert(Tag).values(first).on_conflict_do_nothing())
+        created = select(Tag).where(Tag.name.in_(missing))
+        by_name.update({tag.name: tag for tag in session.scalars(created)})
+        missing = [name for name in wanted if name not in by_name]
+        for name in missing:
+            for slug in _slug_candidates(name):
+                statement = insert(Tag).values(name=name, slug=slug).on_conflict_do_nothing()
+                session.execute(statement)
+                if session.scalar(select(Tag.id).where(Tag.name == name)) is not None:
+                    break  # ours or a concurrent writer's; another name's slug: try the next
+        if missing:
+            created = select(Tag).where(Tag.name.in_(missing))
+            by_name.update({tag.name: tag for tag in session.scalars(created)})
+            missing = [name for name in wanted if name not in by_name]
     if missing:  # every candidate taken: only a hash collision on top of 10 namesakes
         raise Conflict(f"no free slug for tag {missing[0]!r}", fields={"tags": "no free slug"})
     return [by_name[name] for name in wanted]

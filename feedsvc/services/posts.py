@@ -2,25 +2,35 @@
 
 Every write that can change what a feed shows bumps that feed's content version in the same
 transaction (repo/feedstate.py), so no process serves bytes older than a returned write.
+
+A write transaction holds SQLite's only write lock (and, in a web worker, competes for the
+GIL with the readers), so the CPU work comes first: Markdown, sanitizing, the summary and the
+slug's pinyin are computed before it begins (prepare_post, _prepare_content). Inside, a create
+stores rows with a fixed number of statements: the slug suffix comes from a counter
+(repo/slugs.py), never from a search through earlier namesakes.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from feedsvc.content import derive_summary, render_pages, slug_from_title
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid, NotFound
-from feedsvc.models import Category, Post
+from feedsvc.models import Category, Post, Tag
 from feedsvc.repo import categories as category_repo
-from feedsvc.repo import feedstate
+from feedsvc.repo import feedstate, post_rows
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
+from feedsvc.repo import slugs as slug_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.repo.tags import get_or_create_tags
 from feedsvc.schemas import PostCreate, PostUpdate
@@ -53,7 +63,8 @@ def _record_write(
         return  # drafts never reach a feed: their writes leave every validator alone
     related_repo.log_change(session, post_id, now)
     # Posts whose related blocks show this one show its title and link: their feeds change.
-    shown_by = related_repo.referrers(session, [post_id])
+    # A new post is in nobody's list yet.
+    shown_by = set() if before is None else related_repo.referrers(session, [post_id])
     if after is None:
         # Deleting cascades their stored rows away: log them so the refresh refills the gap.
         for owner in shown_by:
@@ -99,15 +110,6 @@ def _check_year(value: datetime) -> datetime:
     return value
 
 
-def _free_slug(session: Session, title: str) -> str:
-    base = slug_from_title(title)
-    slug, n = base, 1
-    while post_repo.slug_taken(session, slug):
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
-
-
 def _slug_conflict(slug: str) -> Conflict:
     return Conflict(f"slug {slug!r} is already taken", fields={"slug": "is already taken"})
 
@@ -118,68 +120,256 @@ def new_guid(ctx: Context, now: datetime) -> str:
     return f"tag:{ctx.settings.site.authority},{day}:post/{uuid.uuid4().hex}"
 
 
-def _insert(session: Session, post: Post, *, slug_given: bool) -> None:
-    """Insert; a generated slug taken meanwhile by a concurrent writer gets the next suffix."""
-    for _ in range(5):
-        try:
-            with session.begin_nested():
-                post_repo.add_post(session, post)
-            return
-        except IntegrityError:
-            if slug_given:
-                raise _slug_conflict(post.slug) from None
-            post.slug = _free_slug(session, post.title)
+@dataclass(frozen=True)
+class PreparedPost:
+    """A create's CPU work, done before its write transaction (which holds SQLite's only
+    write lock, and a worker's GIL, while it runs): Markdown, sanitizing, the summary, the
+    pinyin of the slug. What is left inside is storing rows."""
+
+    data: PostCreate
+    pages: list[str]
+    summary: str
+    slug_base: str | None  # None: the slug was given
+
+
+def prepare_post(data: PostCreate) -> PreparedPost:
+    pages = _pages(data.content, data.format)
+    return PreparedPost(
+        data=data,
+        pages=pages,
+        summary=data.summary or derive_summary(pages),
+        slug_base=None if data.slug is not None else slug_from_title(data.title),
+    )
+
+
+# How many generated slugs a create tries: the counter's, and after a collision (rows
+# stored around the counter, or a concurrent given slug) the caught-up one, and a few more.
+_SLUG_ATTEMPTS = 5
+
+
+def _generated_slug(session: Session, base: str) -> str:
+    return _numbered(base, slug_repo.next_number(session, base))
+
+
+def _store(session: Session, values: dict[str, Any], tags: list[Tag], base: str | None) -> int:
+    """Insert the row; a generated slug found taken moves the counter past its namesakes and
+    tries the next. No query looks for a free slug first (the insert skips a taken one), so
+    a create costs the same statements whatever the number of earlier namesakes."""
+    tag_ids = [tag.id for tag in tags]
+    for _ in range(_SLUG_ATTEMPTS):
+        post_id = post_rows.insert_post(session, values, tag_ids)
+        if post_id is not None:
+            return post_id
+        if base is None:
+            raise _slug_conflict(values["slug"])
+        # Rows stored around the counter (a restore, a given slug, an older database).
+        slug_repo.catch_up(session, base)
+        values["slug"] = _generated_slug(session, base)
     raise Conflict("could not find a free slug; give one explicitly", fields={"slug": "busy"})
 
 
 def create_post(ctx: Context, data: PostCreate, *, origin_link: str | None = None) -> Post:
+    prepared = prepare_post(data)  # outside the write lock
     with ctx.db.write() as session:
-        return insert_post(ctx, session, data, origin_link=origin_link)
+        return insert_post(ctx, session, prepared, origin_link=origin_link)
 
 
 def insert_post(
-    ctx: Context, session: Session, data: PostCreate, *, origin_link: str | None = None
+    ctx: Context,
+    session: Session,
+    data: PostCreate | PreparedPost,
+    *,
+    origin_link: str | None = None,
+    guid: str | None = None,
 ) -> Post:
     """Create a post inside the caller's write transaction (an import stores its own
-    bookkeeping in the same one, so a crash can never leave one without the other)."""
+    bookkeeping in the same one, so a crash can never leave one without the other).
+
+    Give a ``PreparedPost`` (prepare_post) to keep the CPU work out of the transaction;
+    ``guid``: one the post had elsewhere (a WordPress import), instead of a new one. The
+    post returned is not attached to the session: it holds what was stored.
+    """
+    prepared = data if isinstance(data, PreparedPost) else prepare_post(data)
+    data = prepared.data
+    # Read inside the transaction: writes commit in the order of their clocks, so a feed's
+    # Last-Modified never moves backwards.
     now = ctx.clock.now()
-    pages = _pages(data.content, data.format)
     published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
     category = _category(session, data.category)
-    if data.slug is not None and post_repo.slug_taken(session, data.slug):
-        raise _slug_conflict(data.slug)
-    post = Post(
-        slug=data.slug or _free_slug(session, data.title),
-        guid=new_guid(ctx, now),
-        # By id, not relationship: the post joins the session only when inserted.
-        category_id=category.id,
-        title=data.title,
-        author=data.author,
-        summary=data.summary or derive_summary(pages),
-        summary_given=bool(data.summary),
-        format=data.format,
-        body=data.content,
-        pages=pages,
-        status=data.status,
-        published_at=published_at,
-        created_at=now,
+    tags = get_or_create_tags(session, data.tags)
+    base = prepared.slug_base
+    values: dict[str, Any] = {
+        "slug": data.slug if base is None else _generated_slug(session, base),
+        "guid": guid or new_guid(ctx, now),
+        "category_id": category.id,
+        "title": data.title,
+        "author": data.author,
+        "summary": prepared.summary,
+        "summary_given": bool(data.summary),
+        "format": data.format,
+        "body": data.content,
+        "pages": prepared.pages,
+        "status": data.status,
+        "published_at": published_at,
+        "created_at": now,
         # A backdated post (an import, a sample) was last modified when it was published.
-        updated_at=min(now, published_at),
-        origin_link=origin_link,
-        tags=get_or_create_tags(session, data.tags),
-    )
-    _insert(session, post, slug_given=data.slug is not None)
-    post.category = category  # loaded now, for use after the session ends
+        "updated_at": min(now, published_at),
+        "origin_link": origin_link,
+    }
+    post = Post(id=_store(session, values, tags, base), **values)
+    # As loaded, without attribute events (the post stays out of the session).
+    set_committed_value(post, "category", category)
+    set_committed_value(post, "tags", tags)  # as given (as the ORM kept them before)
     _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
     return post
+
+
+@dataclass(frozen=True)
+class NewPost:
+    """One post of a batch (insert_posts): prepared outside the transaction."""
+
+    prepared: PreparedPost
+    origin_link: str | None = None
+    guid: str | None = None  # one it had elsewhere (a WordPress import); else a new one
+
+
+class _SlugTaken(Exception):
+    """A row of a batch found its slug taken: the batch is undone to its savepoint."""
+
+
+def insert_posts(ctx: Context, session: Session, posts: Sequence[NewPost]) -> list[int]:
+    """Create a batch of posts inside the caller's write transaction; their ids, in order.
+
+    What one insert_post per post would store (the same slugs, guids, tags and change log,
+    every feed it touches bumped), in a number of statements that does not grow with the
+    batch: one category lookup, the tags (a few statements, repo/tags.py), one upsert of the
+    counters of every distinct slug base, one multi-row insert of the posts (ids back through
+    RETURNING), one of their tags, one of the change log, and ONE version bump of the
+    categories touched and the site feed, not one per post.
+
+    When a slug is found taken (rows stored around its counter, a given slug), the batch is
+    rolled back to its savepoint and stored post by post with insert_post: its slugs are then
+    exactly what one-by-one creates give, and a given slug taken raises Conflict as there.
+    An unknown category or a bad date raises Invalid before anything is stored.
+    """
+    if not posts:
+        return []
+    now = ctx.clock.now()  # inside: writes commit in the order of their clocks
+    categories = category_repo.ids_by_slug(session, {p.prepared.data.category for p in posts})
+    rows: list[dict[str, Any]] = []
+    for post in posts:
+        prepared, data = post.prepared, post.prepared.data
+        category_id = categories.get(data.category)
+        if category_id is None:
+            _category(session, data.category)  # raises Invalid, with the usual message
+        published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
+        rows.append(
+            {
+                "slug": data.slug,  # a generated one is numbered below
+                "guid": post.guid or new_guid(ctx, now),
+                "category_id": category_id,
+                "title": data.title,
+                "author": data.author,
+                "summary": prepared.summary,
+                "summary_given": bool(data.summary),
+                "format": data.format,
+                "body": data.content,
+                "pages": prepared.pages,
+                "status": data.status,
+                "published_at": published_at,
+                "created_at": now,
+                "updated_at": min(now, published_at),
+                "origin_link": post.origin_link,
+            }
+        )
+    tags = get_or_create_tags(session, [name for post in posts for name in post.prepared.data.tags])
+    tag_by_name = {tag.name: tag for tag in tags}
+    try:
+        with session.begin_nested():
+            ids = _store_batch(session, posts, rows, tag_by_name)
+    except _SlugTaken:
+        return [
+            insert_post(ctx, session, p.prepared, origin_link=p.origin_link, guid=values["guid"]).id
+            for p, values in zip(posts, rows, strict=True)
+        ]
+    published = [
+        (post_id, values)
+        for post_id, values in zip(ids, rows, strict=True)
+        if values["status"] == "published"
+    ]
+    if published:  # drafts never reach a feed: they leave every validator alone
+        related_repo.log_changes(session, [post_id for post_id, _ in published], now)
+        feedstate.bump(
+            session,
+            {values["category_id"] for _, values in published},
+            now,
+            visible=any(values["published_at"] <= now for _, values in published),
+        )
+    return ids
+
+
+def _store_batch(
+    session: Session,
+    posts: Sequence[NewPost],
+    rows: list[dict[str, Any]],
+    tag_by_name: dict[str, Tag],
+) -> list[int]:
+    """The rows, their slugs numbered, and their tags; _SlugTaken if any slug was taken."""
+    bases = [post.prepared.slug_base for post in posts]
+    numbers = slug_repo.take_numbers(session, [base for base in bases if base is not None])
+    for values, base in zip(rows, bases, strict=True):
+        if base is not None:
+            values["slug"] = _numbered(base, numbers[base].pop(0))
+    stored = post_rows.insert_posts(session, rows)  # guid -> id; a taken slug is left out
+    if len(stored) < len(rows):
+        raise _SlugTaken
+    ids = [stored[values["guid"]] for values in rows]
+    pairs = [
+        (post_id, tag_by_name[name].id)
+        for post_id, post in zip(ids, posts, strict=True)
+        for name in dict.fromkeys(name for name in post.prepared.data.tags if name)
+    ]
+    post_rows.insert_post_tags(session, pairs)
+    return ids
+
+
+def _numbered(base: str, number: int) -> str:
+    return base if number == 1 else f"{base}-{number}"
+
+
+@dataclass(frozen=True)
+class _PreparedContent:
+    """An edit's new content rendered before its write transaction (see PreparedPost)."""
+
+    body: str
+    format: str
+    pages: list[str]
+    summary: str
+
+
+def _prepare_content(data: PostUpdate) -> _PreparedContent | None:
+    """New content rendered outside the transaction, in the format given, else in Markdown
+    (the API's default, and most posts'): no read to learn the stored format first. A post
+    stored as HTML and edited without a format is rendered inside, as before."""
+    if data.content is None:
+        return None  # a format change alone re-renders the stored body, inside
+    fmt = data.format or "markdown"
+    try:
+        pages = _pages(data.content, fmt)
+    except Invalid:
+        if data.format is not None:
+            raise
+        return None  # judged inside, in the stored format
+    return _PreparedContent(data.content, fmt, pages, derive_summary(pages))
 
 
 def update_post(
     ctx: Context, post_id: int, data: PostUpdate, *, origin_link: str | None = None
 ) -> Post:
-    now = ctx.clock.now()
     given = data.model_fields_set
+    prepared = _prepare_content(data)  # outside the write lock
     with ctx.db.write() as session:
+        now = ctx.clock.now()  # inside: Last-Modified never moves backwards
         post = post_repo.get_post(session, post_id)
         if post is None:
             raise NotFound(f"no post with id {post_id}")
@@ -195,15 +385,22 @@ def update_post(
             post.title = data.title
         if data.author is not None:
             post.author = data.author
+        derived: str | None = None  # the summary of the new pages, when computed outside
         if data.content is not None or data.format is not None:
             post.format = data.format or post.format
             post.body = data.content if data.content is not None else post.body
-            post.pages = _pages(post.body, post.format)
+            if prepared is not None and (prepared.body, prepared.format) == (
+                post.body,
+                post.format,
+            ):
+                post.pages, derived = prepared.pages, prepared.summary
+            else:  # a format change alone, or the format changed meanwhile
+                post.pages = _pages(post.body, post.format)
         if "summary" in given:
             post.summary_given = bool(data.summary)
             post.summary = data.summary or ""
         if not post.summary_given:
-            post.summary = derive_summary(post.pages)
+            post.summary = derived if derived is not None else derive_summary(post.pages)
         if data.tags is not None:
             post.tags = get_or_create_tags(session, data.tags)
         if data.status is not None:

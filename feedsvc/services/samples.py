@@ -8,6 +8,7 @@ deleting every post must not bring them back with new guids.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,19 @@ def read_post_file(path: Path) -> PostCreate:
 
 def sample_files(directory: Path) -> list[Path]:
     return sorted(path for path in directory.glob("*.md") if path.is_file())
+
+
+def load_samples(
+    ctx: Context, samples: list[PostCreate], progress: Callable[[int], None] | None = None
+) -> int:
+    """Store the sample posts in one write transaction (rendered before it), then ANALYZE."""
+    from feedsvc.services import posts as post_service
+
+    prepared = [post_service.prepare_post(data) for data in samples]
+    with ctx.db.write() as session:
+        post_service.insert_posts(ctx, session, [post_service.NewPost(p) for p in prepared])
+    if progress is not None:
+        progress(len(prepared))
+    if samples:
+        ctx.db.analyze()
+    return len(samples)

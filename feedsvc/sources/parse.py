@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import re
 import time
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from xml.etree import ElementTree
 
 import feedparser
 import nh3
@@ -61,17 +63,56 @@ _ALLOWED_TAGS = {
     "tbody", "tr", "th", "td", "figure", "figcaption", "hr",
 }
 # Dropped with their content: the text inside is code or widget chrome.
+# (An <iframe>'s fallback text stays, an <applet>'s goes: as with feedparser's sanitizer,
+# which ran first until issue 9, so stored entries keep their content hashes.)
 _DROPPED_WITH_CONTENT = {
-    "script", "style", "form", "svg", "math", "iframe", "object", "template",
+    "script", "style", "form", "svg", "math", "applet", "object", "template",
     "textarea", "select", "button",
 }
 # fmt: on
+_URL_SCHEMES = {"http", "https", "mailto"}
+_URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
+# The URL relative links of the HTML being cleaned resolve against (its element's xml:base,
+# else where the document came from): read by _absolute_url while _CLEANER runs.
+_HTML_BASE: ContextVar[str] = ContextVar("feedsvc_html_base", default="")
+
+
+def _absolute_url(element: str, attribute: str, value: str) -> str | None:
+    """Relative links made absolute (feedparser's resolve_relative_uris, done here: its own
+    pass re-parses every entry's HTML in Python, most of an import's CPU). nh3 has dropped
+    other schemes before this runs; one a relative link resolves into (file:) goes too."""
+    if (element, attribute) not in _URL_ATTRIBUTES:
+        return value
+    absolute = urljoin(_HTML_BASE.get(), value.strip())
+    return absolute if urlsplit(absolute).scheme.lower() in _URL_SCHEMES else None
+
+
 _CLEANER = nh3.Cleaner(
     tags=_ALLOWED_TAGS,
     clean_content_tags=_DROPPED_WITH_CONTENT,
     attributes={"a": {"href", "title"}, "img": {"src", "alt", "title"}},
-    url_schemes={"http", "https", "mailto"},
+    url_schemes=_URL_SCHEMES,
+    attribute_filter=_absolute_url,
 )
+# A start tag as nh3 writes it (values double-quoted, `"` escaped) and its attributes.
+_START_TAG = re.compile(r'<(a|img)((?: [a-z]+="[^"]*")+)>')
+_ATTRIBUTE = re.compile(r' ([a-z]+)="([^"]*)"')
+
+
+def _sorted_attributes(cleaned: str) -> str:
+    """Attributes in name order, nh3's rel last: the HTML feedparser's own passes (which
+    sort them) used to hand nh3, so stored entries' content hashes stay the same and an
+    upgrade does not make every aggregated post look edited upstream."""
+
+    def tag(match: re.Match[str]) -> str:
+        attributes = _ATTRIBUTE.findall(match[2])
+        rel = [item for item in attributes if item[0] == "rel"]
+        ordered = sorted(item for item in attributes if item[0] != "rel") + rel
+        return f"<{match[1]}" + "".join(f' {k}="{v}"' for k, v in ordered) + ">"
+
+    return _START_TAG.sub(tag, cleaned)
+
+
 _NO_TAGS = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"})
 
 # XML 1.0 §2.2 Char: one of these anywhere makes lxml (and so feedgen) refuse
@@ -135,6 +176,10 @@ def parse_feed(
         parsed = feedparser.parse(
             _without_doctype(_widen_declared_encoding(content)),
             response_headers=response_headers,
+            # Both done by _html (nh3 with our allow-list; links resolved against each
+            # element's base): feedparser's passes re-parse every entry's HTML in Python.
+            sanitize_html=False,
+            resolve_relative_uris=False,
         )
     except Exception as exc:  # feedparser "never raises", but a hostile feed must not kill the job
         raise FeedParseError(f"parse: feedparser failed: {exc!r}") from exc
@@ -156,6 +201,33 @@ def parse_feed(
         entries=entries,
         warning=warning,
     )
+
+
+def declared_link(content: bytes) -> str | None:
+    """The site link a feed declares in its head (RSS ``channel/link``, Atom ``feed/link``
+    rel="alternate"), read without parsing the entries (it stops at the first one): None
+    when it has none or the document does not read as plain XML (an encoding expat lacks).
+    What feedparser would call the feed's link, as a guess the caller checks afterwards."""
+    stack: list[str] = []
+    try:
+        events = ElementTree.iterparse(io.BytesIO(_without_doctype(content)), ("start", "end"))
+        for event, element in events:
+            name = str(element.tag).rpartition("}")[2]
+            if event == "start":
+                if name in ("item", "entry"):
+                    return None
+                stack.append(name)
+                if stack[:1] == ["feed"] and len(stack) == 2 and name == "link":
+                    href: str | None = element.get("href")
+                    if href and element.get("rel", "alternate") == "alternate":
+                        return href.strip()
+                continue
+            stack.pop()
+            if name == "link" and stack[-1:] == ["channel"] and (element.text or "").strip():
+                return (element.text or "").strip()
+    except (ElementTree.ParseError, ValueError, LookupError):
+        return None
+    return None
 
 
 # A DOCTYPE can declare entities (billion laughs: expat expands up to ~8 MiB before its
@@ -190,8 +262,8 @@ def _warning(parsed: Any) -> str | None:
 def _entry(entry: Any, feed: Any, url: str, site_tz: tzinfo, now: datetime) -> ParsedEntry:
     title = _plain(entry.get("title", ""), entry.get("title_detail"))
     link = _absolute_link(entry.get("link"), url)
-    summary = _html(entry.get("summary", ""), entry.get("summary_detail"))
-    content = _best_content(entry.get("content") or [])
+    summary = _html(entry.get("summary", ""), entry.get("summary_detail"), url)
+    content = _best_content(entry.get("content") or [], url)
     return ParsedEntry(
         entry_id=_entry_id(entry, title, link),
         link=link,
@@ -218,19 +290,24 @@ def _entry_id(entry: Any, title: str, link: str | None) -> str:
     return f"sha256:{digest}"
 
 
-def _best_content(contents: list[Any]) -> str:
+def _best_content(contents: list[Any], url: str) -> str:
     # Atom allows several <content>s in the old 0.3 format; prefer HTML.
     for item in contents:
         if "html" in (item.get("type") or ""):
-            return _html(item.get("value", ""), item)
-    return _html(contents[0].get("value", ""), contents[0]) if contents else ""
+            return _html(item.get("value", ""), item, url)
+    return _html(contents[0].get("value", ""), contents[0], url) if contents else ""
 
 
-def _html(value: str | None, detail: Any) -> str:
+def _html(value: str | None, detail: Any, url: str) -> str:
     value = value or ""  # feedparser leaves None where an element was opened and never filled
     if detail is not None and (detail.get("type") or "").startswith("text/plain"):
         value = html.escape(value)
-    return clean_xml_text(_CLEANER.clean(clean_xml_text(value))).strip()
+    token = _HTML_BASE.set((detail.get("base") if detail is not None else None) or url)
+    try:
+        cleaned = _CLEANER.clean(clean_xml_text(value))
+    finally:
+        _HTML_BASE.reset(token)
+    return clean_xml_text(_sorted_attributes(cleaned)).strip()
 
 
 def _plain(value: str | None, detail: Any) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid
-from feedsvc.models import Category, Job, PostChange, SiteState
+from feedsvc.models import Category, Job, PostChange, SiteState, SlugCounter
 from feedsvc.transfer import archive, sequences
 
 log = logging.getLogger("feedsvc.restore")
@@ -134,6 +134,7 @@ def restore(
             raise Invalid(f"restore: {path}: the archive is inconsistent: {reason}") from None
         sequences.raise_to(connection, head.sequences, archive.SEQUENCED)
         _advance_versions(connection, old_versions)
+    ctx.db.analyze()  # a bulk load: the planner's statistics follow the data
     log.info("restore of %s (%s, %s): %s", path, head.database, head.created_at, counts)
     return RestoreReport(counts, head.created_at, head.database)
 
@@ -154,6 +155,7 @@ def _empty(connection: Connection) -> None:
     for name in (*reversed(archive.TABLES),):
         connection.execute(delete(archive.table(name)))
     connection.execute(delete(PostChange))
+    connection.execute(delete(SlugCounter))  # hints about the old posts' slugs
     connection.execute(delete(Job))  # the scheduler starts from a full related rebuild
 
 

@@ -394,3 +394,27 @@ def test_a_feedparser_crash_is_a_parse_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(feedparser, "parse", crash)
     with pytest.raises(FeedParseError, match="parse: feedparser failed: RecursionError"):
         parse(rss("<title>嵌套太深</title>"))
+
+
+def test_entry_html_is_cleaned_and_resolved_in_one_pass_as_feedparser_left_it() -> None:
+    """feedparser's own sanitizing and link resolution are off (issue 9: they re-parsed every
+    entry's HTML); ours give the HTML they gave, so stored content hashes do not move."""
+    html = (
+        '<p>见<a title="说明" href="../about.html">关于</a>'
+        '<img src="i.png" alt="图" onerror="x()"><a href="javascript:alert(1)">j</a></p>'
+        "<iframe>备用文字</iframe><applet>小程序</applet><script>alert(1)</script>"
+    )
+    feed = (
+        '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+        'xml:base="https://blog.example.cn/2024/"><title>t</title><id>f</id>'
+        '<entry xml:base="03/"><id>e1</id><title>e</title>'
+        f'<content type="html">{html.replace("&", "&amp;").replace("<", "&lt;")}</content>'
+        "</entry></feed>"
+    ).encode()
+    entry = parse(feed).entries[0]
+    assert entry.content_html == (
+        '<p>见<a href="https://blog.example.cn/2024/about.html" title="说明" '
+        'rel="noopener noreferrer">关于</a>'
+        '<img alt="图" src="https://blog.example.cn/2024/03/i.png">'
+        '<a rel="noopener noreferrer">j</a></p>备用文字'
+    )
