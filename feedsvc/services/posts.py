@@ -198,10 +198,39 @@ def insert_post(
     category = _category(session, data.category)
     tags = get_or_create_tags(session, data.tags)
     base = prepared.slug_base
-    values: dict[str, Any] = {
-        "slug": data.slug if base is None else _generated_slug(session, base),
-        "guid": guid or new_guid(ctx, now),
-        "category_id": category.id,
+    values = _post_row(
+        prepared,
+        slug=data.slug if base is None else _generated_slug(session, base),
+        guid=guid or new_guid(ctx, now),
+        category_id=category.id,
+        published_at=published_at,
+        now=now,
+        origin_link=origin_link,
+    )
+    post = Post(id=_store(session, values, tags, base), **values)
+    # As loaded, without attribute events (the post stays out of the session).
+    set_committed_value(post, "category", category)
+    set_committed_value(post, "tags", tags)  # as given (as the ORM kept them before)
+    _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
+    return post
+
+
+def _post_row(
+    prepared: PreparedPost,
+    *,
+    slug: str | None,
+    guid: str,
+    category_id: int | None,
+    published_at: datetime,
+    now: datetime,
+    origin_link: str | None,
+) -> dict[str, Any]:
+    """The posts row of a new post (insert_post and insert_posts store the same)."""
+    data = prepared.data
+    return {
+        "slug": slug,
+        "guid": guid,
+        "category_id": category_id,
         "title": data.title,
         "author": data.author,
         "summary": prepared.summary,
@@ -216,12 +245,6 @@ def insert_post(
         "updated_at": min(now, published_at),
         "origin_link": origin_link,
     }
-    post = Post(id=_store(session, values, tags, base), **values)
-    # As loaded, without attribute events (the post stays out of the session).
-    set_committed_value(post, "category", category)
-    set_committed_value(post, "tags", tags)  # as given (as the ORM kept them before)
-    _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
-    return post
 
 
 @dataclass(frozen=True)
@@ -264,23 +287,15 @@ def insert_posts(ctx: Context, session: Session, posts: Sequence[NewPost]) -> li
             _category(session, data.category)  # raises Invalid, with the usual message
         published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
         rows.append(
-            {
-                "slug": data.slug,  # a generated one is numbered below
-                "guid": post.guid or new_guid(ctx, now),
-                "category_id": category_id,
-                "title": data.title,
-                "author": data.author,
-                "summary": prepared.summary,
-                "summary_given": bool(data.summary),
-                "format": data.format,
-                "body": data.content,
-                "pages": prepared.pages,
-                "status": data.status,
-                "published_at": published_at,
-                "created_at": now,
-                "updated_at": min(now, published_at),
-                "origin_link": post.origin_link,
-            }
+            _post_row(
+                prepared,
+                slug=data.slug,  # a generated one is numbered below
+                guid=post.guid or new_guid(ctx, now),
+                category_id=category_id,
+                published_at=published_at,
+                now=now,
+                origin_link=post.origin_link,
+            )
         )
     tags = get_or_create_tags(session, [name for post in posts for name in post.prepared.data.tags])
     tag_by_name = {tag.name: tag for tag in tags}
