@@ -516,6 +516,21 @@ def _parsed_as_before(ctx: Any, content: bytes, url: str) -> Any:
     return parsed
 
 
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URL of every feedparser parse the importer runs from now on."""
+    from feedsvc.sources import importer
+
+    calls: list[str] = []
+    real = importer.parse_feed
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["url"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "parse_feed", counted)
+    return calls
+
+
 @pytest.mark.parametrize(
     "name",
     [*(p.name for p in sorted(FIXTURES.glob("*.xml"))), *(p.name for p in FIXTURES.glob("*.rdf"))],
@@ -531,14 +546,7 @@ def test_a_saved_file_is_parsed_once_as_it_was_parsed_twice(
         expected = _parsed_as_before(ctx, content, url)
     except Exception:
         pytest.skip("not a feed the import accepts")
-    calls: list[str] = []
-    real = importer.parse_feed
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs["url"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(importer, "parse_feed", counted)
+    calls = _count_parses(monkeypatch)
     assert importer._parse(ctx, content, {}, url, NOW) == expected
     # Once, except where the head cannot be read as plain XML (expat has no GBK): as before.
     assert len(calls) == 1 or name == "gbk.xml"
@@ -550,14 +558,7 @@ def test_relative_links_of_a_saved_file_resolve_against_its_site_in_one_parse(
     from feedsvc.sources import importer
 
     url = (tmp_path / "feed.xml").as_uri()
-    calls: list[str] = []
-    real = importer.parse_feed
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs["url"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(importer, "parse_feed", counted)
+    calls = _count_parses(monkeypatch)
     parsed = importer._parse(ctx, SAVED_FEED, {}, url, NOW)
     assert calls == ["https://old.example.cn/blog/"]
     assert parsed == _parsed_as_before(ctx, SAVED_FEED, url)
