@@ -12,11 +12,22 @@ The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here
   feed, so every text is cleaned again here, whatever the document holds (clean_xml_text);
 - a feed or entry without a title, or an RSS channel without a description, makes feedgen
   raise: a text that cleaning leaves empty falls back to UNTITLED (or the title).
+
+Entries rendered once (``render_cached``). A feed's bytes are its frame (the channel or feed
+element, rendered by feedgen without entries) with its entries' bytes inside, which feedgen
+appends last. So each entry's bytes are cut from a one-entry feed once and kept in an
+``EntryCache`` keyed by the entry document itself: after a write, a new version of a feed of
+20 posts renders its frame and the one new entry, and joins the 19 others. The bytes are
+exactly ``render_rss``/``render_atom``'s (tests/property/test_feed_render.py asserts it).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -45,7 +56,7 @@ def _text_or(value: str, fallback: str) -> str:
     return cleaned if cleaned.strip() else fallback
 
 
-def _generator(doc: FeedDocument, *, rss: bool) -> FeedGenerator:
+def _generator(doc: FeedDocument, *, rss: bool, entries: bool = True) -> FeedGenerator:
     fg = FeedGenerator()
     if rss:
         fg.load_extension("dc", atom=False, rss=True)
@@ -61,8 +72,9 @@ def _generator(doc: FeedDocument, *, rss: bool) -> FeedGenerator:
     fg.generator(*GENERATOR)
     fg.updated(doc.updated)
     fg.lastBuildDate(doc.updated)
-    for entry in doc.entries:
-        _add_entry(fg, entry, rss=rss)
+    if entries:
+        for entry in doc.entries:
+            _add_entry(fg, entry, rss=rss)
     return fg
 
 
@@ -113,3 +125,101 @@ RENDERERS: dict[str, tuple[Callable[[FeedDocument], bytes], str]] = {
     "rss": (render_rss, RSS_MEDIA_TYPE),
     "atom": (render_atom, ATOM_MEDIA_TYPE),
 }
+MEDIA_TYPES = {fmt: media_type for fmt, (_, media_type) in RENDERERS.items()}
+# What closes a frame: the entries go just before it (feedgen appends them last).
+_CLOSING = {"rss": b"</channel></rss>", "atom": b"</feed>"}
+# A constant feed that carries one entry while its bytes are cut out (entry bytes depend on
+# the entry and the format alone: the namespaces are declared on the root, the same in both).
+_CARRIER = FeedDocument(
+    feed_id="urn:feedsvc:carrier",
+    title="carrier",
+    subtitle="carrier",
+    link="http://carrier.invalid/",
+    self_url="http://carrier.invalid/feed",
+    language="zh-CN",
+    author="carrier",
+    updated=datetime(2000, 1, 1, tzinfo=UTC),
+    entries=(),
+)
+
+
+class EntryCache:
+    """Rendered entries by (format, entry document): a thread-safe LRU bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, EntryDocument], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def size(self) -> int:
+        return self._bytes
+
+    def get(self, fmt: str, entry: EntryDocument) -> bytes | None:
+        with self._lock:
+            found = self._items.get((fmt, entry))
+            if found is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end((fmt, entry))
+            self.hits += 1
+            return found
+
+    def put(self, fmt: str, entry: EntryDocument, body: bytes) -> None:
+        size = len(body) + len(entry.content_html) + ENTRY_OVERHEAD
+        with self._lock:
+            key = (fmt, entry)
+            if key in self._items or size > self._max_bytes:
+                return
+            self._items[key] = body
+            self._bytes += size
+            while self._bytes > self._max_bytes:
+                old, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped) + len(old[1].content_html) + ENTRY_OVERHEAD
+
+
+# Per cached entry besides its bytes and the key's content: the key, the other texts (measured
+# on sample posts: well under 1 KiB).
+ENTRY_OVERHEAD = 1024
+
+
+def render_cached(doc: FeedDocument, fmt: str, cache: EntryCache) -> bytes:
+    """``RENDERERS[fmt]``'s bytes, with every entry rendered at most once per cache life."""
+    rss = fmt == "rss"
+    closing = _CLOSING[fmt]
+    frame = _render_frame(doc, rss=rss)
+    if not frame.endswith(closing):  # pragma: no cover
+        raise RuntimeError("feedgen no longer closes the feed as expected")
+    parts = [frame[: -len(closing)]]
+    for entry in doc.entries:
+        body = cache.get(fmt, entry)
+        if body is None:
+            body = _entry_bytes(entry, rss=rss, closing=closing)
+            cache.put(fmt, entry, body)
+        parts.append(body)
+    parts.append(closing)
+    return b"".join(parts)
+
+
+def _render_frame(doc: FeedDocument, *, rss: bool) -> bytes:
+    fg = _generator(doc, rss=rss, entries=False)
+    return _serialize(fg.rss_str if rss else fg.atom_str)
+
+
+@functools.cache
+def _carrier_prefix(rss: bool) -> bytes:
+    return _render_frame(_CARRIER, rss=rss)[: -len(_CLOSING["rss" if rss else "atom"])]
+
+
+def _entry_bytes(entry: EntryDocument, *, rss: bool, closing: bytes) -> bytes:
+    fg = _generator(_CARRIER, rss=rss, entries=False)
+    _add_entry(fg, entry, rss=rss)
+    full = _serialize(fg.rss_str if rss else fg.atom_str)
+    prefix = _carrier_prefix(rss)
+    # feedgen appends entries last, after everything of the frame (its _create_rss/_atom).
+    if not (full.startswith(prefix) and full.endswith(closing)):  # pragma: no cover
+        raise RuntimeError("feedgen no longer writes entries last in the feed")
+    return full[len(prefix) : -len(closing)]

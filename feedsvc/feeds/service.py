@@ -17,7 +17,7 @@ from feedsvc import metrics
 from feedsvc.context import Context
 from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
-from feedsvc.feeds.render import RENDERERS
+from feedsvc.feeds.render import MEDIA_TYPES, EntryCache, render_cached
 from feedsvc.feeds.versions import SITE_FEED, FeedVersions
 from feedsvc.models import Category, Post
 from feedsvc.repo import categories as category_repo
@@ -28,6 +28,10 @@ from feedsvc.repo.feedstate import FeedState
 __all__ = ["SITE_FEED", "cached_feed", "feed_length", "get_feed", "self_url"]
 _VERSIONS = "feeds.versions"
 _ROWS = "feeds.rows"
+_ENTRIES = "feeds.entries"
+# Of feeds.cache_max_bytes, what this process's rendered entries may hold besides (a feed of
+# 20 posts of 6 KB is about 150 KB of entries, shared by its versions and the site feed).
+ENTRY_CACHE_SHARE = 4
 
 
 def feed_length(ctx: Context, default: int | None, limit: int | None) -> int:
@@ -155,7 +159,17 @@ def _render(
             changed_at=state.changed_at,
             related=rows.related,
         )
-    render, media_type = RENDERERS[fmt]
+    body = render_cached(doc, fmt, _entry_cache(ctx))
     return RenderedFeed.of(
-        render(doc), last_modified=doc.updated, media_type=media_type, valid_until=rows.valid_until
+        body, last_modified=doc.updated, media_type=MEDIA_TYPES[fmt], valid_until=rows.valid_until
     )
+
+
+def _entry_cache(ctx: Context) -> EntryCache:
+    """This process's rendered entries: a new version of a feed renders only what changed."""
+    found = ctx.memory.get(_ENTRIES)
+    if found is None:
+        budget = ctx.settings.feeds.cache_max_bytes // ENTRY_CACHE_SHARE
+        found = ctx.memory.setdefault(_ENTRIES, EntryCache(budget))
+    assert isinstance(found, EntryCache)
+    return found

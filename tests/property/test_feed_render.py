@@ -8,6 +8,7 @@ of the input (tests/property/oracle.py) - exactly through lxml, and as feedparse
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape, unescape
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc.feeds.document import EntryDocument, FeedDocument
-from feedsvc.feeds.render import render_atom, render_rss
+from feedsvc.feeds.render import EntryCache, render_atom, render_cached, render_rss
 from tests.feedcheck import NS
 from tests.property import oracle
 from tests.property.strategies import hostile_text
@@ -214,3 +215,32 @@ def test_atom_reads_back_the_cleaned_text(doc: FeedDocument) -> None:
         # Attributes are not stripped or repaired by feedparser: terms come back exactly.
         terms = list(dict.fromkeys(_tags(entry)))
         assert [tag.term for tag in seen.get("tags", [])] == terms
+
+
+# One cache across every example: entries of earlier documents are hits when they recur.
+_SHARED = EntryCache(4 * 1024 * 1024)
+
+
+def _regressions_pair(
+    test: Callable[[FeedDocument, bool], None],
+) -> Callable[[FeedDocument, bool], None]:
+    for doc in REGRESSIONS:
+        test = example(doc, True)(test)
+    return test
+
+
+@given(documents(), st.booleans())
+@_regressions_pair
+def test_entries_rendered_once_give_the_same_bytes(doc: FeedDocument, shared: bool) -> None:
+    """render_cached is render_rss/render_atom byte for byte, cold, warm, and with a document
+    whose entries another document rendered (the same entry in another feed, or reordered)."""
+    cache = _SHARED if shared else EntryCache(4 * 1024 * 1024)
+    for fmt, render in (("rss", render_rss), ("atom", render_atom)):
+        expected = render(doc)
+        assert render_cached(doc, fmt, cache) == expected  # cold (or as warm as it happens)
+        assert render_cached(doc, fmt, cache) == expected  # every entry a hit
+        reordered = replace(doc, entries=doc.entries[::-1])
+        assert render_cached(reordered, fmt, cache) == render(reordered)
+        assert render_cached(replace(doc, entries=()), fmt, cache) == render(
+            replace(doc, entries=())
+        )
