@@ -417,6 +417,37 @@ def reads_under_writes(site_dir: Path, seconds: float) -> dict[str, float]:
     }
 
 
+def set_write_queue(site_dir: Path, threads: int, nice: int) -> None:
+    """Set the site's [http] write_threads and write_nice (feedsvc/web/writes.py)."""
+    import re
+
+    config = site_dir / "feedsvc.toml"
+    text = config.read_text(encoding="utf-8")
+    if "\n[http]\n" in text:
+        text = text.replace("\n[http]\n", "\n[http]\n# bench\n", 1)
+        text = re.sub(r"(?m)^(write_threads|write_nice) = .*\n", "", text)
+        text = text.replace("# bench\n", f"write_threads = {threads}\nwrite_nice = {nice}\n", 1)
+    else:
+        text += f"\n[http]\nwrite_threads = {threads}\nwrite_nice = {nice}\n"
+    config.write_text(text, encoding="utf-8")
+
+
+def compare_write_queue(site_dir: Path, seconds: float, rounds: int) -> None:
+    """(b) with the write queue off and on, alternately, ``rounds`` times: medians side by side."""
+    settings = {"off (write_threads = 0)": (0, 0), "on (1 thread, nice +10)": (1, 10)}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, (threads, nice) in settings.items():
+            set_write_queue(site_dir, threads, nice)
+            runs[name].append(reads_under_writes(site_dir, seconds))
+    keys = ["other_ratio", "written_ratio", "writes_per_s", "write_median_ms", "write_p99_ms"]
+    print(f"(b) write queue off / on, medians of {rounds} alternating runs")
+    print("  " + " " * 18 + "".join(f"{name:>26}" for name in settings))
+    for key in keys:
+        values = [statistics.median(run[key] for run in runs[name]) for name in settings]
+        print(f"  {key:<18}" + "".join(f"{value:>26.2f}" for value in values))
+
+
 def build_rw_site(folder: Path, postgres: str | None, posts_per_category: int = 40) -> Path:
     """A `feedsvc new-site` folder with 5 categories of ``posts_per_category`` posts each."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
@@ -582,6 +613,9 @@ def main() -> None:
     parser.add_argument("--namesakes", type=int, default=10_000)
     parser.add_argument("--bulk", type=int, default=2000, help="posts per bulk load")
     parser.add_argument("--only", default="a,b,c", help="parts to run: a, b, c")
+    parser.add_argument(
+        "--write-queue", type=int, metavar="ROUNDS", help="(b) with http.write_threads 0 and 1"
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     backend = "PostgreSQL" if args.postgres else "SQLite"
@@ -592,8 +626,12 @@ def main() -> None:
     if "b" in parts:
         with tempfile.TemporaryDirectory(prefix="feedsvc-bench-site-") as tmp:
             site = build_rw_site(Path(tmp), args.postgres)
-            figures = reads_under_writes(site, args.seconds)
-        _show(f"(b) {backend}: warm feed reads without / with {WRITERS} API writers", figures)
+            if args.write_queue:
+                compare_write_queue(site, args.seconds, args.write_queue)
+            else:
+                figures = reads_under_writes(site, args.seconds)
+        if not args.write_queue:
+            _show(f"(b) {backend}: warm feed reads without / with {WRITERS} API writers", figures)
     if "c" in parts:
         _show(f"(c) {backend}: bulk loads of {args.bulk} posts", bulk(args.postgres, args.bulk))
 

@@ -30,7 +30,7 @@ def create_app(
     from feedsvc.context import Context
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
-    from feedsvc.web import api, errors, feeds, pages, retry, routing
+    from feedsvc.web import api, errors, feeds, pages, retry, routing, writes
     from feedsvc.web import metrics as web_metrics
 
     settings = settings or load_settings(overrides)
@@ -68,6 +68,7 @@ def create_app(
             logging.getLogger("feedsvc.web").error("healthz: %s: %s", state.as_json(), error)
         return state.as_json(), 200 if state.healthy else 503
 
+    writes.init_app(app, settings.http.write_threads, settings.http.write_nice)  # outermost
     return app
 
 

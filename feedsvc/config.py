@@ -194,6 +194,10 @@ class FeedSettings(_Section):
 
 class HttpSettings(_Section):
     max_request_bytes: int = Field(1_048_576, ge=1024, le=100 * 1_048_576)
+    # Requests that may write run on this many threads per process (0: on the request thread),
+    # at the process's nice value plus write_nice on Linux (feedsvc/web/writes.py).
+    write_threads: int = Field(1, ge=0, le=64)
+    write_nice: int = Field(10, ge=0, le=19)
 
 
 class SchedulerSettings(_Section):
