@@ -32,7 +32,7 @@ from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo import slugs as slug_repo
 from feedsvc.repo import sources as source_repo
-from feedsvc.repo.tags import get_or_create_tags
+from feedsvc.repo.tags import get_or_create_tags, tags_of_new_post
 from feedsvc.schemas import PostCreate, PostUpdate
 
 
@@ -79,11 +79,15 @@ def _record_write(
 def _category(session: Session, slug: str) -> Category:
     category = category_repo.get_category(session, slug)
     if category is None:
-        raise Invalid(
-            f"invalid input: category: unknown category {slug!r}",
-            fields={"category": f"unknown category {slug!r}"},
-        )
+        raise _unknown_category(slug)
     return category
+
+
+def _unknown_category(slug: str) -> Invalid:
+    return Invalid(
+        f"invalid input: category: unknown category {slug!r}",
+        fields={"category": f"unknown category {slug!r}"},
+    )
 
 
 def _pages(content: str, fmt: str) -> list[str]:
@@ -195,8 +199,13 @@ def insert_post(
     # Last-Modified never moves backwards.
     now = ctx.clock.now()
     published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
-    category = _category(session, data.category)
-    tags = get_or_create_tags(session, data.tags)
+    # The statements below are Core, built once (the ORM's would cost several times the rows'
+    # own cost): what the caller added to this session is flushed first, so they see it.
+    session.flush()
+    category = category_repo.find_category(session, data.category)
+    if category is None:
+        raise _unknown_category(data.category)
+    tags = tags_of_new_post(session, data.tags)
     base = prepared.slug_base
     values = _post_row(
         prepared,
