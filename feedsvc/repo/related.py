@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
@@ -177,22 +177,31 @@ def replace_lists(session: Session, lists: dict[int, Ranked], now: datetime) -> 
         session.execute(insert(RelatedItem), rows)
 
 
+# Built once, on the tables: every edit asks who shows the post (an ORM select cost several
+# times the query). Core statements do not autoflush as the ORM's did: both flush first.
+_ITEMS, _POSTS = cast(Table, RelatedItem.__table__), cast(Table, Post.__table__)
+_REFERRERS = select(_ITEMS.c.post_id).where(
+    _ITEMS.c.related_post_id.in_(bindparam("ids", expanding=True))
+)
+_CATEGORY_IDS = select(_POSTS.c.category_id).where(
+    _POSTS.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def referrers(session: Session, post_ids: Collection[int]) -> set[int]:
     """Posts whose stored lists show any of these posts."""
-    query = select(RelatedItem.post_id)
+    session.flush()
     return {
-        owner
-        for part in chunked(post_ids)
-        for owner in session.scalars(query.where(RelatedItem.related_post_id.in_(part)))
+        owner for part in chunked(post_ids) for owner in session.scalars(_REFERRERS, {"ids": part})
     }
 
 
 def category_ids(session: Session, post_ids: Collection[int]) -> set[int]:
-    query = select(Post.category_id)
+    session.flush()
     return {
         category
         for part in chunked(post_ids)
-        for category in session.scalars(query.where(Post.id.in_(part)))
+        for category in session.scalars(_CATEGORY_IDS, {"ids": part})
     }
 
 
