@@ -58,8 +58,9 @@ _BY_NAMES = select(_TAGS.c.id, _TAGS.c.name, _TAGS.c.slug).where(
 )
 
 
-def tags_of_new_post(session: Session, names: Sequence[str]) -> list[Tag]:
-    """get_or_create_tags for a new post, whose tags are only stored and shown: when every tag
+def tags_for_write(session: Session, names: Sequence[str]) -> list[Tag]:
+    """get_or_create_tags for a post written with Core statements (services/posts.py), whose
+    tags are only stored and shown: when every tag
     exists (the common case: a site's tags repeat), one Core query, built once, and the tags
     as detached objects, as if loaded and the session closed (the ORM's load cost several
     times the query). Otherwise get_or_create_tags, which creates the missing ones."""
