@@ -1,19 +1,23 @@
-"""The create path's statements, as Core inserts on the tables (a new post is written once
-and never read back: the ORM's unit of work would cost more than the rows themselves)."""
+"""The write path's statements, as Core statements on the tables: a new post is written once
+and never read back, an edited one read once and updated once; the ORM's loads and unit of
+work cost more than the rows themselves."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table
+from sqlalchemy import Insert, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
-from feedsvc.models import Post, post_tags
+from feedsvc.models import Category, Post, Tag, post_tags
 
 _POSTS = cast(Table, Post.__table__)
+_CATEGORIES = cast(Table, Category.__table__)
+_TAGS = cast(Table, Tag.__table__)
 _INSERTS: dict[str, Insert] = {}
 
 
@@ -72,3 +76,57 @@ def insert_post_tags(session: Session, pairs: Sequence[tuple[int, int]]) -> None
             post_tags.insert(),
             [{"post_id": post_id, "tag_id": tag_id} for post_id, tag_id in pairs],
         )
+
+
+_LOAD_POST = (
+    select(_POSTS, _CATEGORIES)
+    .join_from(_POSTS, _CATEGORIES, _POSTS.c.category_id == _CATEGORIES.c.id)
+    .where(_POSTS.c.id == bindparam("post_id"))
+)
+_LOAD_TAGS = (  # in the order of Post.tags
+    select(_TAGS.c.id, _TAGS.c.name, _TAGS.c.slug)
+    .join_from(post_tags, _TAGS, post_tags.c.tag_id == _TAGS.c.id)
+    .where(post_tags.c.post_id == bindparam("post_id"))
+    .order_by(_TAGS.c.name)
+)
+
+
+def load_post(session: Session, post_id: int) -> tuple[dict[str, Any], Category, list[Tag]] | None:
+    """A post's row (column key -> value), its category and its tags (detached objects, as
+    if loaded and the session closed); None when there is no such post. Two queries."""
+    row = session.execute(_LOAD_POST, {"post_id": post_id}).first()
+    if row is None:
+        return None
+    found = row._mapping
+    values = {column.key: found[column] for column in _POSTS.c}
+    category = Category(**{column.key: found[column] for column in _CATEGORIES.c})
+    make_transient_to_detached(category)
+    tags = []
+    for tag_id, name, slug in session.execute(_LOAD_TAGS, {"post_id": post_id}):
+        tag = Tag(id=tag_id, name=name, slug=slug)
+        make_transient_to_detached(tag)
+        tags.append(tag)
+    return values, category, tags
+
+
+def detached_post(values: dict[str, Any], category: Category, tags: list[Tag]) -> Post:
+    """A Post holding these values, category and tags, as if loaded and the session closed."""
+    post = Post(**values)
+    make_transient_to_detached(post)
+    set_committed_value(post, "category", category)
+    set_committed_value(post, "tags", tags)
+    return post
+
+
+_UPDATE_POST = update(_POSTS).where(_POSTS.c.id == bindparam("post_id"))
+_DELETE_TAGS = delete(post_tags).where(post_tags.c.post_id == bindparam("post_id"))
+
+
+def update_post(session: Session, post_id: int, changes: dict[str, Any]) -> None:
+    """Set these columns (key -> new value) of a post's row."""
+    session.execute(_UPDATE_POST, {"post_id": post_id, **changes})
+
+
+def replace_post_tags(session: Session, post_id: int, tag_ids: Sequence[int]) -> None:
+    session.execute(_DELETE_TAGS, {"post_id": post_id})
+    insert_post_tags(session, [(post_id, tag_id) for tag_id in tag_ids])

@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import Insert, bindparam, case, or_, select, update
+from sqlalchemy import Insert, Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from feedsvc.models import Post, SlugCounter
 
+_COUNTERS = cast(Table, SlugCounter.__table__)
 _UPSERTS: dict[str, Insert] = {}
 
 
@@ -26,14 +28,15 @@ def next_number(session: Session, base: str) -> int:
     dialect = session.get_bind().dialect.name
     statement = _UPSERTS.get(dialect)
     if statement is None:  # built once per dialect: the statement's own cost is not small
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        # On the table, not the ORM entity: an ORM-enabled insert takes the ORM's bulk path.
+        insert, counters = pg_insert if dialect == "postgresql" else sqlite_insert, _COUNTERS
         statement = _UPSERTS[dialect] = (
-            insert(SlugCounter)
+            insert(counters)
             .values(base=bindparam("base"), last=1)
             .on_conflict_do_update(
-                index_elements=[SlugCounter.base], set_={"last": SlugCounter.last + 1}
+                index_elements=[counters.c.base], set_={"last": counters.c.last + 1}
             )
-            .returning(SlugCounter.last)
+            .returning(counters.c.last)
         )
     return int(session.execute(statement, {"base": base}).scalar_one())
 

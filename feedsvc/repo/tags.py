@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from feedsvc.content import slug_from_title
 from feedsvc.errors import Conflict
@@ -48,6 +49,31 @@ def get_or_create_tags(session: Session, names: Sequence[str]) -> list[Tag]:
             missing = [name for name in wanted if name not in by_name]
     if missing:  # every candidate taken: only a hash collision on top of 10 namesakes
         raise Conflict(f"no free slug for tag {missing[0]!r}", fields={"tags": "no free slug"})
+    return [by_name[name] for name in wanted]
+
+
+_TAGS = cast(Table, Tag.__table__)
+_BY_NAMES = select(_TAGS.c.id, _TAGS.c.name, _TAGS.c.slug).where(
+    _TAGS.c.name.in_(bindparam("names", expanding=True))
+)
+
+
+def tags_for_write(session: Session, names: Sequence[str]) -> list[Tag]:
+    """get_or_create_tags for a post written with Core statements (services/posts.py), whose
+    tags are only stored and shown: when every tag
+    exists (the common case: a site's tags repeat), one Core query, built once, and the tags
+    as detached objects, as if loaded and the session closed (the ORM's load cost several
+    times the query). Otherwise get_or_create_tags, which creates the missing ones."""
+    wanted = list(dict.fromkeys(name for name in names if name))
+    if not wanted:
+        return []
+    rows = session.execute(_BY_NAMES, {"names": wanted}).all()
+    if len(rows) < len(wanted):
+        return get_or_create_tags(session, wanted)
+    by_name: dict[str, Tag] = {}
+    for tag_id, name, slug in rows:
+        tag = by_name[name] = Tag(id=tag_id, name=name, slug=slug)
+        make_transient_to_detached(tag)
     return [by_name[name] for name in wanted]
 
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from feedsvc.models import ApiToken
 
 
 def find_by_hash(session: Session, token_hash: str) -> ApiToken | None:
     return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+
+_TOKENS = cast(Table, ApiToken.__table__)
+# Every authenticated request reads it: through Database.hot_row, one row without a session.
+BY_HASH = select(_TOKENS).where(_TOKENS.c.token_hash == bindparam("token_hash"))
+
+
+def token_from_row(row: tuple[Any, ...]) -> ApiToken:
+    """A BY_HASH row as a detached ApiToken, as if loaded and the session closed."""
+    token = ApiToken(**dict(zip(BY_HASH.selected_columns.keys(), row, strict=True)))
+    make_transient_to_detached(token)
+    return token
 
 
 def list_tokens(session: Session) -> list[ApiToken]:

@@ -32,7 +32,7 @@ from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo import slugs as slug_repo
 from feedsvc.repo import sources as source_repo
-from feedsvc.repo.tags import get_or_create_tags
+from feedsvc.repo.tags import get_or_create_tags, tags_for_write
 from feedsvc.schemas import PostCreate, PostUpdate
 
 
@@ -48,6 +48,11 @@ class _FeedPresence:
     def of(cls, post: Post, now: datetime) -> _FeedPresence:
         published = post.status == "published"
         return cls(post.category_id, published, published and post.published_at <= now)
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any], now: datetime) -> _FeedPresence:
+        published = row["status"] == "published"
+        return cls(row["category_id"], published, published and row["published_at"] <= now)
 
 
 def _record_write(
@@ -79,11 +84,15 @@ def _record_write(
 def _category(session: Session, slug: str) -> Category:
     category = category_repo.get_category(session, slug)
     if category is None:
-        raise Invalid(
-            f"invalid input: category: unknown category {slug!r}",
-            fields={"category": f"unknown category {slug!r}"},
-        )
+        raise _unknown_category(slug)
     return category
+
+
+def _unknown_category(slug: str) -> Invalid:
+    return Invalid(
+        f"invalid input: category: unknown category {slug!r}",
+        fields={"category": f"unknown category {slug!r}"},
+    )
 
 
 def _pages(content: str, fmt: str) -> list[str]:
@@ -195,8 +204,13 @@ def insert_post(
     # Last-Modified never moves backwards.
     now = ctx.clock.now()
     published_at = _check_year(_in_site_tz(ctx, data.published_at or now))
-    category = _category(session, data.category)
-    tags = get_or_create_tags(session, data.tags)
+    # The statements below are Core, built once (the ORM's would cost several times the rows'
+    # own cost): what the caller added to this session is flushed first, so they see it.
+    session.flush()
+    category = category_repo.find_category(session, data.category)
+    if category is None:
+        raise _unknown_category(data.category)
+    tags = tags_for_write(session, data.tags)
     base = prepared.slug_base
     values = _post_row(
         prepared,
@@ -381,59 +395,73 @@ def _prepare_content(data: PostUpdate) -> _PreparedContent | None:
 def update_post(
     ctx: Context, post_id: int, data: PostUpdate, *, origin_link: str | None = None
 ) -> Post:
+    """Change the fields given; a write that changes nothing leaves updated_at and every
+    feed's validators alone. Core statements (repo/post_rows.py): one read of the post with
+    its category, one of its tags, one UPDATE of the columns that changed, the tags only
+    when they changed."""
     given = data.model_fields_set
     prepared = _prepare_content(data)  # outside the write lock
     with ctx.db.write() as session:
         now = ctx.clock.now()  # inside: Last-Modified never moves backwards
-        post = post_repo.get_post(session, post_id)
-        if post is None:
+        stored = post_rows.load_post(session, post_id)
+        if stored is None:
             raise NotFound(f"no post with id {post_id}")
-        before = _FeedPresence.of(post, now)
+        old, category, tags = stored
+        new = dict(old)
+        before = _FeedPresence.of_row(old, now)
         if data.category is not None:
-            post.category = _category(session, data.category)
-            post.category_id = post.category.id
-        if data.slug is not None and data.slug != post.slug:
-            if post_repo.slug_taken(session, data.slug, except_id=post.id):
+            found = category_repo.find_category(session, data.category)
+            if found is None:
+                raise _unknown_category(data.category)
+            category, new["category_id"] = found, found.id
+        if data.slug is not None and data.slug != new["slug"]:
+            if post_repo.slug_taken(session, data.slug, except_id=post_id):
                 raise _slug_conflict(data.slug)
-            post.slug = data.slug
+            new["slug"] = data.slug
         if data.title is not None:
-            post.title = data.title
+            new["title"] = data.title
         if data.author is not None:
-            post.author = data.author
+            new["author"] = data.author
         derived: str | None = None  # the summary of the new pages, when computed outside
         if data.content is not None or data.format is not None:
-            post.format = data.format or post.format
-            post.body = data.content if data.content is not None else post.body
+            new["format"] = data.format or new["format"]
+            new["body"] = data.content if data.content is not None else new["body"]
             if prepared is not None and (prepared.body, prepared.format) == (
-                post.body,
-                post.format,
+                new["body"],
+                new["format"],
             ):
-                post.pages, derived = prepared.pages, prepared.summary
+                new["pages"], derived = prepared.pages, prepared.summary
             else:  # a format change alone, or the format changed meanwhile
-                post.pages = _pages(post.body, post.format)
+                new["pages"] = _pages(new["body"], new["format"])
         if "summary" in given:
-            post.summary_given = bool(data.summary)
-            post.summary = data.summary or ""
-        if not post.summary_given:
-            post.summary = derived if derived is not None else derive_summary(post.pages)
+            new["summary_given"] = bool(data.summary)
+            new["summary"] = data.summary or ""
+        if not new["summary_given"]:
+            new["summary"] = derived if derived is not None else derive_summary(new["pages"])
+        tags_changed = False
         if data.tags is not None:
-            post.tags = get_or_create_tags(session, data.tags)
+            given_tags = tags_for_write(session, data.tags)
+            tags_changed = {tag.id for tag in given_tags} != {tag.id for tag in tags}
+            tags = given_tags  # shown in the order given (as the ORM kept an assigned list)
         if data.status is not None:
-            post.status = data.status
+            new["status"] = data.status
         if origin_link is not None:
-            post.origin_link = origin_link
+            new["origin_link"] = origin_link
         if data.published_at is not None:
-            post.published_at = _check_year(_in_site_tz(ctx, data.published_at))
-        if not session.is_modified(post):
-            return post  # nothing changed: keep updated_at and every feed's validators
-        post.updated_at = now
-        slug = post.slug  # read now: after a failed flush the session can load nothing
+            new["published_at"] = _check_year(_in_site_tz(ctx, data.published_at))
+        changes = {key: value for key, value in new.items() if value != old[key]}
+        if not changes and not tags_changed:
+            # Nothing changed: keep updated_at and every feed's validators.
+            return post_rows.detached_post(old, category, tags)
+        new["updated_at"] = changes["updated_at"] = now
         try:
-            session.flush()
-        except IntegrityError:
-            raise _slug_conflict(slug) from None
-        _record_write(session, post.id, before, _FeedPresence.of(post, now), now)
-        return post
+            post_rows.update_post(session, post_id, changes)
+        except IntegrityError:  # a concurrent write took the slug since slug_taken looked
+            raise _slug_conflict(new["slug"]) from None
+        if tags_changed:
+            post_rows.replace_post_tags(session, post_id, [tag.id for tag in tags])
+        _record_write(session, post_id, before, _FeedPresence.of_row(new, now), now)
+        return post_rows.detached_post(new, category, tags)
 
 
 def delete_post(ctx: Context, post_id: int) -> None:

@@ -44,9 +44,9 @@ def authenticate(ctx: Context, token: str) -> ApiToken | None:
     """The live token row for this bearer token, or None (unknown or revoked)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    digest = hash_token(token)
-    with ctx.db.read() as session:
-        row = token_repo.find_by_hash(session, digest)
+    # Read on every authenticated request, never cached: a revocation counts at once.
+    found = ctx.db.hot_row(token_repo.BY_HASH, {"token_hash": hash_token(token)})
+    row = None if found is None else token_repo.token_from_row(found)
     if row is None or row.revoked_at is not None:
         return None
     now = ctx.clock.now()
