@@ -48,6 +48,7 @@ Not thread-safe: one writer (the related job) owns an index.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import sys
@@ -189,6 +190,12 @@ def _distinct(values: Array) -> Array:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+@functools.lru_cache(maxsize=1024)
+def _sublinear(count: int) -> float:
+    """1 + ln(count): a term's count in one field -> its TF (counts repeat: computed once)."""
+    return 1.0 + math.log(count)
 
 
 _MICRO = 1 << 20  # above 10^6: a score rounded to 6 decimals, in millionths, fits below it
@@ -567,10 +574,13 @@ class RelatedIndex:
             (1.0, tokenize(doc.body)),
         )
         tf: dict[int, float] = {}
+        known, sublinear = self._term_ids.get, _sublinear
         for weight, terms in fields:
             for term, count in Counter(terms).items():
-                term_id = self._term_id(term)
-                tf[term_id] = tf.get(term_id, 0.0) + weight * (1.0 + math.log(count))
+                term_id = known(term)
+                if term_id is None:
+                    term_id = self._term_id(term)
+                tf[term_id] = tf.get(term_id, 0.0) + weight * sublinear(count)
         return np.fromiter(tf.keys(), np.int32, len(tf)), np.fromiter(tf.values(), np.float64)
 
     def _quantise(self, term_ids: Array, tf: Array) -> Array:
