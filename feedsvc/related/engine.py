@@ -439,12 +439,10 @@ class RelatedIndex:
                 blocked=frozenset(t for i, t in enumerate(self._terms) if df[i] > limit),
             )
             self._idf = _Grow(np.float64, [self._snapshot.idf[t] for t in self._terms])
-        offers: list[tuple[Array, Array]] = []
         for key in keys:
             stamp, term_ids, tf = counted.pop(key)
-            weights = self._quantise(term_ids, tf)
-            self._append_slot(key, stamp, term_ids, weights)
-            offers.append(self._posting_offers(term_ids, weights))
+            self._append_slot(key, stamp, term_ids, self._quantise(term_ids, tf))
+        offers = self._all_offers()
         if idf is None:
             self._snapshot = IdfSnapshot(
                 doc_count=self._snapshot.doc_count,
@@ -473,17 +471,15 @@ class RelatedIndex:
         index._term_ids = {term: i for i, term in enumerate(index._terms)}
         index._idf = _Grow(np.float64, [snapshot.weight(t) for t in index._terms])
         index._install_cutoffs()
-        offers: list[tuple[Array, Array]] = []
         lists: dict[str, list[Related]] = {}
         # Streamed, in any order: slots need key order only in a rebuild (_compute_block).
         for doc in docs:
             term_ids = np.frombuffer(doc.term_ids, "<i4").astype(np.int32)
             weights = np.frombuffer(doc.weights, "<i4").astype(np.int32)
             index._append_slot(doc.key, doc.stamp, term_ids, weights)
-            offers.append(index._posting_offers(term_ids, weights))
             if index.owns_list(doc.key):
                 lists[doc.key] = list(doc.related or ())
-        index._post_all(offers)
+        index._post_all(index._all_offers())
         for owner, items in lists.items():
             index._store(owner, [item for item in items if item.key in index._slot])
         return index
@@ -637,6 +633,12 @@ class RelatedIndex:
         return f"{min(a, b)}{_PAIR}{max(a, b)}"
 
     def _posted_under(self, key: str, postings: Array, weights: Array) -> Array:
+        posted = self._kept(key, postings, weights)
+        self._posted.append(posted)
+        return posted
+
+    def _kept(self, key: str, postings: Array, weights: Array) -> Array:
+        """The offers a document is posted under: those where it ranks within the cutoff."""
         cutoffs = self._cut_ids
         keep = [
             i
@@ -645,13 +647,51 @@ class RelatedIndex:
             )
             if (cut := cutoffs.get(posting)) is None or (-weight, key) <= (-cut[0], cut[1])
         ]
-        posted = postings[keep]
-        self._posted.append(posted)
-        return posted
+        kept: Array = postings[keep]
+        return kept
 
-    def _cutoffs(self, offers: Sequence[tuple[Array, Array]]) -> dict[str, tuple[int, str]]:
+    def _all_offers(self) -> tuple[Array, Array, Array]:
+        """`_posting_offers` of every slot at once (a rebuild or a restore): the same
+        (posting, weight) offers, as flat arrays (postings, weights, slots) in slot order."""
+        ptr, ids, weights = self._vec_ptr.view, self._vec_ids.view, self._vec_w.view
+        n = len(self._keys)
+        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+        blocked = np.zeros(len(self._terms), np.bool_)
+        blocked[[self._term_ids[t] for t in self._snapshot.blocked if t in self._term_ids]] = True
+        # Heaviest first, ties by term (a term's rank in string order), as _posting_offers.
+        by_name = np.empty(len(self._terms), np.int64)
+        by_name[sorted(range(len(self._terms)), key=self._terms.__getitem__)] = np.arange(
+            len(self._terms)
+        )
+        keep = (weights > 0) & ~blocked[ids]
+        doc, term, weight = doc[keep], ids[keep].astype(np.int64), weights[keep].astype(np.int64)
+        order = np.lexsort((by_name[term], -weight, doc))
+        doc, term, weight = doc[order], term[order], weight[order]
+        place = np.arange(len(doc)) - np.searchsorted(doc, doc)  # rank within its document
+        top = place < self.candidate_terms
+        parts = [(doc[top], place[top], term[top], weight[top])]
+        # Every pair of the pair_terms heaviest, in _posting_offers' order, after the terms.
+        count = np.minimum(np.bincount(doc, minlength=n), self.candidate_terms)
+        first = np.searchsorted(doc, np.arange(n))
+        combo = self.candidate_terms
+        for i in range(self.pair_terms):
+            for j in range(i + 1, self.pair_terms):
+                has = np.flatnonzero(count > j)
+                a, b = term[first[has] + i], term[first[has] + j]
+                low, high = np.minimum(a, b), np.maximum(a, b)
+                pair = ((low + 1) << _PAIR_SHIFT) | high
+                parts.append((has, np.full(len(has), combo), pair, weight[first[has] + j]))
+                combo += 1
+        doc = np.concatenate([p[0] for p in parts])
+        seq = np.concatenate([p[1] for p in parts])
+        order = np.lexsort((seq, doc))
+        postings = np.concatenate([p[2] for p in parts])[order]
+        offered = np.concatenate([p[3] for p in parts])[order]
+        return postings, offered, doc[order]
+
+    def _cutoffs(self, offers: tuple[Array, Array, Array]) -> dict[str, tuple[int, str]]:
         """Per posting key with too many holders, the rank of its posting_cap-th."""
-        postings, weights, slots = self._flat_offers(offers)
+        postings, weights, slots = offers
         if not len(postings):
             return {}
         # Slots are in key order here (rebuild), so the slot stands for the key.
@@ -665,28 +705,35 @@ class RelatedIndex:
             cutoffs[self._posting_name(posting)] = (int(weights[at]), self._keys[slots[at]])
         return cutoffs
 
-    def _flat_offers(self, offers: Sequence[tuple[Array, Array]]) -> tuple[Array, Array, Array]:
-        lengths = np.array([len(p) for p, _ in offers], np.int64)
-        if not lengths.sum():
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
-        postings = np.concatenate([p for p, _ in offers])
-        weights = np.concatenate([w for _, w in offers])
-        slots = np.repeat(np.arange(len(offers), dtype=np.int64), lengths)
-        return postings, weights, slots
-
-    def _post_all(self, offers: Sequence[tuple[Array, Array]]) -> None:
-        """The base posting lists, for slots 0..n-1 (a rebuild or a restore)."""
-        self._posted = []
-        for slot, (postings, weights) in enumerate(offers):
-            self._posted_under(self._keys[slot], postings, weights)
-        lengths = np.array([len(p) for p in self._posted], np.int64)
-        if not len(lengths) or not lengths.sum():
+    def _post_all(self, offers: tuple[Array, Array, Array]) -> None:
+        """The base posting lists, for slots 0..n-1 (a rebuild or a restore), and each slot's
+        postings: the offers `_posted_under` keeps, decided for all slots at once."""
+        postings, weights, slots = offers
+        cut_ids = np.array(sorted(self._cut_ids), np.int64)
+        at = np.searchsorted(cut_ids, postings)
+        capped = at < len(cut_ids)
+        capped[capped] = cut_ids[at[capped]] == postings[capped]
+        keep = ~capped
+        cut_weight = np.array([self._cut_ids[c][0] for c in cut_ids.tolist()], np.int64)
+        mine, theirs = weights[capped], cut_weight[at[capped]]
+        decided = mine > theirs
+        # Equal weights: the keys decide, (-weight, key) <= (-cut weight, cut key).
+        tied = np.flatnonzero(mine == theirs)
+        for i, posting, slot in zip(
+            tied.tolist(),
+            postings[capped][tied].tolist(),
+            slots[capped][tied].tolist(),
+            strict=True,
+        ):
+            decided[i] = self._keys[slot] <= self._cut_ids[posting][1]
+        keep[capped] = decided
+        postings, slots = postings[keep], slots[keep]
+        bounds = np.searchsorted(slots, np.arange(1, len(self._keys)))
+        self._posted = np.split(postings, bounds) if len(self._keys) else []
+        if not len(postings):
             return
-        postings = np.concatenate(self._posted)
-        slots = np.repeat(np.arange(len(self._posted), dtype=np.int32), lengths)
         order = np.argsort(postings, kind="stable")
-        postings, slots = postings[order], slots[order]
+        postings, slots = postings[order], slots[order].astype(np.int32)
         self._post_keys, starts = np.unique(postings, return_index=True)
         self._post_ptr = np.append(starts, len(postings)).astype(np.int64)
         self._post_slots = slots

@@ -344,3 +344,27 @@ def test_a_rebuild_scores_each_pair_once_and_gets_every_list_a_lone_owner_gets(
     assert len(lists) == 3 * len(corpus_docs()) and "ext:0" not in lists
     assert sum(map(len, lists.values())) > len(lists)  # lists are filled, not all empty
     assert lists == {key: index._compute(key) for key in lists}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_rebuild_and_restore_post_documents_where_an_upsert_would(config: dict[str, Any]) -> None:
+    """A rebuild and a restore decide every document's postings at once (`_all_offers`,
+    `_post_all`); an upsert decides one document's (`_posting_offers`, `_kept`). Both must
+    give the same postings, or incremental lists would drift from a rebuild's. Copies tie on
+    every weight, so cutoffs are decided by keys."""
+    docs = copies_of_the_corpus(4)
+    docs += [dataclasses.replace(doc, key=f"ext:{n}") for n, doc in enumerate(docs[::5])]
+    index = built(docs, **config)
+    restored = RelatedIndex.restore(
+        index.idf_snapshot(), index.terms(), index.stored_docs(), **config
+    )
+    assert bool(index.idf_snapshot().cutoffs) == (config == TIGHT)  # tight caps bite
+    for source in (index, restored):
+        for key in sorted(source._slot):
+            slot = source._slot[key]
+            lo, hi = source._vec_ptr.view[slot], source._vec_ptr.view[slot + 1]
+            offers = source._posting_offers(source._vec_ids.view[lo:hi], source._vec_w.view[lo:hi])
+            one_by_one = source._kept(key, *offers)
+            assert sorted(source._posted[slot].tolist()) == sorted(one_by_one.tolist()), key
+    assert sum(map(len, index._posted)) > len(docs)
+    assert restored.lists() == index.lists()
