@@ -70,6 +70,7 @@ SCALE = 2**26  # unit-vector weights are stored as round(w * SCALE)
 _DOT_SCALE = float(SCALE) * float(SCALE)
 _PAIR_SHIFT = 32  # a pair's posting id: (first id + 1) << 32 | second id
 BLOCK = 256  # lists a rebuild computes at once (memory: about 1 MiB per list)
+OFFER_BLOCK = 8192  # documents whose postings a rebuild or a restore decides at once
 
 
 @dataclass(frozen=True)
@@ -653,9 +654,6 @@ class RelatedIndex:
     def _all_offers(self) -> tuple[Array, Array, Array]:
         """`_posting_offers` of every slot at once (a rebuild or a restore): the same
         (posting, weight) offers, as flat arrays (postings, weights, slots) in slot order."""
-        ptr, ids, weights = self._vec_ptr.view, self._vec_ids.view, self._vec_w.view
-        n = len(self._keys)
-        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
         blocked = np.zeros(len(self._terms), np.bool_)
         blocked[[self._term_ids[t] for t in self._snapshot.blocked if t in self._term_ids]] = True
         # Heaviest first, ties by term (a term's rank in string order), as _posting_offers.
@@ -663,6 +661,24 @@ class RelatedIndex:
         by_name[sorted(range(len(self._terms)), key=self._terms.__getitem__)] = np.arange(
             len(self._terms)
         )
+        # OFFER_BLOCK slots at a time: the work arrays stay small whatever the corpus.
+        parts = [
+            self._offers_of(lo, min(lo + OFFER_BLOCK, len(self._keys)), blocked, by_name)
+            for lo in range(0, len(self._keys), OFFER_BLOCK)
+        ]
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        postings, weights, slots = zip(*parts, strict=True)
+        return np.concatenate(postings), np.concatenate(weights), np.concatenate(slots)
+
+    def _offers_of(
+        self, lo: int, hi: int, blocked: Array, by_name: Array
+    ) -> tuple[Array, Array, Array]:
+        ptr = self._vec_ptr.view[lo : hi + 1]
+        ids, weights = self._vec_ids.view[ptr[0] : ptr[-1]], self._vec_w.view[ptr[0] : ptr[-1]]
+        n = hi - lo
+        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
         keep = (weights > 0) & ~blocked[ids]
         doc, term, weight = doc[keep], ids[keep].astype(np.int64), weights[keep].astype(np.int64)
         order = np.lexsort((by_name[term], -weight, doc))
@@ -687,7 +703,7 @@ class RelatedIndex:
         order = np.lexsort((seq, doc))
         postings = np.concatenate([p[2] for p in parts])[order]
         offered = np.concatenate([p[3] for p in parts])[order]
-        return postings, offered, doc[order]
+        return postings, offered, doc[order] + lo
 
     def _cutoffs(self, offers: tuple[Array, Array, Array]) -> dict[str, tuple[int, str]]:
         """Per posting key with too many holders, the rank of its posting_cap-th."""

@@ -347,11 +347,14 @@ def test_a_rebuild_scores_each_pair_once_and_gets_every_list_a_lone_owner_gets(
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_rebuild_and_restore_post_documents_where_an_upsert_would(config: dict[str, Any]) -> None:
+def test_rebuild_and_restore_post_documents_where_an_upsert_would(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A rebuild and a restore decide every document's postings at once (`_all_offers`,
     `_post_all`); an upsert decides one document's (`_posting_offers`, `_kept`). Both must
     give the same postings, or incremental lists would drift from a rebuild's. Copies tie on
-    every weight, so cutoffs are decided by keys."""
+    every weight, so cutoffs are decided by keys. Small blocks of documents, so they cross."""
+    monkeypatch.setattr(engine, "OFFER_BLOCK", 7)
     docs = copies_of_the_corpus(4)
     docs += [dataclasses.replace(doc, key=f"ext:{n}") for n, doc in enumerate(docs[::5])]
     index = built(docs, **config)
