@@ -20,6 +20,7 @@ products of integers below 2^26, each below 2^52, all non-negative, whose total 
 about 2^52 (both vectors have unit length). Every partial sum is then an integer below 2^53,
 which a float64 holds exactly, so numpy sums it exactly in any order (np.bincount over the
 candidates' terms): the score does not depend on which path, batch or order computed it.
+So a rebuild scores each pair once, for both documents (`_rebuild_lists`).
 It is divided by 2^52 and rounded to 6 decimals. Quantising moves a weight by at most 2^-27:
 scores move by well under 1e-6, and precision@5 on the test corpus is unchanged (0.913).
 
@@ -47,6 +48,7 @@ Not thread-safe: one writer (the related job) owns an index.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import sys
@@ -68,6 +70,7 @@ SCALE = 2**26  # unit-vector weights are stored as round(w * SCALE)
 _DOT_SCALE = float(SCALE) * float(SCALE)
 _PAIR_SHIFT = 32  # a pair's posting id: (first id + 1) << 32 | second id
 BLOCK = 256  # lists a rebuild computes at once (memory: about 1 MiB per list)
+OFFER_BLOCK = 8192  # documents whose postings a rebuild or a restore decides at once
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,95 @@ def _distinct(values: Array) -> Array:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+@functools.lru_cache(maxsize=1024)
+def _sublinear(count: int) -> float:
+    """1 + ln(count): a term's count in one field -> its TF (counts repeat: computed once)."""
+    return 1.0 + math.log(count)
+
+
+_MICRO = 1 << 20  # above 10^6: a score rounded to 6 decimals, in millionths, fits below it
+
+
+class _Ranks:
+    """Candidates as one int64 sort key each: (score desc, published_at desc, slot asc).
+
+    A slot's rank orders the slots by (published_at desc, slot), so (score, rank) is the
+    lists' total order (a rebuild's slots are in key order); smaller keys come first.
+    """
+
+    def __init__(self, stamps: Array) -> None:
+        self._by_rank = np.lexsort((np.arange(len(stamps)), -stamps))
+        self._rank = np.empty(len(stamps), np.int64)
+        self._rank[self._by_rank] = np.arange(len(stamps))
+        self._bits = max(1, len(stamps).bit_length())
+
+    def key(self, scores: Array, slots: Array) -> Array:
+        # Scores are rounded to 6 decimals: distinct scores give distinct millionths.
+        micro = np.rint(scores * 1e6).astype(np.int64)
+        found: Array = ((_MICRO - micro) << self._bits) | self._rank[slots]
+        return found
+
+    def slot(self, keys: Array) -> Array:
+        found: Array = self._by_rank[keys & ((1 << self._bits) - 1)]
+        return found
+
+
+class _Offers:
+    """Per slot, the best `k` (key, score) offers it received so far (a rebuild's scratch)."""
+
+    _NONE = np.iinfo(np.int64).max
+
+    def __init__(self, n: int, k: int) -> None:
+        self._k = k
+        self._keys = np.full((n, k), self._NONE, np.int64)  # sorted per row, best first
+        self._scores = np.zeros((n, k), np.float64)
+
+    def add(self, targets: Array, keys: Array, scores: Array) -> None:
+        if not len(targets) or not self._k:
+            return
+        # What cannot beat a target's k-th best never will: most offers stop here.
+        fits = keys < self._keys[targets, -1]
+        targets, keys, scores = targets[fits], keys[fits], scores[fits]
+        if not len(targets):
+            return
+        rows = _distinct(targets)
+        held = self._keys[rows].ravel()
+        there = held != self._NONE
+        targets = np.concatenate([np.repeat(rows, self._k)[there], targets])
+        keys = np.concatenate([held[there], keys])
+        scores = np.concatenate([self._scores[rows].ravel()[there], scores])
+        at = _best_per_group(targets, keys, self._k, len(self._keys))
+        targets, keys, scores = targets[at], keys[at], scores[at]
+        place = np.arange(len(targets)) - np.searchsorted(targets, targets)
+        self._keys[rows] = self._NONE
+        self._keys[targets, place] = keys
+        self._scores[targets, place] = scores
+
+    def take(self, slots: Array) -> tuple[Array, Array, Array]:
+        """(index in slots, key, score) of the offers these slots hold; they are dropped."""
+        keys = self._keys[slots].ravel()
+        there = keys != self._NONE
+        which = np.repeat(np.arange(len(slots)), self._k)[there]
+        scores = self._scores[slots].ravel()[there]
+        self._keys[slots] = self._NONE
+        return which, keys[there], scores
+
+
+def _best_per_group(groups: Array, keys: Array, k: int, group_count: int) -> Array:
+    """Positions of the k smallest keys of each group, sorted by (group, key)."""
+    if not len(groups):
+        return np.zeros(0, np.int64)
+    shift = int(keys.max()).bit_length()
+    if shift + max(1, group_count).bit_length() <= 63:
+        order = np.argsort((groups.astype(np.int64) << shift) | keys)
+    else:
+        order = np.lexsort((keys, groups))
+    ordered = groups[order]
+    first = np.searchsorted(ordered, ordered)  # where each group's run starts
+    best: Array = order[np.arange(len(order)) - first < k]
+    return best
 
 
 def _scores(dots: Array) -> Array:
@@ -348,12 +440,10 @@ class RelatedIndex:
                 blocked=frozenset(t for i, t in enumerate(self._terms) if df[i] > limit),
             )
             self._idf = _Grow(np.float64, [self._snapshot.idf[t] for t in self._terms])
-        offers: list[tuple[Array, Array]] = []
         for key in keys:
             stamp, term_ids, tf = counted.pop(key)
-            weights = self._quantise(term_ids, tf)
-            self._append_slot(key, stamp, term_ids, weights)
-            offers.append(self._posting_offers(term_ids, weights))
+            self._append_slot(key, stamp, term_ids, self._quantise(term_ids, tf))
+        offers = self._all_offers()
         if idf is None:
             self._snapshot = IdfSnapshot(
                 doc_count=self._snapshot.doc_count,
@@ -363,10 +453,8 @@ class RelatedIndex:
             )
         self._install_cutoffs()
         self._post_all(offers)
-        owners = np.array([slot for slot, key in enumerate(keys) if self.owns_list(key)])
-        for start in range(0, len(owners), BLOCK):
-            for owner, items in self._compute_block(owners[start : start + BLOCK]).items():
-                self._store(owner, items)
+        owners = np.array([slot for slot, key in enumerate(keys) if self.owns_list(key)], np.int64)
+        self._rebuild_lists(owners)
 
     @classmethod
     def restore(
@@ -384,17 +472,15 @@ class RelatedIndex:
         index._term_ids = {term: i for i, term in enumerate(index._terms)}
         index._idf = _Grow(np.float64, [snapshot.weight(t) for t in index._terms])
         index._install_cutoffs()
-        offers: list[tuple[Array, Array]] = []
         lists: dict[str, list[Related]] = {}
         # Streamed, in any order: slots need key order only in a rebuild (_compute_block).
         for doc in docs:
             term_ids = np.frombuffer(doc.term_ids, "<i4").astype(np.int32)
             weights = np.frombuffer(doc.weights, "<i4").astype(np.int32)
             index._append_slot(doc.key, doc.stamp, term_ids, weights)
-            offers.append(index._posting_offers(term_ids, weights))
             if index.owns_list(doc.key):
                 lists[doc.key] = list(doc.related or ())
-        index._post_all(offers)
+        index._post_all(index._all_offers())
         for owner, items in lists.items():
             index._store(owner, [item for item in items if item.key in index._slot])
         return index
@@ -485,10 +571,13 @@ class RelatedIndex:
             (1.0, tokenize(doc.body)),
         )
         tf: dict[int, float] = {}
+        known, sublinear = self._term_ids.get, _sublinear
         for weight, terms in fields:
             for term, count in Counter(terms).items():
-                term_id = self._term_id(term)
-                tf[term_id] = tf.get(term_id, 0.0) + weight * (1.0 + math.log(count))
+                term_id = known(term)
+                if term_id is None:
+                    term_id = self._term_id(term)
+                tf[term_id] = tf.get(term_id, 0.0) + weight * sublinear(count)
         return np.fromiter(tf.keys(), np.int32, len(tf)), np.fromiter(tf.values(), np.float64)
 
     def _quantise(self, term_ids: Array, tf: Array) -> Array:
@@ -545,6 +634,12 @@ class RelatedIndex:
         return f"{min(a, b)}{_PAIR}{max(a, b)}"
 
     def _posted_under(self, key: str, postings: Array, weights: Array) -> Array:
+        posted = self._kept(key, postings, weights)
+        self._posted.append(posted)
+        return posted
+
+    def _kept(self, key: str, postings: Array, weights: Array) -> Array:
+        """The offers a document is posted under: those where it ranks within the cutoff."""
         cutoffs = self._cut_ids
         keep = [
             i
@@ -553,13 +648,66 @@ class RelatedIndex:
             )
             if (cut := cutoffs.get(posting)) is None or (-weight, key) <= (-cut[0], cut[1])
         ]
-        posted = postings[keep]
-        self._posted.append(posted)
-        return posted
+        kept: Array = postings[keep]
+        return kept
 
-    def _cutoffs(self, offers: Sequence[tuple[Array, Array]]) -> dict[str, tuple[int, str]]:
+    def _all_offers(self) -> tuple[Array, Array, Array]:
+        """`_posting_offers` of every slot at once (a rebuild or a restore): the same
+        (posting, weight) offers, as flat arrays (postings, weights, slots) in slot order."""
+        blocked = np.zeros(len(self._terms), np.bool_)
+        blocked[[self._term_ids[t] for t in self._snapshot.blocked if t in self._term_ids]] = True
+        # Heaviest first, ties by term (a term's rank in string order), as _posting_offers.
+        by_name = np.empty(len(self._terms), np.int64)
+        by_name[sorted(range(len(self._terms)), key=self._terms.__getitem__)] = np.arange(
+            len(self._terms)
+        )
+        # OFFER_BLOCK slots at a time: the work arrays stay small whatever the corpus.
+        parts = [
+            self._offers_of(lo, min(lo + OFFER_BLOCK, len(self._keys)), blocked, by_name)
+            for lo in range(0, len(self._keys), OFFER_BLOCK)
+        ]
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        postings, weights, slots = zip(*parts, strict=True)
+        return np.concatenate(postings), np.concatenate(weights), np.concatenate(slots)
+
+    def _offers_of(
+        self, lo: int, hi: int, blocked: Array, by_name: Array
+    ) -> tuple[Array, Array, Array]:
+        ptr = self._vec_ptr.view[lo : hi + 1]
+        ids, weights = self._vec_ids.view[ptr[0] : ptr[-1]], self._vec_w.view[ptr[0] : ptr[-1]]
+        n = hi - lo
+        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+        keep = (weights > 0) & ~blocked[ids]
+        doc, term, weight = doc[keep], ids[keep].astype(np.int64), weights[keep].astype(np.int64)
+        order = np.lexsort((by_name[term], -weight, doc))
+        doc, term, weight = doc[order], term[order], weight[order]
+        place = np.arange(len(doc)) - np.searchsorted(doc, doc)  # rank within its document
+        top = place < self.candidate_terms
+        parts = [(doc[top], place[top], term[top], weight[top])]
+        # Every pair of the pair_terms heaviest, in _posting_offers' order, after the terms.
+        count = np.minimum(np.bincount(doc, minlength=n), self.candidate_terms)
+        first = np.searchsorted(doc, np.arange(n))
+        combo = self.candidate_terms
+        for i in range(self.pair_terms):
+            for j in range(i + 1, self.pair_terms):
+                has = np.flatnonzero(count > j)
+                a, b = term[first[has] + i], term[first[has] + j]
+                low, high = np.minimum(a, b), np.maximum(a, b)
+                pair = ((low + 1) << _PAIR_SHIFT) | high
+                parts.append((has, np.full(len(has), combo), pair, weight[first[has] + j]))
+                combo += 1
+        doc = np.concatenate([p[0] for p in parts])
+        seq = np.concatenate([p[1] for p in parts])
+        order = np.lexsort((seq, doc))
+        postings = np.concatenate([p[2] for p in parts])[order]
+        offered = np.concatenate([p[3] for p in parts])[order]
+        return postings, offered, doc[order] + lo
+
+    def _cutoffs(self, offers: tuple[Array, Array, Array]) -> dict[str, tuple[int, str]]:
         """Per posting key with too many holders, the rank of its posting_cap-th."""
-        postings, weights, slots = self._flat_offers(offers)
+        postings, weights, slots = offers
         if not len(postings):
             return {}
         # Slots are in key order here (rebuild), so the slot stands for the key.
@@ -573,28 +721,35 @@ class RelatedIndex:
             cutoffs[self._posting_name(posting)] = (int(weights[at]), self._keys[slots[at]])
         return cutoffs
 
-    def _flat_offers(self, offers: Sequence[tuple[Array, Array]]) -> tuple[Array, Array, Array]:
-        lengths = np.array([len(p) for p, _ in offers], np.int64)
-        if not lengths.sum():
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
-        postings = np.concatenate([p for p, _ in offers])
-        weights = np.concatenate([w for _, w in offers])
-        slots = np.repeat(np.arange(len(offers), dtype=np.int64), lengths)
-        return postings, weights, slots
-
-    def _post_all(self, offers: Sequence[tuple[Array, Array]]) -> None:
-        """The base posting lists, for slots 0..n-1 (a rebuild or a restore)."""
-        self._posted = []
-        for slot, (postings, weights) in enumerate(offers):
-            self._posted_under(self._keys[slot], postings, weights)
-        lengths = np.array([len(p) for p in self._posted], np.int64)
-        if not len(lengths) or not lengths.sum():
+    def _post_all(self, offers: tuple[Array, Array, Array]) -> None:
+        """The base posting lists, for slots 0..n-1 (a rebuild or a restore), and each slot's
+        postings: the offers `_posted_under` keeps, decided for all slots at once."""
+        postings, weights, slots = offers
+        cut_ids = np.array(sorted(self._cut_ids), np.int64)
+        at = np.searchsorted(cut_ids, postings)
+        capped = at < len(cut_ids)
+        capped[capped] = cut_ids[at[capped]] == postings[capped]
+        keep = ~capped
+        cut_weight = np.array([self._cut_ids[c][0] for c in cut_ids.tolist()], np.int64)
+        mine, theirs = weights[capped], cut_weight[at[capped]]
+        decided = mine > theirs
+        # Equal weights: the keys decide, (-weight, key) <= (-cut weight, cut key).
+        tied = np.flatnonzero(mine == theirs)
+        for i, posting, slot in zip(
+            tied.tolist(),
+            postings[capped][tied].tolist(),
+            slots[capped][tied].tolist(),
+            strict=True,
+        ):
+            decided[i] = self._keys[slot] <= self._cut_ids[posting][1]
+        keep[capped] = decided
+        postings, slots = postings[keep], slots[keep]
+        bounds = np.searchsorted(slots, np.arange(1, len(self._keys)))
+        self._posted = np.split(postings, bounds) if len(self._keys) else []
+        if not len(postings):
             return
-        postings = np.concatenate(self._posted)
-        slots = np.repeat(np.arange(len(self._posted), dtype=np.int32), lengths)
         order = np.argsort(postings, kind="stable")
-        postings, slots = postings[order], slots[order]
+        postings, slots = postings[order], slots[order].astype(np.int32)
         self._post_keys, starts = np.unique(postings, return_index=True)
         self._post_ptr = np.append(starts, len(postings)).astype(np.int64)
         self._post_slots = slots
@@ -643,64 +798,91 @@ class RelatedIndex:
         scores: Array = _scores(dots)
         return scores
 
-    def _compute_block(self, owners: Array) -> dict[str, list[Related]]:
-        """The lists of several owners at once, all numpy (a rebuild: BLOCK owners a time).
+    def _rebuild_lists(self, owners: Array) -> None:
+        """Every owner's list, BLOCK owners at a time, all numpy, each pair scored once.
 
-        Same lists as `_compute`, owner by owner: same candidates, same exact scores, same
-        order, where the slot stands for the key (a rebuild assigns slots in key order).
+        The cosine is symmetric, so when an owner's block scores its candidates it also
+        scores them for each candidate that owns a list: a block scores an owner against a
+        later owner (in slot order) or a non-owner only, and offers each score to the later
+        owner, which keeps the best `top_k` offers it received (`_Offers`) until its own block
+        adds them to the pairs it scores itself. Same lists as `_compute`, owner by owner:
+        same candidates, same exact scores, same order, where the slot stands for the key (a
+        rebuild assigns slots in key order).
         """
-        ptr, ids, weights = self._vec_ptr.view, self._vec_ids.view, self._vec_w.view
-        # Candidates: every (owner, slot) posted under a common key, once.
-        posted_lengths = np.array([len(self._posted[o]) for o in owners.tolist()], np.int64)
-        posted = (
-            np.concatenate([self._posted[o] for o in owners.tolist()])
-            if posted_lengths.sum()
-            else np.zeros(0, np.int64)
-        )
-        owner_of = np.repeat(np.arange(len(owners)), posted_lengths)
-        result: dict[str, list[Related]] = {self._keys[o]: [] for o in owners.tolist()}
-        if not len(posted) or not len(self._post_keys):
-            return result
+        n = len(self._keys)
+        owns = np.zeros(n, np.bool_)
+        owns[owners] = True
+        ranks = _Ranks(self._stamp.view)
+        offers = _Offers(n, self.top_k)
+        for start in range(0, len(owners), BLOCK):
+            block = owners[start : start + BLOCK]
+            pair_owner, pair_slot = self._block_pairs(block, owns)
+            scores = self._block_scores(block, pair_owner, pair_slot)
+            good = scores >= self.min_score
+            pair_owner, pair_slot, scores = pair_owner[good], pair_slot[good], scores[good]
+            later = owns[pair_slot]  # a later owner (an earlier one was left out above)
+            offers.add(
+                pair_slot[later], ranks.key(scores[later], block[pair_owner[later]]), scores[later]
+            )
+            listed, keys, found = offers.take(block)
+            pair_owner = np.concatenate([pair_owner, listed])
+            keys = np.concatenate([ranks.key(scores, pair_slot), keys])
+            scores = np.concatenate([scores, found])
+            at = _best_per_group(pair_owner, keys, self.top_k, len(block))
+            items = zip(
+                pair_owner[at].tolist(),
+                ranks.slot(keys[at]).tolist(),
+                scores[at].tolist(),
+                strict=True,
+            )
+            lists: list[list[Related]] = [[] for _ in range(len(block))]
+            for owner, slot, score in items:
+                lists[owner].append(Related(self._keys[slot], score))
+            for owner, items_of in zip(block.tolist(), lists, strict=True):
+                self._store(self._keys[owner], items_of)
+
+    def _block_pairs(self, block: Array, owns: Array) -> tuple[Array, Array]:
+        """(index in block, slot) of each candidate pair a block scores, once, in order."""
+        posted_lengths = np.array([len(self._posted[o]) for o in block.tolist()], np.int64)
+        empty = np.zeros(0, np.int64)
+        if not posted_lengths.sum() or not len(self._post_keys):
+            return empty, empty
+        posted = np.concatenate([self._posted[o] for o in block.tolist()])
+        owner_of = np.repeat(np.arange(len(block)), posted_lengths)
         at = np.searchsorted(self._post_keys, posted)
         inside = at < len(self._post_keys)
         at, owner_of, posted = at[inside], owner_of[inside], posted[inside]
         hit = self._post_keys[at] == posted
         at, owner_of = at[hit], owner_of[hit]
         slots, lengths = _gather(self._post_ptr, self._post_slots, at)
-        pairs = _distinct(np.repeat(owner_of, lengths) * len(self._keys) + slots)
-        pair_owner, pair_slot = pairs // len(self._keys), pairs % len(self._keys)
-        keep = self._alive.view[pair_slot] & (pair_slot != owners[pair_owner])
-        pair_owner, pair_slot = pair_owner[keep], pair_slot[keep]
+        owner_of = np.repeat(owner_of, lengths)
+        mine = block[owner_of]
+        # An earlier owner scored this pair in its own block and offered it (see above).
+        keep = self._alive.view[slots] & (slots != mine) & ~(owns[slots] & (slots < mine))
+        pairs = _distinct(owner_of[keep] * len(self._keys) + slots[keep])
+        return pairs // len(self._keys), pairs % len(self._keys)
+
+    def _block_scores(self, block: Array, pair_owner: Array, pair_slot: Array) -> Array:
+        """Exact cosines of (block[pair_owner], pair_slot) pairs."""
         if not len(pair_slot):
-            return result
+            return np.zeros(0, np.float64)
+        ptr, ids, weights = self._vec_ptr.view, self._vec_ids.view, self._vec_w.view
         # The owners' vectors spread out over the block's own vocabulary (a small dense
         # matrix), so each candidate term is one lookup: local[term], then that cell.
-        mine, mine_lengths = _spans(ptr, owners)
+        mine, mine_lengths = _spans(ptr, block)
         mine_terms = ids[mine]
         block_terms = _distinct(mine_terms)
         local = np.full(len(self._terms) + 1, len(block_terms), np.int64)  # default: a 0 column
         local[block_terms] = np.arange(len(block_terms))
         width = len(block_terms) + 1
-        dense = np.zeros(len(owners) * width, np.float64)
-        cells = np.repeat(np.arange(len(owners)), mine_lengths) * width + local[mine_terms]
+        dense = np.zeros(len(block) * width, np.float64)
+        cells = np.repeat(np.arange(len(block)), mine_lengths) * width + local[mine_terms]
         dense[cells] = weights[mine]
         theirs, their_lengths = _spans(ptr, pair_slot)
         cells = np.repeat(pair_owner * width, their_lengths) + local[ids[theirs]]
         products = dense[cells] * weights[theirs]
         pair_of = np.repeat(np.arange(len(pair_slot)), their_lengths)
-        scores = _scores(np.bincount(pair_of, weights=products, minlength=len(pair_slot)))
-        good = scores >= self.min_score
-        pair_owner, pair_slot, scores = pair_owner[good], pair_slot[good], scores[good]
-        stamps = self._stamp.view[pair_slot]
-        order = np.lexsort((pair_slot, -stamps, -scores, pair_owner))
-        pair_owner, pair_slot, scores = pair_owner[order], pair_slot[order], scores[order]
-        first = np.searchsorted(pair_owner, pair_owner)  # each owner's run starts there
-        top = np.arange(len(pair_owner)) - first < self.top_k
-        for owner, slot, score in zip(
-            pair_owner[top].tolist(), pair_slot[top].tolist(), scores[top].tolist(), strict=True
-        ):
-            result[self._keys[owners[owner]]].append(Related(self._keys[slot], score))
-        return result
+        return _scores(np.bincount(pair_of, weights=products, minlength=len(pair_slot)))
 
     def _compute(self, key: str) -> list[Related]:
         slot = self._slot[key]

@@ -100,11 +100,13 @@ def item_doc(item: ExternalItem) -> RelatedDoc:
     )
 
 
-def to_doc(post: Post) -> RelatedDoc:
+def to_doc(post: Post | related_repo.PostText) -> RelatedDoc:
     return RelatedDoc(
         key=post_key(post.id),
         title=post.title,
-        tags=tuple(tag.name for tag in post.tags),
+        tags=post.tags
+        if isinstance(post, related_repo.PostText)
+        else tuple(t.name for t in post.tags),
         body=html_to_text(" ".join(post.pages)),
         published_at=post.published_at,
     )
@@ -141,7 +143,7 @@ def _stream_docs(
     ids = sorted(post_ids)
     for start in range(0, len(ids), LOAD_BATCH):
         with ctx.db.read() as session:
-            batch = related_repo.visible_posts(session, now, ids[start : start + LOAD_BATCH])
+            batch = related_repo.visible_post_texts(session, now, ids[start : start + LOAD_BATCH])
             docs = [to_doc(post) for post in batch]
         yield from docs
     if external_ids is None or external_ids:

@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source
+from feedsvc.models import ExternalItem, Post, PostChange, RelatedItem, Source, Tag, post_tags
 from feedsvc.repo import chunked, feedstate
 
+_RELATED_ITEMS = cast(Table, RelatedItem.__table__)
 # (key, score), best first; a key is "post:ID" (ours) or "ext:ID" (an upstream item).
 Ranked = list[tuple[str, float]]
 
@@ -131,6 +132,40 @@ def visible_posts(
     ]
 
 
+@dataclass(frozen=True)
+class PostText:
+    """What the related index reads of a post."""
+
+    id: int
+    title: str
+    tags: tuple[str, ...]  # by name, as Post.tags orders them
+    pages: list[str]
+    published_at: datetime
+
+
+def visible_post_texts(session: Session, now: datetime, ids: Collection[int]) -> list[PostText]:
+    """These posts if published and due, by id: the columns the index reads, no ORM objects
+    (a rebuild reads every post: loading whole Post rows cost more than segmenting them)."""
+    query = select(Post.id, Post.title, Post.pages, Post.published_at).where(
+        Post.status == "published", Post.published_at <= now
+    )
+    tagged = (
+        select(post_tags.c.post_id, Tag.name)
+        .join(Tag, Tag.id == post_tags.c.tag_id)
+        .order_by(post_tags.c.post_id, Tag.name)
+    )
+    found = []
+    for part in chunked(ids):
+        tags: dict[int, list[str]] = defaultdict(list)
+        for post_id, name in session.execute(tagged.where(post_tags.c.post_id.in_(part))):
+            tags[post_id].append(name)
+        for post_id, title, pages, published_at in session.execute(
+            query.where(Post.id.in_(part)).order_by(Post.id)
+        ):
+            found.append(PostText(post_id, title, tuple(tags[post_id]), pages, published_at))
+    return found
+
+
 # -- stored lists ----------------------------------------------------------------------------
 
 
@@ -174,14 +209,14 @@ def replace_lists(session: Session, lists: dict[int, Ranked], now: datetime) -> 
                 }
             )
     if rows:
-        session.execute(insert(RelatedItem), rows)
+        session.execute(insert(_RELATED_ITEMS), rows)  # Core: rows never read back
 
 
 # Built once, on the tables: every edit asks who shows the post (an ORM select cost several
 # times the query). Core statements do not autoflush as the ORM's did: both flush first.
-_ITEMS, _POSTS = cast(Table, RelatedItem.__table__), cast(Table, Post.__table__)
-_REFERRERS = select(_ITEMS.c.post_id).where(
-    _ITEMS.c.related_post_id.in_(bindparam("ids", expanding=True))
+_POSTS = cast(Table, Post.__table__)
+_REFERRERS = select(_RELATED_ITEMS.c.post_id).where(
+    _RELATED_ITEMS.c.related_post_id.in_(bindparam("ids", expanding=True))
 )
 _CATEGORY_IDS = select(_POSTS.c.category_id).where(
     _POSTS.c.id.in_(bindparam("ids", expanding=True))

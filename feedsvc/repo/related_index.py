@@ -14,14 +14,17 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from feedsvc.models import RelatedIndexDoc, RelatedIndexState, RelatedIndexTerm
 from feedsvc.related.engine import IdfSnapshot, Related, StoredDoc
 
 STATE_ID = 1
+_TERMS = cast(Table, RelatedIndexTerm.__table__)
+_DOCS = cast(Table, RelatedIndexDoc.__table__)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def add_terms(
 ) -> None:
     if new:
         session.execute(
-            insert(RelatedIndexTerm),
+            insert(_TERMS),  # Core on the tables: rows never read back
             [
                 {
                     "generation": generation,
@@ -143,7 +146,7 @@ def put_documents(session: Session, generation: int, docs: Iterable[StoredDoc]) 
     ]
     if rows:
         drop_documents(session, generation, [str(row["key"]) for row in rows])
-        session.execute(insert(RelatedIndexDoc), rows)
+        session.execute(insert(_DOCS), rows)
 
 
 def drop_documents(session: Session, generation: int, keys: Sequence[str]) -> None:

@@ -321,3 +321,53 @@ def test_score_agrees_with_the_lists() -> None:
     assert index.score(first.key, "post:2") == first.score  # symmetric
     with pytest.raises(KeyError):
         index.score("post:2", "post:999")
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_rebuild_scores_each_pair_once_and_gets_every_list_a_lone_owner_gets(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild scores a pair in the earlier owner's block and offers it to the later one:
+    every list must still equal the one `_compute` (the upsert path) finds for that owner
+    alone. Small blocks, so offers cross blocks; copies tie on score, and dates that disagree
+    with key order make the (score, date, key) order do the work; external items are
+    candidates that own no list."""
+    monkeypatch.setattr(engine, "BLOCK", 7)
+    rng = random.Random(9)
+    docs = [
+        dataclasses.replace(doc, published_at=doc.published_at + timedelta(rng.randrange(3)))
+        for doc in copies_of_the_corpus(3)
+    ]
+    docs += [dataclasses.replace(doc, key=f"ext:{n}") for n, doc in enumerate(docs[::4])]
+    index = built(docs, **config)
+    lists = index.lists()
+    assert len(lists) == 3 * len(corpus_docs()) and "ext:0" not in lists
+    assert sum(map(len, lists.values())) > len(lists)  # lists are filled, not all empty
+    assert lists == {key: index._compute(key) for key in lists}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_rebuild_and_restore_post_documents_where_an_upsert_would(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild and a restore decide every document's postings at once (`_all_offers`,
+    `_post_all`); an upsert decides one document's (`_posting_offers`, `_kept`). Both must
+    give the same postings, or incremental lists would drift from a rebuild's. Copies tie on
+    every weight, so cutoffs are decided by keys. Small blocks of documents, so they cross."""
+    monkeypatch.setattr(engine, "OFFER_BLOCK", 7)
+    docs = copies_of_the_corpus(4)
+    docs += [dataclasses.replace(doc, key=f"ext:{n}") for n, doc in enumerate(docs[::5])]
+    index = built(docs, **config)
+    restored = RelatedIndex.restore(
+        index.idf_snapshot(), index.terms(), index.stored_docs(), **config
+    )
+    assert bool(index.idf_snapshot().cutoffs) == (config == TIGHT)  # tight caps bite
+    for source in (index, restored):
+        for key in sorted(source._slot):
+            slot = source._slot[key]
+            lo, hi = source._vec_ptr.view[slot], source._vec_ptr.view[slot + 1]
+            offers = source._posting_offers(source._vec_ids.view[lo:hi], source._vec_w.view[lo:hi])
+            one_by_one = source._kept(key, *offers)
+            assert sorted(source._posted[slot].tolist()) == sorted(one_by_one.tolist()), key
+    assert sum(map(len, index._posted)) > len(docs)
+    assert restored.lists() == index.lists()
