@@ -432,20 +432,28 @@ def set_write_queue(site_dir: Path, threads: int, nice: int) -> None:
     config.write_text(text, encoding="utf-8")
 
 
-def compare_write_queue(site_dir: Path, seconds: float, rounds: int) -> None:
-    """(b) with the write queue off and on, alternately, ``rounds`` times: medians side by side."""
-    settings = {"off (write_threads = 0)": (0, 0), "on (1 thread, nice +10)": (1, 10)}
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in settings}
+def compare_write_queue(
+    site_dir: Path, seconds: float, rounds: int, settings: list[tuple[int, int]]
+) -> None:
+    """(b) with each (write_threads, write_nice) in turn, ``rounds`` times: medians side by side."""
+    names = [f"threads {threads}, nice +{nice}" for threads, nice in settings]
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(rounds):
-        for name, (threads, nice) in settings.items():
+        for name, (threads, nice) in zip(names, settings, strict=True):
             set_write_queue(site_dir, threads, nice)
             runs[name].append(reads_under_writes(site_dir, seconds))
     keys = ["other_ratio", "written_ratio", "writes_per_s", "write_median_ms", "write_p99_ms"]
-    print(f"(b) write queue off / on, medians of {rounds} alternating runs")
-    print("  " + " " * 18 + "".join(f"{name:>26}" for name in settings))
+    print(f"(b) write queue settings side by side, medians of {rounds} alternating runs")
+    print("  " + " " * 18 + "".join(f"{name:>22}" for name in names))
     for key in keys:
-        values = [statistics.median(run[key] for run in runs[name]) for name in settings]
-        print(f"  {key:<18}" + "".join(f"{value:>26.2f}" for value in values))
+        values = [statistics.median(run[key] for run in runs[name]) for name in names]
+        print(f"  {key:<18}" + "".join(f"{value:>22.2f}" for value in values))
+
+
+def _queue_settings(text: str) -> list[tuple[int, int]]:
+    """ "0:0,1:10" → [(0, 0), (1, 10)]: write_threads:write_nice pairs."""
+    pairs = [part.split(":") for part in text.split(",")]
+    return [(int(threads), int(nice)) for threads, nice in pairs]
 
 
 def build_rw_site(folder: Path, postgres: str | None, posts_per_category: int = 40) -> Path:
@@ -614,7 +622,14 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=2000, help="posts per bulk load")
     parser.add_argument("--only", default="a,b,c", help="parts to run: a, b, c")
     parser.add_argument(
-        "--write-queue", type=int, metavar="ROUNDS", help="(b) with http.write_threads 0 and 1"
+        "--write-queue", type=int, metavar="ROUNDS", help="(b) with each of --queue-settings"
+    )
+    parser.add_argument(
+        "--queue-settings",
+        type=_queue_settings,
+        default="0:0,1:10",
+        metavar="T:N,…",
+        help="http.write_threads:http.write_nice pairs compared by --write-queue",
     )
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -627,7 +642,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="feedsvc-bench-site-") as tmp:
             site = build_rw_site(Path(tmp), args.postgres)
             if args.write_queue:
-                compare_write_queue(site, args.seconds, args.write_queue)
+                compare_write_queue(site, args.seconds, args.write_queue, args.queue_settings)
             else:
                 figures = reads_under_writes(site, args.seconds)
         if not args.write_queue:
