@@ -7,9 +7,11 @@ thread waits for it. Reads never wait for this queue.
 
 - **Priority.** On Linux the write threads run at a higher nice value than the rest of the
   process (``http.write_nice`` added, default 10). The kernel then gives a write thread about
-  a tenth of a reader thread's share of a busy CPU: feed polls keep their throughput while
+  a tenth of a reader thread's share of a busy CPU: feed polls get the CPU first while
   publishers write flat out, and writes go on at the pace the spare CPU allows. On an idle
-  CPU a write runs as fast as before. (A thread's nice value can only go up without
+  CPU a write runs as fast as before. (Not a guarantee: a write thread preempted while it
+  holds the interpreter lock stalls its process until its next time slice; the README's
+  figures show how wide runs spread.) (A thread's nice value can only go up without
   privileges, which is why writes get threads of their own instead of lowering the request
   thread's priority for a while.)
 - **One at a time.** With one write thread, a process runs its writes one after another in
