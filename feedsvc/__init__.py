@@ -68,7 +68,7 @@ def create_app(
             logging.getLogger("feedsvc.web").error("healthz: %s: %s", state.as_json(), error)
         return state.as_json(), 200 if state.healthy else 503
 
-    writes.init_app(app, settings.http.write_threads, settings.http.write_nice)  # outermost
+    writes.init_app(app, settings)  # outermost
     return app
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -198,6 +198,11 @@ class HttpSettings(_Section):
     # at the process's nice value plus write_nice on Linux (feedsvc/web/writes.py).
     write_threads: int = Field(1, ge=0, le=64)
     write_nice: int = Field(10, ge=0, le=19)
+    # Where those writes run: "process", one child process per write thread, whose whole
+    # interpreter runs at the lower priority (a nice'd thread can still stall its process's
+    # readers while it holds the interpreter lock); "thread", threads of the process; "auto",
+    # processes under `feedsvc serve` and threads elsewhere (tests, embedding).
+    write_isolation: Literal["auto", "process", "thread"] = "auto"
 
 
 class SchedulerSettings(_Section):

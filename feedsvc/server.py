@@ -38,7 +38,7 @@ class ServeOptions:
 
     binds: tuple[str, ...] = ("127.0.0.1:8000",)  # gunicorn's forms: HOST:PORT, unix:PATH
     workers: int = 2
-    threads: int = 4
+    threads: int = 8
     timeout: int = 30
     graceful_timeout: int = 10
     keep_alive: int = 2
@@ -94,8 +94,9 @@ class FeedsvcServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         # In the worker, after fork: the settings the master validated last.
         from feedsvc import create_app
+        from feedsvc.web import writes
 
-        return create_app(settings=self.settings)
+        return create_app(settings=writes.serving(self.settings))
 
     def on_reload(self, _arbiter: Any) -> None:
         """SIGHUP: read the configuration again for the next workers; tell the scheduler."""
@@ -150,6 +151,8 @@ def serve(settings: Settings, options: ServeOptions) -> None:
     # Until gunicorn installs its handler, a SIGHUP (an early `systemctl reload`) would kill us.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(options.log_format)
+    # Inherited by every process started below it: the write processes (web/writes.py) too.
+    os.environ[logs.LOG_FORMAT_ENV] = options.log_format
     log.info("%s", start_line(settings))
     if settings.config_file is not None:
         # Workers and reloads read the same file the master was given, however it was named.

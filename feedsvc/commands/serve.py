@@ -167,7 +167,7 @@ def _socket_path(value: str | None) -> Path | None:
     "--workers", default=2, show_default=True, type=WholeNumber(1, 64), help="Web processes."
 )
 @click.option(
-    "--threads", default=4, show_default=True, type=WholeNumber(1, 256), help="Per web process."
+    "--threads", default=8, show_default=True, type=WholeNumber(1, 256), help="Per web process."
 )
 @click.option(
     "--timeout", default=30, show_default=True, type=WholeNumber(1, 3600),
