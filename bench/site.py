@@ -1,7 +1,7 @@
 """What the HTTP benchmarks share: a bench site, real server processes, and wrk.
 
 - ``build_site``: a database with one 20-post Chinese category feed (SQLite, or PostgreSQL);
-- ``start_feedsvc``: the real `feedsvc serve` (gunicorn, 2 workers × 4 gthreads) on it;
+- ``start_feedsvc``: the real `feedsvc serve` (gunicorn, 2 workers × 8 gthreads) on it;
 - ``start_constant``: a Flask app answering constant bytes, started by the same gunicorn
   configuration (``GUNICORN_FLAGS`` mirrors feedsvc/server.py), the baseline of bench/feeds.py;
 - ``wrk``: requests per second of one URL with given headers (wrk -t2 -c16).
@@ -36,7 +36,7 @@ PARAGRAPH = (
 )
 # What feedsvc/server.py gives gunicorn for `feedsvc serve --workers 2`.
 GUNICORN_FLAGS = [
-    "--workers", "2", "--threads", "4", "--worker-class", "gthread", "--timeout", "30",
+    "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "30",
     "--access-logfile", "-", "--error-logfile", "-",
 ]  # fmt: skip
 WRK_THREADS, WRK_CONNECTIONS = 2, 16
@@ -117,10 +117,12 @@ def _env(config: Path) -> dict[str, str]:
 
 
 def start_feedsvc(
-    config: Path, port: int, log: Path, *, workers: int = 2
+    config: Path, port: int, log: Path, *, workers: int = 2, threads: int | None = None
 ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "feedsvc.cli", "serve", "--port", str(port)]
     command += ["--workers", str(workers), "--no-scheduler"]
+    if threads is not None:  # else serve's default
+        command += ["--threads", str(threads)]
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, env=_env(config), cwd=ROOT, stdout=output, stderr=output

@@ -362,7 +362,9 @@ def _site_setup(config: Path) -> tuple[str, list[str], str]:
     return slugs[0], slugs[1:], token
 
 
-def reads_under_writes(site_dir: Path, seconds: float) -> dict[str, float]:
+def reads_under_writes(
+    site_dir: Path, seconds: float, threads: int | None = None
+) -> dict[str, float]:
     """Warm feed reads without and with 4 API writers, on the site in ``site_dir``.
 
     The first category (by position) is written to; the others are only read. Returns
@@ -379,7 +381,7 @@ def reads_under_writes(site_dir: Path, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-rw-") as tmp:
         scripts = Path(tmp)
         try:
-            server = start_feedsvc(config, port, scripts / "serve.log")
+            server = start_feedsvc(config, port, scripts / "serve.log", threads=threads)
             for path in other_paths + written_paths:  # warm every worker's cache
                 for _ in range(8):
                     status, _, _ = fetch(base + path, {"Accept-Encoding": "gzip"})
@@ -417,31 +419,40 @@ def reads_under_writes(site_dir: Path, seconds: float) -> dict[str, float]:
     }
 
 
-def set_write_queue(site_dir: Path, threads: int, nice: int) -> None:
-    """Set the site's [http] write_threads and write_nice (feedsvc/web/writes.py)."""
+# http.write_threads, write_nice, write_isolation; serve --threads (None: its default)
+Queue = tuple[int, int, str, int | None]
+
+
+def set_write_queue(site_dir: Path, queue: Queue) -> None:
+    """Set the site's [http] write_threads, write_nice and write_isolation (web/writes.py)."""
     import re
 
+    threads, nice, isolation, _ = queue
+    lines = f'write_threads = {threads}\nwrite_nice = {nice}\nwrite_isolation = "{isolation}"\n'
     config = site_dir / "feedsvc.toml"
     text = config.read_text(encoding="utf-8")
     if "\n[http]\n" in text:
         text = text.replace("\n[http]\n", "\n[http]\n# bench\n", 1)
-        text = re.sub(r"(?m)^(write_threads|write_nice) = .*\n", "", text)
-        text = text.replace("# bench\n", f"write_threads = {threads}\nwrite_nice = {nice}\n", 1)
+        text = re.sub(r"(?m)^(write_threads|write_nice|write_isolation) = .*\n", "", text)
+        text = text.replace("# bench\n", lines, 1)
     else:
-        text += f"\n[http]\nwrite_threads = {threads}\nwrite_nice = {nice}\n"
+        text += "\n[http]\n" + lines
     config.write_text(text, encoding="utf-8")
 
 
-def compare_write_queue(
-    site_dir: Path, seconds: float, rounds: int, settings: list[tuple[int, int]]
-) -> None:
-    """(b) with each (write_threads, write_nice) in turn, ``rounds`` times: medians side by side."""
-    names = [f"threads {threads}, nice +{nice}" for threads, nice in settings]
+def compare_write_queue(site_dir: Path, seconds: float, rounds: int, queues: list[Queue]) -> None:
+    """(b) with each write-queue setting in turn, ``rounds`` times: medians side by side."""
+    names = [
+        f"{threads} {isolation[:4]} +{nice}" + (f" ×{serve}" if serve else "")
+        for threads, nice, isolation, serve in queues
+    ]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(rounds):
-        for name, (threads, nice) in zip(names, settings, strict=True):
-            set_write_queue(site_dir, threads, nice)
-            runs[name].append(reads_under_writes(site_dir, seconds))
+        for name, queue in zip(names, queues, strict=True):
+            set_write_queue(site_dir, queue)
+            runs[name].append(reads_under_writes(site_dir, seconds, queue[3]))
+            line = ", ".join(f"{key} {value:.2f}" for key, value in runs[name][-1].items())
+            print(f"  {name}: {line}", flush=True)
     keys = ["other_ratio", "written_ratio", "writes_per_s", "write_median_ms", "write_p99_ms"]
     print(f"(b) write queue settings side by side, medians of {rounds} alternating runs")
     print("  " + " " * 18 + "".join(f"{name:>22}" for name in names))
@@ -450,10 +461,17 @@ def compare_write_queue(
         print(f"  {key:<18}" + "".join(f"{value:>22.2f}" for value in values))
 
 
-def _queue_settings(text: str) -> list[tuple[int, int]]:
-    """ "0:0,1:10" → [(0, 0), (1, 10)]: write_threads:write_nice pairs."""
-    pairs = [part.split(":") for part in text.split(",")]
-    return [(int(threads), int(nice)) for threads, nice in pairs]
+def _queue_settings(text: str) -> list[Queue]:
+    """ "0:0,1:10:thread,1:10:process:8" → write_threads:write_nice[:write_isolation[:threads]]
+    (the isolation "process" unless named: what `feedsvc serve` uses; threads: serve --threads,
+    its default unless named)."""
+    queues: list[Queue] = []
+    for part in text.split(","):
+        threads, nice, *rest = part.split(":")
+        isolation = rest[0] if rest else "process"
+        serve = int(rest[1]) if len(rest) > 1 else None
+        queues.append((int(threads), int(nice), isolation, serve))
+    return queues
 
 
 def build_rw_site(folder: Path, postgres: str | None, posts_per_category: int = 40) -> Path:
@@ -627,9 +645,9 @@ def main() -> None:
     parser.add_argument(
         "--queue-settings",
         type=_queue_settings,
-        default="0:0,1:10",
-        metavar="T:N,…",
-        help="http.write_threads:http.write_nice pairs compared by --write-queue",
+        default="0:0,1:10:thread,1:10:process",
+        metavar="T:N[:I[:S]],…",
+        help="http.write_threads:write_nice[:write_isolation[:serve --threads]], compared",
     )
     args = parser.parse_args()
     parts = set(args.only.split(","))
