@@ -36,7 +36,8 @@ PARAGRAPH = (
 )
 # What feedsvc/server.py gives gunicorn for `feedsvc serve --workers 2`.
 GUNICORN_FLAGS = [
-    "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--timeout", "30",
+    "--workers", "2", "--threads", "8", "--worker-class", "gthread", "--reuse-port",
+    "--timeout", "30",
     "--access-logfile", "-", "--error-logfile", "-",
 ]  # fmt: skip
 WRK_THREADS, WRK_CONNECTIONS = 2, 16

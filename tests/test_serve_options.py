@@ -114,10 +114,16 @@ def test_good_options_reach_gunicorn(trapped: list[ServeOptions], tmp_path: Path
     assert settings["forwarded_allow_ips"] == "10.0.0.0/8,127.0.0.1"
     assert settings["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"] == []
     assert options.control_socket == tmp_path / "ctl"
+    # A Unix socket among the addresses: one shared socket (the kernel spreads only TCP).
+    assert settings["worker_class"] == "feedsvc.server.ReusePortWorker"
+    assert settings["reuse_port"] is False
     # The shorthand still works, and nothing given means 127.0.0.1:8000.
     assert invoke("--host", "127.0.0.1", "--port", "8002").exit_code == 0
     assert invoke().exit_code == 0
     assert [o.binds for o in trapped[1:]] == [("127.0.0.1:8002",), ("127.0.0.1:8000",)]
+    assert gunicorn_settings(trapped[1])["reuse_port"] is True  # TCP only: a socket per worker
+    assert invoke("--port", "8003", "--no-reuse-port").exit_code == 0
+    assert gunicorn_settings(trapped[3])["reuse_port"] is False
 
 
 def test_an_address_in_use_is_one_line_at_once(trapped: list[ServeOptions], tmp_path: Path) -> None:

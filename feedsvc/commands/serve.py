@@ -190,6 +190,10 @@ def _socket_path(value: str | None) -> Path | None:
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
+    "--reuse-port/--no-reuse-port", default=True, show_default=True,
+    help="TCP: a listening socket per worker, the kernel spreading connections over them.",
+)  # fmt: skip
+@click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option(
@@ -210,6 +214,7 @@ def serve_command(
     keep_alive: int,
     forwarded_allow_ips: tuple[str, ...],
     access_log: bool,
+    reuse_port: bool,
     log_format: str,
     control_socket: str | None,
     no_scheduler: bool,
@@ -242,6 +247,7 @@ def serve_command(
         keep_alive=keep_alive,
         forwarded_allow_ips=forwarded_allow_ips,
         access_log=access_log,
+        reuse_port=reuse_port,
         log_format=log_format,
         control_socket=socket_path,
         scheduler=settings.scheduler.enabled and not no_scheduler,
