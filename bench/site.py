@@ -118,12 +118,20 @@ def _env(config: Path) -> dict[str, str]:
 
 
 def start_feedsvc(
-    config: Path, port: int, log: Path, *, workers: int = 2, threads: int | None = None
+    config: Path,
+    port: int,
+    log: Path,
+    *,
+    workers: int = 2,
+    threads: int | None = None,
+    shared_socket: bool = False,
 ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "feedsvc.cli", "serve", "--port", str(port)]
     command += ["--workers", str(workers), "--no-scheduler"]
     if threads is not None:  # else serve's default
         command += ["--threads", str(threads)]
+    if shared_socket:  # one listening socket for all workers, as before --reuse-port
+        command += ["--no-reuse-port"]
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, env=_env(config), cwd=ROOT, stdout=output, stderr=output

@@ -363,7 +363,7 @@ def _site_setup(config: Path) -> tuple[str, list[str], str]:
 
 
 def reads_under_writes(
-    site_dir: Path, seconds: float, threads: int | None = None
+    site_dir: Path, seconds: float, threads: int | None = None, shared_socket: bool = False
 ) -> dict[str, float]:
     """Warm feed reads without and with 4 API writers, on the site in ``site_dir``.
 
@@ -381,7 +381,9 @@ def reads_under_writes(
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-rw-") as tmp:
         scripts = Path(tmp)
         try:
-            server = start_feedsvc(config, port, scripts / "serve.log", threads=threads)
+            server = start_feedsvc(
+                config, port, scripts / "serve.log", threads=threads, shared_socket=shared_socket
+            )
             for path in other_paths + written_paths:  # warm every worker's cache
                 for _ in range(8):
                     status, _, _ = fetch(base + path, {"Accept-Encoding": "gzip"})
@@ -419,15 +421,16 @@ def reads_under_writes(
     }
 
 
-# http.write_threads, write_nice, write_isolation; serve --threads (None: its default)
-Queue = tuple[int, int, str, int | None]
+# http.write_threads, write_nice, write_isolation; serve --threads (None: its default) and
+# whether its workers share one listening socket (--no-reuse-port)
+Queue = tuple[int, int, str, int | None, bool]
 
 
 def set_write_queue(site_dir: Path, queue: Queue) -> None:
     """Set the site's [http] write_threads, write_nice and write_isolation (web/writes.py)."""
     import re
 
-    threads, nice, isolation, _ = queue
+    threads, nice, isolation, _, _ = queue
     lines = f'write_threads = {threads}\nwrite_nice = {nice}\nwrite_isolation = "{isolation}"\n'
     config = site_dir / "feedsvc.toml"
     text = config.read_text(encoding="utf-8")
@@ -443,14 +446,14 @@ def set_write_queue(site_dir: Path, queue: Queue) -> None:
 def compare_write_queue(site_dir: Path, seconds: float, rounds: int, queues: list[Queue]) -> None:
     """(b) with each write-queue setting in turn, ``rounds`` times: medians side by side."""
     names = [
-        f"{threads} {isolation[:4]} +{nice}" + (f" ×{serve}" if serve else "")
-        for threads, nice, isolation, serve in queues
+        f"{threads} {isolation[:4]} +{nice}" + (f" ×{serve}" if serve else "") + (" sh" * shared)
+        for threads, nice, isolation, serve, shared in queues
     ]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(rounds):
         for name, queue in zip(names, queues, strict=True):
             set_write_queue(site_dir, queue)
-            runs[name].append(reads_under_writes(site_dir, seconds, queue[3]))
+            runs[name].append(reads_under_writes(site_dir, seconds, queue[3], queue[4]))
             line = ", ".join(f"{key} {value:.2f}" for key, value in runs[name][-1].items())
             print(f"  {name}: {line}", flush=True)
     keys = ["other_ratio", "written_ratio", "writes_per_s", "write_median_ms", "write_p99_ms"]
@@ -462,15 +465,17 @@ def compare_write_queue(site_dir: Path, seconds: float, rounds: int, queues: lis
 
 
 def _queue_settings(text: str) -> list[Queue]:
-    """ "0:0,1:10:thread,1:10:process:8" → write_threads:write_nice[:write_isolation[:threads]]
-    (the isolation "process" unless named: what `feedsvc serve` uses; threads: serve --threads,
-    its default unless named)."""
+    """ "0:0,1:10:thread:4:shared,1:10:process" →
+    write_threads:write_nice[:write_isolation[:threads[:shared]]] (the isolation "process"
+    unless named: what `feedsvc serve` uses; threads: serve --threads, its default unless
+    named or empty; "shared": serve --no-reuse-port)."""
     queues: list[Queue] = []
     for part in text.split(","):
         threads, nice, *rest = part.split(":")
         isolation = rest[0] if rest else "process"
-        serve = int(rest[1]) if len(rest) > 1 else None
-        queues.append((int(threads), int(nice), isolation, serve))
+        serve = int(rest[1]) if len(rest) > 1 and rest[1] else None
+        shared = len(rest) > 2 and rest[2] == "shared"
+        queues.append((int(threads), int(nice), isolation, serve, shared))
     return queues
 
 
@@ -645,9 +650,9 @@ def main() -> None:
     parser.add_argument(
         "--queue-settings",
         type=_queue_settings,
-        default="0:0,1:10:thread,1:10:process",
-        metavar="T:N[:I[:S]],…",
-        help="http.write_threads:write_nice[:write_isolation[:serve --threads]], compared",
+        default="1:10:thread:4:shared,1:10:process",
+        metavar="T:N[:I[:S[:shared]]],…",
+        help="http.write_threads:write_nice[:write_isolation[:serve --threads[:shared]]]",
     )
     args = parser.parse_args()
     parts = set(args.only.split(","))

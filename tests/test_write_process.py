@@ -281,3 +281,27 @@ def test_feedsvc_serve_writes_in_a_child_of_each_worker_and_stops_them(
         shut_down(server)
     wait_for(lambda: not any(alive(pid) for pid in spawned), 20, "the write processes to end")
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_write_process_answers_500_when_the_app_raises_and_ends_with_the_pipe(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+    import multiprocessing
+    import threading
+
+    def broken(environ: dict[str, Any], start_response: Any) -> Any:
+        assert environ["wsgi.input"].read() == b'{"title": "x"}'
+        raise RuntimeError("a middleware broke")
+
+    ours, theirs = multiprocessing.Pipe()
+    loop = threading.Thread(target=writes.answer_requests, args=(broken, theirs))
+    loop.start()
+    ours.send(({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "14"}, b'{"title": "x"}'))
+    status, headers, body = ours.recv()
+    assert status.startswith("500 ") and ("Content-Type", "application/json") in headers
+    assert json.loads(body)["error"]["message"]
+    assert "a middleware broke" in caplog.text
+    ours.close()  # the web worker is gone: the loop ends
+    loop.join(timeout=10)
+    assert not loop.is_alive()

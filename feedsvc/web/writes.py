@@ -35,6 +35,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -59,13 +60,18 @@ THREAD_NAME = "feedsvc-write"
 # default: 0.005). A write holds it for whole milliseconds of Markdown, sanitizing and ORM
 # work; at 5 ms each reader of the process that wants it back waits that long.
 SWITCH_INTERVAL = 0.0005
-# Seconds a new write process may take to build its app and say so.
-START_SECONDS = 60.0
-# WSGI variables that are not strings, or that describe the web worker, not the request.
-_LOCAL = frozenset({"HTTP_TRANSFER_ENCODING", "CONTENT_LENGTH"})
-
 # (status, headers, body): a write process's answer.
 Answer = tuple[str, list[tuple[str, str]], bytes]
+# Seconds a new write process may take to build its app and say so.
+START_SECONDS = 60.0
+# Request variables set again for the child: the body goes to it read, with its length.
+_LOCAL = frozenset({"HTTP_TRANSFER_ENCODING", "CONTENT_LENGTH"})
+# What a write process answers when the app itself raised outside Flask's error handlers.
+_BROKEN: Answer = (
+    "500 INTERNAL SERVER ERROR",
+    [("Content-Type", "application/json")],
+    b'{"error":{"code":"internal","message":"the write failed; it is logged","fields":{}}}',
+)
 
 
 def serving(settings: Settings) -> Settings:
@@ -286,6 +292,9 @@ class _Child:
 
 def _serve_writes(settings: Settings, conn: Connection, nice: int) -> None:
     """A write process: build an app, then answer the requests its web worker sends."""
+    # Ctrl-C in a terminal reaches the whole process group: the web worker's end of the pipe
+    # closing is what ends this process (or the worker's SIGTERM at exit), never a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice > 0:
         os.nice(nice)  # the whole process, every thread of it
     try:
@@ -297,12 +306,22 @@ def _serve_writes(settings: Settings, conn: Connection, nice: int) -> None:
         conn.send(f"{type(error).__name__}: {error}")
         return
     conn.send("ready")
+    answer_requests(app, conn)
+
+
+def answer_requests(app: Any, conn: Connection) -> None:
+    """Answer each request that comes over ``conn`` with ``app``, until the other end closes."""
     while True:
         try:
             variables, body = conn.recv()
         except EOFError:  # the web worker is gone
             return
-        conn.send(_answer(app, variables, body))
+        try:
+            answer = _answer(app, variables, body)
+        except Exception:  # a middleware outside Flask's handlers: this write only
+            log.exception("write process: the app raised")
+            answer = _BROKEN
+        conn.send(answer)
 
 
 def _answer(app: Any, variables: dict[str, str], body: bytes) -> Answer:
