@@ -1,7 +1,7 @@
 """The nginx front (deploy/nginx.conf) against nginx serving the same bytes as static files.
 
 Starts Debian's nginx twice, side by side in one run: once with deploy/nginx.conf rendered in
-front of a real `feedsvc serve` (2 workers × 4 threads, SQLite), once serving the category
+front of a real `feedsvc serve` (2 workers × 8 threads, SQLite), once serving the category
 feed's bytes as static files (identity, a .gz beside it with gzip_static, nginx's own ETag).
 wrk -t2 -c16 loads each in alternating rounds: warm 200, warm 200 gzip and 304
 (If-None-Match). Goal: the front at >= 0.8x of static nginx. The static side is given the
@@ -234,7 +234,7 @@ def main() -> None:
             stop(front)
             stop(static)
             stop(server)
-    print("front: deploy/nginx.conf before `feedsvc serve` (2 workers x 4 threads, SQLite)")
+    print("front: deploy/nginx.conf before `feedsvc serve` (2 workers x 8 threads, SQLite)")
     print(f"{'measure':<30}{'front':>11}{'static':>11}{'ratio':>8}{'rounds':>12}")
     for label, ours_rps, static_rps, ratio, spread in rows:
         print(
