@@ -194,11 +194,12 @@ class FeedSettings(_Section):
 
 class HttpSettings(_Section):
     max_request_bytes: int = Field(1_048_576, ge=1024, le=100 * 1_048_576)
-    # Requests that may write run on this many threads per process (0: on the request thread),
-    # at the process's nice value plus write_nice on Linux (feedsvc/web/writes.py).
+    # Requests that may write are answered by this many write workers per process (0: on the
+    # request thread), at the process's nice value plus write_nice on Linux
+    # (feedsvc/web/writes.py).
     write_threads: int = Field(1, ge=0, le=64)
     write_nice: int = Field(10, ge=0, le=19)
-    # Where those writes run: "process", one child process per write thread, whose whole
+    # What a write worker is: "process", a child process of the web worker, whose whole
     # interpreter runs at the lower priority (a nice'd thread can still stall its process's
     # readers while it holds the interpreter lock); "thread", threads of the process; "auto",
     # processes under `feedsvc serve` and threads elsewhere (tests, embedding).

@@ -114,6 +114,30 @@ def test_bad_writes_are_refused_by_the_child_as_before(
     assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+# What gunicorn puts in every request's environ, besides the request's own headers.
+SERVER_VARIABLES = {
+    "wsgi.url_scheme": "http",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8000",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "HTTP_HOST": "127.0.0.1:8000",
+    "SCRIPT_NAME": "",
+}
+
+
+def _as_the_child_answers(app: Flask, variables: dict[str, str], body: bytes) -> Any:
+    """What a write process answers to this portable request: its own app (the web worker's
+    settings, no write queue) through the function its loop runs."""
+    import json
+
+    child_app = create_app(settings=_queue(app)._settings)
+    try:
+        status, _, data = writes._answer(child_app, variables, body)
+    finally:
+        child_app.extensions["feedsvc"].db.dispose()
+    return int(status.split()[0]), json.loads(data)
+
+
 def test_a_body_over_the_limit_is_not_read_in_the_web_worker(
     process_app: Flask, headers: dict[str, str]
 ) -> None:
@@ -121,28 +145,37 @@ def test_a_body_over_the_limit_is_not_read_in_the_web_worker(
         def read(self, *_: Any) -> bytes:
             raise AssertionError("the web worker read a body larger than the limit")
 
-    environ = {
+    environ = SERVER_VARIABLES | {
         "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/posts",
         "CONTENT_LENGTH": str(10**12),
         "CONTENT_TYPE": "application/json",
+        "HTTP_AUTHORIZATION": headers["Authorization"],
         "wsgi.input": Unreadable(),
     }
     variables, body = _queue(process_app)._portable(environ)
-    assert body == b"" and variables["CONTENT_LENGTH"] == str(10**12)  # the child answers 413
+    assert body == b"" and variables["CONTENT_LENGTH"] == str(10**12)
+    status, answer = _as_the_child_answers(process_app, variables, body)
+    assert status == 413 and answer["error"]["message"]
 
 
-def test_a_chunked_body_is_read_up_to_the_limit(tmp_path: Path) -> None:
-    http = {"write_isolation": "process", "max_request_bytes": 2048}
-    settings = load_settings(overrides_for(f"sqlite:///{tmp_path}/x.db", http=http), environ={})
-    queue = writes.WriteProcesses(Flask(__name__), settings)
-    environ = {
+def test_a_chunked_body_is_read_up_to_the_limit(
+    process_app: Flask, headers: dict[str, str]
+) -> None:
+    environ = SERVER_VARIABLES | {
         "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/posts",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_AUTHORIZATION": headers["Authorization"],
         "HTTP_TRANSFER_ENCODING": "chunked",
         "wsgi.input": io.BytesIO(b"y" * 10_000),
     }
-    variables, body = queue._portable(environ)
-    assert len(body) == 2049  # one byte over: the child's app answers 413
-    assert variables["CONTENT_LENGTH"] == "2049" and "HTTP_TRANSFER_ENCODING" not in variables
+    variables, body = _queue(process_app)._portable(environ)
+    assert len(body) == 4097  # max_request_bytes + 1: enough to know it is too large
+    assert variables["CONTENT_LENGTH"] == "4097" and "HTTP_TRANSFER_ENCODING" not in variables
+    status, answer = _as_the_child_answers(process_app, variables, body)
+    assert status == 413 and answer["error"]["message"]
+    assert process_app.test_client().get("/api/v1/posts", headers=headers).json["items"] == []
 
 
 def test_a_dead_child_is_replaced_at_the_next_write(

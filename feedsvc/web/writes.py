@@ -131,15 +131,19 @@ class WriteQueue:
         return self._pool.submit(self._run, environ, start_response).result()
 
     def _run(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
-        # The whole answer is made here, body and close() included (PEP 3333): a write's
-        # answer is a small JSON document, and nothing of it runs on the request thread.
-        answer = self._wsgi(environ, start_response)
-        try:
-            return list(answer)
-        finally:
-            close = getattr(answer, "close", None)
-            if close is not None:
-                close()
+        # The whole answer is made here, body and close() included: a write's answer is a
+        # small JSON document, and nothing of it runs on the request thread.
+        return _read_all(self._wsgi(environ, start_response))
+
+
+def _read_all(answer: Iterable[bytes]) -> list[bytes]:
+    """A WSGI answer's chunks, read to the end and closed (PEP 3333)."""
+    try:
+        return list(answer)
+    finally:
+        close = getattr(answer, "close", None)
+        if close is not None:
+            close()
 
 
 class WriteProcesses:
@@ -342,11 +346,5 @@ def _answer(app: Any, variables: dict[str, str], body: bytes) -> Answer:
         started[:] = [status, headers]
         return lambda data: None  # pragma: no cover - the app never uses write()
 
-    answer = app(environ, start_response)
-    try:
-        data = b"".join(answer)
-    finally:
-        close = getattr(answer, "close", None)
-        if close is not None:
-            close()
+    data = b"".join(_read_all(app(environ, start_response)))
     return started[0], list(started[1]), data
