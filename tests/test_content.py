@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from feedsvc.content import (
+    MAX_NESTING,
+    TooDeep,
     absolutize_links,
     clean_xml_text,
     derive_summary,
@@ -74,3 +76,42 @@ def test_text_of_html_unescapes_entities() -> None:
 )
 def test_slug_from_chinese_title(title: str, slug: str) -> None:
     assert slug_from_title(title) == slug
+
+
+def test_markdown_is_commonmark_with_tables_and_raw_html_sanitized() -> None:
+    markdown = (
+        "## 收益对比\n\n| 产品 | 年化 |\n|:--|--:|\n| 货币基金 | 1.8% |\n\n"
+        "<span onclick=\"x()\">行内</span> [坏链接](javascript:alert(1)) "
+        "[好链接](https://example.cn/理财)\n\n\u3000\u3000首行缩进的段落。"
+    )
+    (page,) = render_pages(markdown, "markdown")
+    assert "<h2>收益对比</h2>" in page
+    # Alignment is presentation: the sanitizer keeps no style or align attribute.
+    assert "<th>产品</th>" in page and "<td>1.8%</td>" in page and "align" not in page
+    assert "onclick" not in page and "javascript" not in page and "行内" in page
+    assert 'href="https://example.cn/%E7%90%86%E8%B4%A2"' in page
+    # Full-width spaces are text, not Markdown whitespace: a Chinese paragraph keeps its indent.
+    assert "<p>\u3000\u3000首行缩进的段落。</p>" in page
+
+
+@pytest.mark.parametrize(
+    ("body", "fmt"),
+    [
+        ("> " * (MAX_NESTING + 1) + "引用", "markdown"),
+        ("<blockquote>" * (MAX_NESTING + 1) + "正文", "html"),
+        ("<div><ul>" * 60 + "正文", "html"),
+        ("第一页<!--nextpage-->" + "<div>" * 50_000, "html"),
+    ],
+)
+def test_pages_nested_too_deep_are_refused(body: str, fmt: str) -> None:
+    with pytest.raises(TooDeep, match=f"more than {MAX_NESTING} deep"):
+        render_pages(body, fmt)
+
+
+def test_nesting_counts_only_what_a_parser_nests() -> None:
+    deepest = "<div>" * MAX_NESTING + "正文" + "</div>" * MAX_NESTING
+    assert render_pages(deepest * 3, "html")  # closed again: the depth does not add up
+    # Void elements and those a parser closes itself (<p>, <li>, <td> …) build no depth.
+    flat = "<p>段落" * 500 + "<br>" * 500 + "<ul>" + "<li>项" * 500 + "</ul>"
+    assert render_pages(flat, "html")
+    assert render_pages("> " * MAX_NESTING + "引用", "markdown")

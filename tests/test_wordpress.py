@@ -234,6 +234,10 @@ HOSTILE = {
         wxr(wp_item("https://x.example/?p=1").replace("2026-03-01", "1900-03-01")),
         "year must be between 1970 and 9998",
     ),
+    "content nested too deep": (
+        wxr(wp_item("https://x.example/?p=1", body="&lt;div&gt;" * 30_000)),
+        "item 1 (标题): content: nests elements more than 100 deep",
+    ),
     "bad date": (
         wxr(wp_item("https://x.example/?p=1").replace("2026-03-01 01:00:00", "昨天")),
         "date '昨天'",

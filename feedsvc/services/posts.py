@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from feedsvc.content import derive_summary, render_pages, slug_from_title
+from feedsvc.content import TooDeep, derive_summary, render_pages, slug_from_title
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid, NotFound
 from feedsvc.models import Category, Post, Tag
@@ -96,7 +96,10 @@ def _unknown_category(slug: str) -> Invalid:
 
 
 def _pages(content: str, fmt: str) -> list[str]:
-    pages = render_pages(content, fmt)
+    try:
+        pages = render_pages(content, fmt)
+    except TooDeep as exc:
+        raise Invalid(f"invalid input: content: {exc}", fields={"content": str(exc)}) from None
     if not pages:
         raise Invalid(
             "invalid input: content: is empty once sanitized",

@@ -35,7 +35,13 @@ from urllib.parse import unquote
 
 from pydantic import ValidationError
 
-from feedsvc.content import NEXTPAGE, html_to_text, is_url_safe_slug, render_pages
+from feedsvc.content import (
+    NEXTPAGE,
+    TooDeep,
+    html_to_text,
+    is_url_safe_slug,
+    render_pages,
+)
 from feedsvc.schemas import PostCreate
 from feedsvc.wordpress.parse import ZERO_DATE, WxrError, WxrItem, WxrSite
 
@@ -97,7 +103,12 @@ def plan(
             problems.append(f"{where}: guid {guid!r} is also item {guids[guid]}'s")
             continue
         guids[guid] = item.position
-        if not render_pages(autop(item.content), "html"):
+        try:
+            pages = render_pages(autop(item.content), "html")
+        except TooDeep as exc:
+            problems.append(f"{where}: content: {exc}")
+            continue
+        if not pages:
             skipped["empty content"] += 1  # feedsvc keeps no post without content
             continue
         categories = [t.nicename for t in item.terms if t.domain == "category"]
