@@ -156,3 +156,24 @@ def test_migrations_refuse_offline_sql_generation(ctx) -> None:
     with pytest.raises(SystemExit, match="feedsvc migrations run online only"):
         command.upgrade(config, "0001:head", sql=True)
     assert migrate.current_revision(ctx.db) == migrate.head_revision()
+
+
+def test_a_row_as_loaded_in_a_fresh_process_is_detached_with_no_history() -> None:
+    # The first object a web worker builds may be a token from the hot path, before any
+    # query or constructor has configured the mappers.
+    import subprocess
+    import sys
+
+    script = (
+        "from sqlalchemy import inspect\n"
+        "from feedsvc.models import ApiToken, Tag\n"
+        "from feedsvc.repo import as_loaded\n"
+        "token = as_loaded(ApiToken, {'id': 7, 'name': '发布', 'token_hash': 'h'})\n"
+        "state = inspect(token)\n"
+        "assert state.detached and state.identity == (7,), state\n"
+        "assert token.name == '发布' and not state.attrs.name.history.has_changes()\n"
+        "tag = as_loaded(Tag, {'id': 1, 'name': '理财', 'slug': 'li-cai'})\n"
+        "assert inspect(tag).detached and tag.slug == 'li-cai'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()

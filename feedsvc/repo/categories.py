@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from feedsvc.models import Category, Post
+from feedsvc.repo import as_loaded
 
 
 def get_category(session: Session, slug: str) -> Category | None:
@@ -27,9 +28,7 @@ def find_category(session: Session, slug: str) -> Category | None:
     row = session.execute(_BY_SLUG, {"slug": slug}).mappings().first()
     if row is None:
         return None
-    category = Category(**row)
-    make_transient_to_detached(category)
-    return category
+    return as_loaded(Category, dict(row))
 
 
 def list_categories(session: Session) -> list[Category]:

@@ -10,10 +10,11 @@ from typing import Any, cast
 from sqlalchemy import Insert, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from feedsvc.models import Category, Post, Tag, post_tags
+from feedsvc.repo import as_loaded
 
 _POSTS = cast(Table, Post.__table__)
 _CATEGORIES = cast(Table, Category.__table__)
@@ -99,20 +100,17 @@ def load_post(session: Session, post_id: int) -> tuple[dict[str, Any], Category,
         return None
     found = row._mapping
     values = {column.key: found[column] for column in _POSTS.c}
-    category = Category(**{column.key: found[column] for column in _CATEGORIES.c})
-    make_transient_to_detached(category)
-    tags = []
-    for tag_id, name, slug in session.execute(_LOAD_TAGS, {"post_id": post_id}):
-        tag = Tag(id=tag_id, name=name, slug=slug)
-        make_transient_to_detached(tag)
-        tags.append(tag)
+    category = as_loaded(Category, {column.key: found[column] for column in _CATEGORIES.c})
+    tags = [
+        as_loaded(Tag, {"id": tag_id, "name": name, "slug": slug})
+        for tag_id, name, slug in session.execute(_LOAD_TAGS, {"post_id": post_id})
+    ]
     return values, category, tags
 
 
 def detached_post(values: dict[str, Any], category: Category, tags: list[Tag]) -> Post:
     """A Post holding these values, category and tags, as if loaded and the session closed."""
-    post = Post(**values)
-    make_transient_to_detached(post)
+    post = as_loaded(Post, values)
     set_committed_value(post, "category", category)
     set_committed_value(post, "tags", tags)
     return post

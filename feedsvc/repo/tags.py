@@ -9,11 +9,12 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from feedsvc.content import slug_from_title
 from feedsvc.errors import Conflict
 from feedsvc.models import Tag
+from feedsvc.repo import as_loaded
 
 
 def get_or_create_tags(session: Session, names: Sequence[str]) -> list[Tag]:
@@ -72,8 +73,7 @@ def tags_for_write(session: Session, names: Sequence[str]) -> list[Tag]:
         return get_or_create_tags(session, wanted)
     by_name: dict[str, Tag] = {}
     for tag_id, name, slug in rows:
-        tag = by_name[name] = Tag(id=tag_id, name=name, slug=slug)
-        make_transient_to_detached(tag)
+        by_name[name] = as_loaded(Tag, {"id": tag_id, "name": name, "slug": slug})
     return [by_name[name] for name in wanted]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from feedsvc.models import ApiToken
+from feedsvc.repo import as_loaded
 
 
 def find_by_hash(session: Session, token_hash: str) -> ApiToken | None:
@@ -21,9 +22,7 @@ BY_HASH = select(_TOKENS).where(_TOKENS.c.token_hash == bindparam("token_hash"))
 
 def token_from_row(row: tuple[Any, ...]) -> ApiToken:
     """A BY_HASH row as a detached ApiToken, as if loaded and the session closed."""
-    token = ApiToken(**dict(zip(BY_HASH.selected_columns.keys(), row, strict=True)))
-    make_transient_to_detached(token)
-    return token
+    return as_loaded(ApiToken, dict(zip(BY_HASH.selected_columns.keys(), row, strict=True)))
 
 
 def list_tokens(session: Session) -> list[ApiToken]:
