@@ -4,10 +4,15 @@ Ratios measured side by side in one run (absolute times are noisy on a shared ma
 
 (a) write cost, in process: one API write (POST /api/v1/posts, then PATCH of its content and
     tags) of a 3 KB Markdown post with three tags, through the Flask test client, against a
-    bare SQLAlchemy insert (update) of the same rows (the post with its rendered pages, its
-    post_tags) through the same engine; calls alternate, medians compared. Twice: with no
-    earlier post of that title, and with 10,000 earlier namesakes (same title, so every
-    create needs a slug suffix).
+    bare SQLAlchemy insert (update) of the same rows through the same engine: every row the
+    API write stores (the post with its rendered pages, its post_tags, the slug counter, the
+    change log row, the category's and the site's feed versions; checked: both change the
+    same tables by the same counts), by Core statements written as a script would write
+    them. Also against the same statements built once (``_prebuilt``, as the service builds
+    its own), and against the posts row and its post_tags alone (``_post_only``, the
+    baseline of earlier runs). Calls alternate, medians compared. Twice: with no earlier
+    post of that title, and with 10,000 earlier namesakes (same title, so every create needs
+    a slug suffix).
 (b) reads under writes: ``reads_under_writes(site_dir, seconds)`` starts the real
     `feedsvc serve` (2 workers) on a site folder (a feedsvc.toml such as `feedsvc new-site`
     writes), and measures with wrk the warm feed reads of the categories not written to and
@@ -24,6 +29,7 @@ With --postgres the database named is emptied (schema public dropped) for each p
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import json
 import os
@@ -109,29 +115,101 @@ def timed(fn: Callable[[], object]) -> float:
 # -- (a) write cost --------------------------------------------------------------------------
 
 
-class _Bare:
-    """The same rows as an API write, stored by a bare SQLAlchemy Core statement."""
+class _Statements:
+    """The Core statements a bare write runs, with bound parameters."""
 
-    def __init__(self, ctx: Any, category_id: int, tag_ids: list[int]) -> None:
+    def __init__(self, dialect: str) -> None:
+        from sqlalchemy import bindparam, delete, insert, update
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        from feedsvc.models import Category, Post, PostChange, SiteState, SlugCounter, post_tags
+
+        posts, counters = Post.__table__, SlugCounter.__table__
+        categories, site = Category.__table__, SiteState.__table__
+        upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+        self.count_slug = (
+            upsert(counters)
+            .values(base=bindparam("base"), last=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.base], set_={"last": counters.c.last + 1}
+            )
+            .returning(counters.c.last)
+        )
+        self.insert_post = insert(posts).returning(posts.c.id)
+        # The columns an UPDATE sets are its parameters' keys (as the service's UPDATE).
+        self.update_post = update(posts).where(posts.c.id == bindparam("post_id"))
+        self.insert_tags = insert(post_tags)
+        self.delete_tags = delete(post_tags).where(post_tags.c.post_id == bindparam("post_id"))
+        self.log_change = insert(PostChange.__table__)
+        now = bindparam("now", type_=categories.c.feed_changed_at.type)
+        self.bump_category = (
+            update(categories)
+            .where(categories.c.id == bindparam("category_id"))
+            .values(content_version=categories.c.content_version + 1, feed_changed_at=now)
+        )
+        self.bump_site = (
+            update(site)
+            .where(site.c.id == 1)
+            .values(content_version=site.c.content_version + 1, feed_changed_at=now)
+        )
+
+
+class _Bare:
+    """The rows an API write stores, stored by bare SQLAlchemy Core statements.
+
+    ``rows="same"``: every row the API write stores. A create: the slug counter's upsert,
+    the posts row (rendered pages and summary given), its post_tags, the post_changes row the
+    related refresh reads, and the version bump of its category and of the site. An edit:
+    the posts UPDATE, its post_tags replaced, the post_changes row and the bump.
+    ``same_rows`` checks that both paths change the same tables by the same counts.
+    ``rows="post"``: the posts row and its post_tags alone (the baseline of earlier runs).
+
+    ``prebuilt``: the statements are built once, as the service builds its own, rather than
+    for every write, as a hand-written insert builds them (SQLAlchemy caches the compiled SQL
+    either way; building the statement object and its cache key is what a write then pays).
+    """
+
+    def __init__(
+        self,
+        ctx: Any,
+        category_id: int,
+        tag_ids: list[int],
+        edit_tag_ids: list[int],
+        *,
+        rows: str,
+        prebuilt: bool,
+    ) -> None:
         from feedsvc.content import derive_summary, render_pages
 
         self.engine = ctx.db.engine.execution_options(feedsvc_write=True)  # BEGIN IMMEDIATE
-        self.category_id, self.tag_ids = category_id, tag_ids
+        self.category_id, self.all_rows = category_id, rows == "same"
+        self.tag_ids, self.edit_tag_ids = tag_ids, edit_tag_ids
         self.body = markdown_3kb()
         self.pages = render_pages(self.body, "markdown")
         self.summary = derive_summary(self.pages)
+        self.name = f"{rows}{'-prebuilt' if prebuilt else ''}"
         self.n = 0
+        self.built = _Statements(self.engine.dialect.name) if prebuilt else None
+
+    def _statements(self) -> _Statements:
+        return self.built or _Statements(self.engine.dialect.name)
+
+    def _bookkeeping(
+        self, connection: Any, statements: _Statements, post_id: int, now: datetime
+    ) -> None:
+        if not self.all_rows:
+            return
+        connection.execute(statements.log_change, {"post_id": post_id, "changed_at": now})
+        connection.execute(statements.bump_category, {"category_id": self.category_id, "now": now})
+        connection.execute(statements.bump_site, {"now": now})
 
     def insert(self) -> int:
-        from sqlalchemy import insert
-
-        from feedsvc.models import Post, post_tags
-
         self.n += 1
         now = datetime.now(UTC)
         row = {
-            "slug": f"bare-{self.n}",
-            "guid": f"tag:bench,2026:bare/{self.n}",
+            "slug": f"{self.name}-{self.n}",
+            "guid": f"tag:bench,2026:{self.name}/{self.n}",
             "category_id": self.category_id,
             "title": NAMESAKE_TITLE,
             "author": "",
@@ -146,37 +224,67 @@ class _Bare:
             "updated_at": now,
             "origin_link": None,
         }
-        table = Post.__table__
+        statements = self._statements()
         with self.engine.begin() as connection:
-            post_id = int(
-                connection.execute(insert(table).values(row).returning(table.c.id)).scalar_one()
-            )
+            if self.all_rows:
+                base = {"base": f"{self.name}-{self.n % 7}"}
+                connection.execute(statements.count_slug, base).one()
+            post_id = int(connection.execute(statements.insert_post, row).scalar_one())
             connection.execute(
-                insert(post_tags), [{"post_id": post_id, "tag_id": t} for t in self.tag_ids]
+                statements.insert_tags, [{"post_id": post_id, "tag_id": t} for t in self.tag_ids]
             )
+            self._bookkeeping(connection, statements, post_id, now)
         return post_id
 
     def update(self, post_id: int) -> None:
-        from sqlalchemy import delete, insert, update
-
-        from feedsvc.models import Post, post_tags
-
-        table = Post.__table__
+        now = datetime.now(UTC)
+        values = {"body": self.body, "pages": self.pages, "summary": self.summary}
+        statements = self._statements()
         with self.engine.begin() as connection:
             connection.execute(
-                update(table)
-                .where(table.c.id == post_id)
-                .values(
-                    body=self.body,
-                    pages=self.pages,
-                    summary=self.summary,
-                    updated_at=datetime.now(UTC),
-                )
+                statements.update_post, {**values, "updated_at": now, "post_id": post_id}
             )
-            connection.execute(delete(post_tags).where(post_tags.c.post_id == post_id))
+            connection.execute(statements.delete_tags, {"post_id": post_id})
             connection.execute(
-                insert(post_tags), [{"post_id": post_id, "tag_id": t} for t in self.tag_ids]
+                statements.insert_tags,
+                [{"post_id": post_id, "tag_id": t} for t in self.edit_tag_ids],
             )
+            self._bookkeeping(connection, statements, post_id, now)
+
+
+_COUNTED = ["posts", "post_tags", "post_changes", "slug_counters", "tags"]
+
+
+def _footprint(ctx: Any) -> dict[str, int]:
+    """Rows per table, and the sum of every feed version: what a write changed."""
+    from sqlalchemy import text
+
+    with ctx.db.engine.connect() as connection:
+        figures = {
+            name: int(connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
+            for name in _COUNTED
+        }
+        for name in ("categories", "site_state"):
+            figures[f"{name}.versions"] = int(
+                connection.execute(
+                    text(f"SELECT coalesce(sum(content_version), 0) FROM {name}")
+                ).scalar_one()
+            )
+    return figures
+
+
+def same_rows(ctx: Any, api: Callable[[], object], bare: Callable[[], object]) -> None:
+    """Assert that one API write and one bare write change the same tables by the same counts
+    (slug counters: a namesake's write updates its counter, a new title's inserts one)."""
+
+    def delta(write: Callable[[], object]) -> dict[str, int]:
+        before = _footprint(ctx)
+        write()
+        after = _footprint(ctx)
+        return {key: after[key] - before[key] for key in before if key != "slug_counters"}
+
+    api_delta, bare_delta = delta(api), delta(bare)
+    assert api_delta == bare_delta, f"API write {api_delta} != bare write {bare_delta}"
 
 
 def _seed_namesakes(ctx: Any, category_id: int, count: int) -> None:
@@ -237,40 +345,60 @@ def write_cost(postgres: str | None, namesakes: int, repeat: int) -> dict[str, f
                 response = client.patch(f"/api/v1/posts/{post_id}", json=body, headers=auth)
                 assert response.status_code == 200, response.json
 
-            create(0)  # warm-up: imports, caches, the tags, a slug counter catching up
+            # Warm-up: imports, caches, the tags (the edit's fourth too), a slug counter.
+            edit(create(0), 0)
             from sqlalchemy import select
 
             from feedsvc.models import Tag
 
             with ctx.db.read() as session:
                 tag_ids = list(session.scalars(select(Tag.id).where(Tag.name.in_(TAGS))))
-            bare = _Bare(ctx, category_id, tag_ids)
-            bare.update(bare.insert())
-            api_create, bare_insert, api_edit, bare_update = [], [], [], []
+                edit_tag_ids = list(
+                    session.scalars(select(Tag.id).where(Tag.name.in_([*TAGS, "编辑"])))
+                )
+            bares = {
+                "bare": _Bare(ctx, category_id, tag_ids, edit_tag_ids, rows="same", prebuilt=False),
+                "prebuilt": _Bare(
+                    ctx, category_id, tag_ids, edit_tag_ids, rows="same", prebuilt=True
+                ),
+                "post_only": _Bare(
+                    ctx, category_id, tag_ids, edit_tag_ids, rows="post", prebuilt=False
+                ),
+            }
+            for bare in bares.values():  # warm-up
+                bare.update(bare.insert())
+            for bare in (bares["bare"], bares["prebuilt"]):
+                ids: list[int] = []
+                same_rows(ctx, lambda: ids.append(create(-1)), lambda: ids.append(bare.insert()))  # noqa: B023
+                same_rows(ctx, lambda: edit(ids[0], -1), lambda: bare.update(ids[1]))  # noqa: B023
+            timings: dict[str, list[float]] = collections.defaultdict(list)
+
+            def timed_into(kind: str, write: Callable[[], Any]) -> Any:
+                start = time.perf_counter()
+                result = write()
+                timings[kind].append(time.perf_counter() - start)
+                return result
+
             for n in range(1, repeat + 1):
-                start = time.perf_counter()
-                post_id = create(n)
-                api_create.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                bare_id = bare.insert()
-                bare_insert.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                edit(post_id, n)
-                api_edit.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                bare.update(bare_id)
-                bare_update.append(time.perf_counter() - start)
+                post_id = timed_into("create", lambda: create(n))  # noqa: B023
+                bare_ids = {
+                    name: timed_into(f"{name}_insert", bare.insert) for name, bare in bares.items()
+                }
+                timed_into("edit", lambda: edit(post_id, n))  # noqa: B023
+                for name, bare in bares.items():
+                    timed_into(f"{name}_update", lambda: bare.update(bare_ids[name]))  # noqa: B023
         finally:
             ctx.db.dispose()
-    med = statistics.median
-    return {
-        "create_ms": med(api_create) * 1e3,
-        "bare_insert_ms": med(bare_insert) * 1e3,
-        "create_ratio": med(api_create) / med(bare_insert),
-        "edit_ms": med(api_edit) * 1e3,
-        "bare_update_ms": med(bare_update) * 1e3,
-        "edit_ratio": med(api_edit) / med(bare_update),
-    }
+    med = {key: statistics.median(values) for key, values in timings.items()}
+    figures = {"create_ms": med["create"] * 1e3, "edit_ms": med["edit"] * 1e3}
+    for name in ("bare", "prebuilt", "post_only"):
+        figures[f"{name}_insert_ms"] = med[f"{name}_insert"] * 1e3
+        figures[f"{name}_update_ms"] = med[f"{name}_update"] * 1e3
+    for name in ("bare", "prebuilt", "post_only"):
+        suffix = "" if name == "bare" else f"_{name}"
+        figures[f"create_ratio{suffix}"] = med["create"] / med[f"{name}_insert"]
+        figures[f"edit_ratio{suffix}"] = med["edit"] / med[f"{name}_update"]
+    return figures
 
 
 # -- (b) reads under writes ------------------------------------------------------------------
