@@ -4,7 +4,7 @@ work cost more than the rows themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, delete, select, update
@@ -92,20 +92,33 @@ _LOAD_TAGS = (  # in the order of Post.tags
 )
 
 
-def load_post(session: Session, post_id: int) -> tuple[dict[str, Any], Category, list[Tag]] | None:
+def load_post(
+    session: Session, post_id: int, *, tags: bool = True
+) -> tuple[dict[str, Any], Category, list[Tag]] | None:
     """A post's row (column key -> value), its category and its tags (detached objects, as
-    if loaded and the session closed); None when there is no such post. Two queries."""
+    if loaded and the session closed); None when there is no such post. Two queries, or one
+    with ``tags=False`` (the tags list is then empty: an edit that replaces them reads only
+    their ids, tag_ids)."""
     row = session.execute(_LOAD_POST, {"post_id": post_id}).first()
     if row is None:
         return None
     found = row._mapping
     values = {column.key: found[column] for column in _POSTS.c}
     category = as_loaded(Category, {column.key: found[column] for column in _CATEGORIES.c})
-    tags = [
+    if not tags:
+        return values, category, []
+    loaded = [
         as_loaded(Tag, {"id": tag_id, "name": name, "slug": slug})
         for tag_id, name, slug in session.execute(_LOAD_TAGS, {"post_id": post_id})
     ]
-    return values, category, tags
+    return values, category, loaded
+
+
+_TAG_IDS = select(post_tags.c.tag_id).where(post_tags.c.post_id == bindparam("post_id"))
+
+
+def tag_ids(session: Session, post_id: int) -> set[int]:
+    return set(session.scalars(_TAG_IDS, {"post_id": post_id}))
 
 
 def detached_post(values: dict[str, Any], category: Category, tags: list[Tag]) -> Post:
@@ -117,7 +130,11 @@ def detached_post(values: dict[str, Any], category: Category, tags: list[Tag]) -
 
 
 _UPDATE_POST = update(_POSTS).where(_POSTS.c.id == bindparam("post_id"))
-_DELETE_TAGS = delete(post_tags).where(post_tags.c.post_id == bindparam("post_id"))
+_DELETE_TAGS = (
+    delete(post_tags)
+    .where(post_tags.c.post_id == bindparam("post_id"))
+    .where(post_tags.c.tag_id.in_(bindparam("tag_ids", expanding=True)))
+)
 
 
 def update_post(session: Session, post_id: int, changes: dict[str, Any]) -> None:
@@ -125,6 +142,11 @@ def update_post(session: Session, post_id: int, changes: dict[str, Any]) -> None
     session.execute(_UPDATE_POST, {"post_id": post_id, **changes})
 
 
-def replace_post_tags(session: Session, post_id: int, tag_ids: Sequence[int]) -> None:
-    session.execute(_DELETE_TAGS, {"post_id": post_id})
-    insert_post_tags(session, [(post_id, tag_id) for tag_id in tag_ids])
+def change_post_tags(
+    session: Session, post_id: int, removed: Collection[int], added: Collection[int]
+) -> None:
+    """Unlink the tags ``removed`` and link the tags ``added``: an edit that adds a tag
+    writes one row, not all of them again."""
+    if removed:
+        session.execute(_DELETE_TAGS, {"post_id": post_id, "tag_ids": sorted(removed)})
+    insert_post_tags(session, [(post_id, tag_id) for tag_id in sorted(added)])

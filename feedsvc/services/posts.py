@@ -400,13 +400,14 @@ def update_post(
 ) -> Post:
     """Change the fields given; a write that changes nothing leaves updated_at and every
     feed's validators alone. Core statements (repo/post_rows.py): one read of the post with
-    its category, one of its tags, one UPDATE of the columns that changed, the tags only
-    when they changed."""
+    its category, one of its tags (of their ids when tags are given), one UPDATE of the
+    columns that changed, and the tag links added and removed."""
     given = data.model_fields_set
     prepared = _prepare_content(data)  # outside the write lock
     with ctx.db.write() as session:
         now = ctx.clock.now()  # inside: Last-Modified never moves backwards
-        stored = post_rows.load_post(session, post_id)
+        # Tags given replace the stored ones: only their ids are read, to compare.
+        stored = post_rows.load_post(session, post_id, tags=data.tags is None)
         if stored is None:
             raise NotFound(f"no post with id {post_id}")
         old, category, tags = stored
@@ -441,11 +442,13 @@ def update_post(
             new["summary"] = data.summary or ""
         if not new["summary_given"]:
             new["summary"] = derived if derived is not None else derive_summary(new["pages"])
-        tags_changed = False
+        stored_tag_ids: set[int] = set()
+        given_tag_ids: set[int] = set()
         if data.tags is not None:
-            given_tags = tags_for_write(session, data.tags)
-            tags_changed = {tag.id for tag in given_tags} != {tag.id for tag in tags}
-            tags = given_tags  # shown in the order given (as the ORM kept an assigned list)
+            tags = tags_for_write(session, data.tags)  # shown in the order given
+            stored_tag_ids = post_rows.tag_ids(session, post_id)
+            given_tag_ids = {tag.id for tag in tags}
+        tags_changed = given_tag_ids != stored_tag_ids
         if data.status is not None:
             new["status"] = data.status
         if origin_link is not None:
@@ -462,7 +465,12 @@ def update_post(
         except IntegrityError:  # a concurrent write took the slug since slug_taken looked
             raise _slug_conflict(new["slug"]) from None
         if tags_changed:
-            post_rows.replace_post_tags(session, post_id, [tag.id for tag in tags])
+            post_rows.change_post_tags(
+                session,
+                post_id,
+                removed=stored_tag_ids - given_tag_ids,
+                added=given_tag_ids - stored_tag_ids,
+            )
         _record_write(session, post_id, before, _FeedPresence.of_row(new, now), now)
         return post_rows.detached_post(new, category, tags)
 
