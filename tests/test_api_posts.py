@@ -249,3 +249,42 @@ def test_a_slug_taken_meanwhile_is_a_conflict(
     assert edited.status_code == 409
     assert edited.json["error"]["fields"] == {"slug": "is already taken"}
     assert factory.snapshot() == before
+
+
+def test_patch_tags_links_what_was_added_and_unlinks_what_was_removed(
+    client, factory: Factory, auth, ctx, clock
+) -> None:
+    from feedsvc.models import Tag, post_tags
+
+    factory.category("jijin")
+    post_id = client.post(
+        "/api/v1/posts", json={**BODY, "tags": ["定投", "指数基金"]}, headers=auth
+    ).json["id"]
+
+    def stored() -> list[str]:
+        with ctx.db.read() as session:
+            return sorted(
+                session.scalars(
+                    select(Tag.name)
+                    .join(post_tags, post_tags.c.tag_id == Tag.id)
+                    .where(post_tags.c.post_id == post_id)
+                )
+            )
+
+    def patch_tags(tags: list[str]) -> dict:
+        clock.advance(minutes=1)
+        response = client.patch(f"/api/v1/posts/{post_id}", json={"tags": tags}, headers=auth)
+        assert response.status_code == 200, response.json
+        return response.json
+
+    added = patch_tags(["定投", "指数基金", "长期主义"])
+    assert added["tags"] == ["定投", "指数基金", "长期主义"] and stored() == sorted(added["tags"])
+    swapped = patch_tags(["债券", "定投"])  # one kept, two removed, one new
+    assert swapped["tags"] == ["债券", "定投"] and stored() == ["债券", "定投"]
+    feed = client.get("/feeds/jijin.rss").get_data(as_text=True)
+    assert "<category>债券</category>" in feed and "长期主义</category>" not in feed
+    # The same tags in another order change nothing: updated_at stays.
+    same = patch_tags(["定投", "债券"])
+    assert same["updated_at"] == swapped["updated_at"] and stored() == ["债券", "定投"]
+    cleared = patch_tags([])
+    assert cleared["tags"] == [] and stored() == []
