@@ -30,12 +30,13 @@ def create_app(
     from feedsvc.context import Context
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
-    from feedsvc.web import api, errors, feeds, pages, retry, routing, writes
+    from feedsvc.web import api, errors, feeds, pages, retry, routing, static, writes
     from feedsvc.web import metrics as web_metrics
 
     settings = settings or load_settings(overrides)
     _configure_logging()
-    app = Flask(__name__)
+    # Static files are served by web/static.py (content-hashed URLs, their own caching).
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.http.max_request_bytes
     app.config["SECRET_KEY"] = settings.site.secret_key or None
     app.config["JSON_AS_ASCII"] = False
@@ -55,6 +56,7 @@ def create_app(
     errors.init_app(app)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)
+    static.init_app(app)
     app.register_blueprint(api.bp)
     retry.init_app(app)  # after the views it wraps; /healthz below reports, never retries
 

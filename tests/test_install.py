@@ -10,6 +10,7 @@ configured indexes serve the dependencies, so nothing is downloaded twice.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -136,6 +137,15 @@ def test_wheel_installs_and_serves_a_new_site(tmp_path: Path) -> None:
         status, content_type, page = get(parsed.entries[0].link)
         assert status == 200 and content_type.startswith("text/html")
         assert parsed.entries[0].title in page.decode("utf-8")
+        # The package carries its static files: the stylesheet and the sample posts' image.
+        stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', page.decode("utf-8"))
+        assert stylesheet is not None
+        for url, media in (
+            (stylesheet[1], "text/css"),
+            (f"{base}/static/img/chart.png", "image/png"),
+        ):
+            status, content_type, _ = get(url)
+            assert status == 200 and content_type.startswith(media), url
     finally:
         server.send_signal(signal.SIGTERM)
         try:
