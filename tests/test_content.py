@@ -81,7 +81,7 @@ def test_slug_from_chinese_title(title: str, slug: str) -> None:
 def test_markdown_is_commonmark_with_tables_and_raw_html_sanitized() -> None:
     markdown = (
         "## 收益对比\n\n| 产品 | 年化 |\n|:--|--:|\n| 货币基金 | 1.8% |\n\n"
-        "<span onclick=\"x()\">行内</span> [坏链接](javascript:alert(1)) "
+        '<span onclick="x()">行内</span> [坏链接](javascript:alert(1)) '
         "[好链接](https://example.cn/理财)\n\n\u3000\u3000首行缩进的段落。"
     )
     (page,) = render_pages(markdown, "markdown")

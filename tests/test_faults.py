@@ -77,7 +77,7 @@ def assert_unavailable(response: Any, path: str, says: str) -> None:
     else:
         assert response.mimetype == "text/html"
         page = response.get_data(as_text=True)
-        assert "<h1>503</h1>" in page and says in page
+        assert "<h1>503 暂时无法访问</h1>" in page and says in page
         assert "Traceback" not in page
 
 

@@ -79,5 +79,8 @@ def test_an_unknown_category_page_is_a_404_page(client, factory: Factory) -> Non
     response = client.get("/categories/%E6%B2%A1%E6%9C%89")  # /categories/没有
     assert response.status_code == 404
     assert response.mimetype == "text/html"
-    assert "There is no category &#x27;没有&#x27;." in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    # The site's own layout (stylesheet, a way home), the reason and the details, escaped.
+    assert "<h1>404 页面不存在</h1>" in page and "There is no category &#39;没有&#39;." in page
+    assert "/static/site.css?v=" in page and ">回到首页</a>" in page
     assert client.get("/categories/jijin").status_code == 200

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
 
 from feedsvc.config import SiteSettings
 from feedsvc.content import absolutize_links, clean_xml_text
@@ -61,6 +62,15 @@ class Links:
 
     def feed(self, slug: str, fmt: str) -> str:
         return f"{self.base_url}/feeds/{slug}.{fmt}"
+
+    def tag(self, name: str) -> str:
+        return f"{self.base_url}/tags/{quote(name, safe='')}"
+
+    def tag_feed(self, name: str, fmt: str) -> str:
+        return f"{self.base_url}/feeds/tags/{quote(name, safe='')}.{fmt}"
+
+    def opml(self) -> str:
+        return f"{self.base_url}/feeds.opml"
 
     def related(self, item: RelatedView) -> str:
         return self.post(item.slug) if item.slug is not None else (item.link or self.home())

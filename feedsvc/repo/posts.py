@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from feedsvc.models import Post, Tag, post_tags
+
+_Query = TypeVar("_Query", bound=Select[Any])
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,7 @@ def _visible(query: Select[Post], now: datetime) -> Select[Post]:
     return query.where(Post.status == "published", Post.published_at <= now)
 
 
-def list_posts(
-    session: Session, where: PostFilter, *, limit: int, after: SortKey | None = None
-) -> list[Post]:
-    query = select(Post)
+def _filtered(session: Session, query: _Query, where: PostFilter) -> _Query:
     if where.category_id is not None:
         query = query.where(Post.category_id == where.category_id)
     if where.status is not None:
@@ -86,11 +86,31 @@ def list_posts(
     if where.tag_id is not None:
         query = query.where(_tagged(session, where.tag_id))
     if where.visible_at is not None:
-        query = _visible(query, where.visible_at)
+        query = query.where(Post.status == "published", Post.published_at <= where.visible_at)
+    return query
+
+
+def list_posts(
+    session: Session,
+    where: PostFilter,
+    *,
+    limit: int,
+    after: SortKey | None = None,
+    offset: int = 0,
+) -> list[Post]:
+    """One page of the list, newest first: after the cursor ``after`` (the API), or past the
+    first ``offset`` posts (the site's numbered pages, whose cost grows with the offset)."""
+    query = _filtered(session, select(Post), where)
     if after is not None:
         query = query.where(_before(after))
     query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
+    if offset:
+        query = query.offset(offset)
     return list(session.scalars(query))
+
+
+def count_posts(session: Session, where: PostFilter) -> int:
+    return session.scalar(_filtered(session, select(func.count()).select_from(Post), where)) or 0
 
 
 # A tag on at most this many posts is listed from its own rows: all of them read and sorted,

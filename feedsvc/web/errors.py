@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from html import escape
+from http import HTTPStatus
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -55,16 +56,44 @@ def error_response(
         response = jsonify(body)
         response.status_code = status
     else:
-        page = (
-            f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{status}</title>'
-            f"<h1>{status}</h1><p>{escape(message)}</p></html>"
-        )
-        response = Response(page, status=status, content_type="text/html; charset=utf-8")
+        response = Response(_page(status, message), status=status, content_type=_HTML)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="feedsvc"'
     if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+_HTML = "text/html; charset=utf-8"
+# What a reader is told, in the site's language; the message below says the details.
+_REASONS = {
+    400: "请求有误",
+    401: "需要登录",
+    404: "页面不存在",
+    405: "不支持的请求方法",
+    413: "请求过大",
+    500: "服务器出错了",
+    503: "暂时无法访问",
+}
+
+
+def _page(status: int, message: str) -> str:
+    """The error page in the site's layout (no database read: it must render when the
+    database is what failed); a bare page if even that fails."""
+    from feedsvc.web.pages import layout
+
+    reason = _REASONS.get(status) or HTTPStatus(status).phrase
+    try:
+        settings = current_app.extensions["feedsvc"].settings
+        return render_template(
+            "error.html", status=status, reason=reason, message=message, **layout(settings)
+        )
+    except Exception:  # a broken template must not hide the error being reported
+        log.exception("error page %d could not be rendered", status)
+        return (
+            f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{status}</title>'
+            f"<h1>{status} {escape(reason)}</h1><p>{escape(message)}</p></html>"
+        )
 
 
 def init_app(app: Flask) -> None:
