@@ -388,3 +388,21 @@ def test_a_template_url_for_a_missing_static_file_fails_loudly() -> None:
     assert urljoin(BASE_URL, static_url("img/chart.png")).endswith(
         f"/static/img/chart.png?v={content_hash('img/chart.png')}"
     )
+
+
+def test_a_new_or_moved_category_is_on_the_next_view_of_the_home_page(
+    client, factory: Factory, auth
+) -> None:
+    factory.post("jijin")
+    before = client.get("/")
+    assert texts(html(before), "//ul[@class='categories']//a") == ["基金"]
+    body = {"slug": "gupiao", "name": "股票", "position": 0}
+    assert client.post("/api/v1/categories", json=body, headers=auth).status_code == 201
+    after = client.get("/", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert texts(html(after), "//ul[@class='categories']//a") == ["股票", "基金"]
+    moved = client.patch("/api/v1/categories/gupiao", json={"position": 9}, headers=auth)
+    assert moved.status_code == 200
+    assert texts(html(client.get("/")), "//ul[@class='categories']//a") == ["基金", "股票"]
+    # The site feed's bytes did not change: its validators stay.
+    assert client.get("/feeds/all.atom").headers["Last-Modified"] == before.headers["Last-Modified"]

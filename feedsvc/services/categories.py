@@ -45,6 +45,8 @@ def create_category(ctx: Context, data: CategoryCreate) -> Category:
             session,
             Category(**data.model_dump(), created_at=now, updated_at=now, feed_changed_at=now),
         )
+        # The site's pages list the categories (the site feed's bytes stay as they are).
+        feedstate.bump(session, [], now, visible=False)
         return category
 
 
@@ -69,6 +71,8 @@ def update_category(ctx: Context, slug: str, data: CategoryUpdate) -> Category:
         if any(key in _FEED_FIELDS for key in changes):
             # The category's name shows in the site feed too (each item's category).
             feedstate.bump(session, [category.id], now, visible=True)
+        else:  # its position: the site's pages list the categories in that order
+            feedstate.bump(session, [], now, visible=False)
         session.refresh(category)
         return category
 
