@@ -13,7 +13,8 @@ horizontal scrollbar. The browser's own request for /favicon.ico (no page links 
 site serves none) is not a page's, and is left out.
 
 Nothing but 127.0.0.1 is reached: Selenium is given the driver and the browser binaries (so
-its manager downloads nothing), and Chromium's background networking is off.
+its manager downloads nothing), Chromium's background networking is off, and its resolver
+maps every other name to nothing.
 """
 
 from __future__ import annotations
@@ -157,6 +158,11 @@ def browser() -> Iterator[WebDriver]:
         "--disable-default-apps",
         "--disable-sync",
         "--no-first-run",
+        "--disable-extensions",
+        "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider",
+        "--no-pings",
+        # Chromium's own services (updates, safe browsing) resolve no name: only 127.0.0.1.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
         "--lang=zh-CN",
     ):
         options.add_argument(argument)
