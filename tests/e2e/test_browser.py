@@ -167,7 +167,7 @@ def browser() -> Iterator[WebDriver]:
     ):
         options.add_argument(argument)
     if os.geteuid() == 0:
-        options.add_argument("--no-sandbox")  # Chromium refuses to run as root with it
+        options.add_argument("--no-sandbox")  # as root, Chromium does not start without it
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
