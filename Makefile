@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test fuzz typecheck bench lint clean nginx
+.PHONY: run test test-e2e browser fuzz typecheck bench lint clean nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,28 @@ test: $(STAMP_TEST) nginx
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict feedsvc
 	$(BIN)/python -m pytest --cov=feedsvc --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The browser test (tests/e2e, not part of `make test`): Debian's Chromium, driven by Selenium,
+# walks a fresh sample site served by `feedsvc serve`; screenshots go to build/e2e/.
+test-e2e: $(STAMP_TEST) browser
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+# Chromium, its driver and the CJK fonts (without them Chinese renders as empty boxes):
+# apt runs only when one of them is missing (sudo when not root).
+APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+browser:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
+	ls /usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc >/dev/null 2>&1 || \
+		missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "apt-get install:$$missing"; \
+		$$sudo $(APT_INSTALL) $$missing >/dev/null || \
+		{ $$sudo apt-get update >/dev/null && \
+		  $$sudo $(APT_INSTALL) $$missing >/dev/null; }; \
+	fi
 
 # The fuzzers of `make test` (schemathesis, Hypothesis properties, route/CLI/TOML fuzz) with
 # many more examples and fresh random inputs (HYPOTHESIS_PROFILE=fuzz).
