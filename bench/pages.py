@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def _urls(folder: Path) -> dict[str, str]:
         with ctx.db.read() as session:
             slug = session.scalar(
                 select(Post.slug)
-                .where(Post.status == "published")
+                .where(Post.status == "published", Post.published_at <= datetime.now(UTC))
                 .order_by(Post.published_at.desc())
                 .limit(1)
             )
