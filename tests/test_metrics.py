@@ -411,3 +411,16 @@ def test_fast_path_label_is_the_feed_rule_label(app: Any) -> None:
 
     rules = [r.rule for r in app.url_map.iter_rules() if r.endpoint == "feeds.feed"]
     assert [route_label(rule) for rule in rules] == [FEED_ROUTE]
+
+
+def test_page_fast_path_labels_are_the_page_rules_labels(app: Any) -> None:
+    """Cached pages answered before Flask count under the labels of their views."""
+    from feedsvc.web.metrics import route_label
+    from feedsvc.web.pages import _ROUTES
+
+    rules = {
+        route_label(r.rule)
+        for r in app.url_map.iter_rules()
+        if r.endpoint in ("pages.home", "pages.category", "pages.tag", "pages.post")
+    }
+    assert {label for _, label in _ROUTES} == rules

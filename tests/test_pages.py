@@ -163,6 +163,11 @@ def test_tag_pages_take_the_chinese_name_url_encoded_or_the_slug(client, factory
     by_slug = client.get("/tags/jia-ting-zhang-ben")
     assert texts(html(by_slug), "//ul[@class='posts']//h2/a") == ["先存后花"]
     assert client.get("/tags/%E6%B2%A1%E6%9C%89").status_code == 404  # 没有
+    assert client.get("/tags/%00").status_code == 404
+    slashed = factory.post(title="港股与A股", tags=["A/B股"])
+    (href,) = html(client.get(f"/posts/{slashed.slug}")).xpath("//a[@rel='tag']/@href")
+    assert href == f"{BASE_URL}/tags/A%2FB%E8%82%A1"
+    assert texts(html(client.get(path_of(href))), "//ul[@class='posts']//h2/a") == ["港股与A股"]
     assert client.get("/tags/" + "长" * 500).status_code == 404
 
 

@@ -59,7 +59,7 @@ _ROUTES = (
     (re.compile(r"/"), "/"),
     (re.compile(r"/categories/[^/]+"), "/categories/<slug>"),
     (re.compile(r"/posts/[^/]+"), "/posts/<slug>"),
-    (re.compile(r"/tags/[^/]+"), "/tags/<tag>"),
+    (re.compile(r"/tags/.+"), "/tags/<tag>"),
 )
 _PAGE_QUERY = re.compile(r"page=([0-9]{1,9})")
 
@@ -261,8 +261,12 @@ def category(slug: str) -> Response:
     return _serve(number, build)
 
 
-@bp.get("/tags/<tag>")
+# <path:…>: a tag's name may hold a slash (A/B股), which a link encodes as %2F and the
+# server sees decoded.
+@bp.get("/tags/<path:tag>")
 def tag(tag: str) -> Response:
+    if "\x00" in tag:  # the path converter is not routing.py's TextConverter
+        raise NotFound("There is no tag with a NUL character.")
     number = _page_number()
 
     def build(now: datetime) -> tuple[str, datetime | None]:
