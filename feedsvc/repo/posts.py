@@ -109,10 +109,6 @@ def list_posts(
     return list(session.scalars(query))
 
 
-def count_posts(session: Session, where: PostFilter) -> int:
-    return session.scalar(_filtered(session, select(func.count()).select_from(Post), where)) or 0
-
-
 # A tag on at most this many posts is listed from its own rows: all of them read and sorted,
 # a bounded cost. A commoner tag is listed by walking the posts in list order.
 FEW_TAGGED = 1000

@@ -12,8 +12,10 @@ services/categories.py for categories, the related refresh). A post page shows r
 posts of any category, and every list shows posts' categories, so no narrower version
 covers a page; one write makes each page be built again once per process, on its next view.
 
-Lists are numbered pages (``?page=N``, 20 posts each): a reader jumps to 第5页, and a numbered
-page is one OFFSET query, whose cost grows with its depth (bench/feeds.py measures it).
+Lists are numbered pages (``?page=N``, 20 posts each, 上一页 / 下一页): one OFFSET query of 21
+rows, whose cost grows with the depth (bench/pages.py measures it); no count of the list's
+posts (a walk of its index, which grew 3.4x from 1,000 to 100,000 posts), so the first page
+costs the same at any size and a page past the end is known by having no posts.
 A multi-page post (共N页) shows one of its pages at a time, with the same ``?page=N``.
 """
 
@@ -41,7 +43,7 @@ from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo.posts import PostFilter
-from feedsvc.schemas import parse_whole_number
+from feedsvc.schemas import MAX_ID, parse_whole_number
 from feedsvc.web import ctx
 from feedsvc.web.conditional import accepts_gzip
 from feedsvc.web.feeds import _answer
@@ -108,11 +110,13 @@ def layout(settings: Settings, feeds: Iterable[Alternate] = ()) -> dict[str, Any
 
 @dataclass(frozen=True)
 class Pager:
-    """Links to the pages of a list or of a multi-page post (上一页 / 下一页, the numbers)."""
+    """Links to the pages of a multi-page post (上一页 / 下一页, the page numbers, 共N页) or of
+    a list (上一页 / 下一页 only: counting a list's posts would cost a walk of its index)."""
 
     url: str  # page 1's URL; page N adds ?page=N
     number: int
-    count: int
+    count: int | None  # None: a list, whose end is known only from its last page
+    more: bool = False  # a list: whether a page follows this one
 
     def href(self, number: int) -> str:
         return self.url if number == 1 else f"{self.url}?page={number}"
@@ -123,11 +127,14 @@ class Pager:
 
     @property
     def next(self) -> str | None:
-        return self.href(self.number + 1) if self.number < self.count else None
+        last = self.more if self.count is None else self.number < self.count
+        return self.href(self.number + 1) if last else None
 
     def numbers(self, around: int = 3) -> list[int | None]:
         """The page numbers to show: the first, the last, and those near this one; None where
-        numbers are left out (…)."""
+        numbers are left out (…). A list shows none."""
+        if self.count is None:
+            return []
         shown = sorted(
             {1, self.count, *range(self.number - around, self.number + around + 1)}
             & set(range(1, self.count + 1))
@@ -140,6 +147,19 @@ class Pager:
         return out
 
 
+def _list_page(session: Any, where: PostFilter, number: int, what: str) -> tuple[list[Any], bool]:
+    """The posts of list page ``number`` and whether another page follows; NotFound past the
+    end (page 1 always exists). One query of PAGE_SIZE + 1 rows, no count."""
+    if number > MAX_ID // PAGE_SIZE + 1:  # past any list there can be (and any OFFSET)
+        raise NotFound(f"{what} has fewer pages: there is no page {number}.")
+    rows = post_repo.list_posts(
+        session, where, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE
+    )
+    if not rows and number > 1:
+        raise NotFound(f"{what} has fewer pages: there is no page {number}.")
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
 def _page_number() -> int:
     raw = request.args.get("page")
     if raw is None:
@@ -148,10 +168,6 @@ def _page_number() -> int:
     if number is None or number < 1:
         raise BadRequest("page must be a whole number from 1 up, in ASCII digits")
     return number
-
-
-def _pages(total: int) -> int:
-    return max(1, -(-total // PAGE_SIZE))  # an empty list still has its first page
 
 
 def _out_of_range(what: str, number: int, count: int) -> NotFound:
@@ -207,19 +223,14 @@ def home() -> Response:
         site = context.settings.site
         with context.db.read() as session:
             where = PostFilter(visible_at=now)
-            count = _pages(post_repo.count_posts(session, where))
-            if number > count:
-                raise _out_of_range("The list of posts", number, count)
-            posts = post_repo.list_posts(
-                session, where, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
-            )
+            posts, more = _list_page(session, where, number, "The list of posts")
             html = render_template(
                 "list.html",
                 heading=site.title,
                 description=site.description,
                 posts=posts,
                 categories=category_repo.list_categories(session),
-                pager=Pager(Links(site.base_url).home(), number, count),
+                pager=Pager(Links(site.base_url).home(), number, None, more),
                 **layout(context.settings),
             )
             return html, post_repo.next_due(session, None, now)
@@ -239,12 +250,7 @@ def category(slug: str) -> Response:
             if found is None:
                 raise NotFound(f"There is no category {slug!r}.")
             where = PostFilter(category_id=found.id, visible_at=now)
-            count = _pages(post_repo.count_posts(session, where))
-            if number > count:
-                raise _out_of_range(found.name, number, count)
-            posts = post_repo.list_posts(
-                session, where, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
-            )
+            posts, more = _list_page(session, where, number, f"The category {found.name}")
             feeds = alternates(links, found.name, lambda fmt: links.feed(found.slug, fmt))
             html = render_template(
                 "list.html",
@@ -252,7 +258,7 @@ def category(slug: str) -> Response:
                 description=found.description,
                 posts=posts,
                 categories=[],
-                pager=Pager(links.category(found.slug), number, count),
+                pager=Pager(links.category(found.slug), number, None, more),
                 category_feeds=feeds,
                 **layout(context.settings, feeds),
             )
@@ -277,12 +283,7 @@ def tag(tag: str) -> Response:
             if found is None:
                 raise NotFound(f"There is no tag {tag!r}.")
             where = PostFilter(tag_id=found.id, visible_at=now)
-            count = _pages(post_repo.count_posts(session, where))
-            if number > count:
-                raise _out_of_range(f"The tag {found.name}", number, count)
-            posts = post_repo.list_posts(
-                session, where, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
-            )
+            posts, more = _list_page(session, where, number, f"The tag {found.name}")
             name = f"标签：{found.name}"
             feeds = alternates(links, name, lambda fmt: links.tag_feed(found.name, fmt))
             html = render_template(
@@ -291,7 +292,7 @@ def tag(tag: str) -> Response:
                 description="",
                 posts=posts,
                 categories=[],
-                pager=Pager(links.tag(found.name), number, count),
+                pager=Pager(links.tag(found.name), number, None, more),
                 category_feeds=feeds,
                 **layout(context.settings, feeds),
             )
