@@ -50,7 +50,7 @@ PAGE = 20  # ?limit= of the API lists measured
 PLANNED = (
     "feed cold rss",
     "site feed cold",
-    "post page",
+    "post page cold",
     "api list auth",
     "api list auth 90%",
     "api tag 90%",
@@ -119,6 +119,10 @@ def requests_for(app: Any, token: str) -> list[Request]:
         Request("home page", "/"),
         Request("category page", f"/categories/{CATEGORY}"),
         Request("post page", f"/posts/{middle}"),
+        # The pages as built after a write (the page cache emptied first).
+        Request("home page cold", "/", cold=True),
+        Request("category page cold", f"/categories/{CATEGORY}", cold=True),
+        Request("post page cold", f"/posts/{middle}", cold=True),
         Request("api list anonymous", "/api/v1/posts?limit=20"),
         Request("api list auth", "/api/v1/posts?limit=20", auth=True),
         Request("api list auth 90%", f"/api/v1/posts?limit=20&cursor={all_deep}", auth=True),
@@ -186,7 +190,7 @@ STATISTICS = {
     "postgresql": "after the VACUUM ANALYZE autovacuum would run anyway (bench/corpus.py)",
 }
 # PostgreSQL: transactions per request (pg_stat_database; pre-ping made one per checkout).
-ROUND_TRIPS = ("feed warm rss", "feed cold rss", "post page", "api list auth")
+ROUND_TRIPS = ("feed warm rss", "feed cold rss", "post page cold", "api list auth")
 
 
 def transactions(ctx: Any) -> int:
@@ -240,6 +244,7 @@ class Site:
         req = self.requests[name]
         if req.cold:
             self.app.extensions["feedsvc.feed_cache"].clear()
+            self.app.extensions["feedsvc.page_cache"].clear()
         response = self.client.get(req.path, headers=self.headers if req.auth else {})
         assert response.status_code == 200, (req.path, response.status_code)
         response.close()
