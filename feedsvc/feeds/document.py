@@ -29,6 +29,7 @@ class EntryDocument:
     category_name: str
     category_url: str
     tags: tuple[str, ...]
+    language: str = ""  # the post's category's (JSON Feed 1.1 item language)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def entry_document(
         category_name=clean_xml_text(post.category.name),
         category_url=links.category(post.category.slug),
         tags=tuple(clean_xml_text(tag.name) for tag in post.tags),
+        language=post.category.language or site.language,
     )
 
 

@@ -1,4 +1,4 @@
-"""Feed URLs: /feeds/{category}.rss|.atom and /feeds/all.rss|.atom, with HTTP caching.
+"""Feed URLs: /feeds/{category}.rss|.atom|.json and /feeds/all.*, with HTTP caching.
 
 Two ways in, one answer. The Flask view serves every feed request. In front of the app,
 ``FeedFastPath`` (installed with the blueprint) answers the common poll itself: GET or HEAD
@@ -36,7 +36,7 @@ bp = Blueprint("feeds", __name__)
 # The URL rule below, for slugs a category can have (schemas.SLUG_PATTERN) and "all".
 # Its label in the request metrics (web/metrics.py's route_label of the rule below).
 FEED_ROUTE = "/feeds/<slug>.<fmt>"
-_FEED_PATH = re.compile(r"/feeds/([a-z0-9]+(?:-[a-z0-9]+)*)\.(rss|atom)")
+_FEED_PATH = re.compile(r"/feeds/([a-z0-9]+(?:-[a-z0-9]+)*)\.(rss|atom|json)")
 
 
 def _limit_argument() -> int | None:
@@ -69,7 +69,7 @@ def _answer(
     return not unchanged, chosen
 
 
-@bp.route("/feeds/<string:slug>.<any(rss, atom):fmt>", methods=["GET"])
+@bp.route("/feeds/<string:slug>.<any(rss, atom, json):fmt>", methods=["GET"])
 def feed(slug: str, fmt: str) -> Response:
     feed = get_feed(ctx(), feed_cache(), slug, fmt, _limit_argument())
     if feed is None:
