@@ -12,7 +12,7 @@ from html import escape
 
 from feedsvc.config import SiteSettings
 from feedsvc.content import absolutize_links, clean_xml_text
-from feedsvc.models import Category, Post
+from feedsvc.models import Category, Post, Tag
 from feedsvc.repo.related import RelatedView
 
 
@@ -60,7 +60,11 @@ class Links:
     def home(self) -> str:
         return f"{self.base_url}/"
 
+    def tag(self, slug: str) -> str:
+        return f"{self.base_url}/tags/{slug}"
+
     def feed(self, slug: str, fmt: str) -> str:
+        # A tag's feed is named tags/{slug}: /feeds/tags/{slug}.{fmt}.
         return f"{self.base_url}/feeds/{slug}.{fmt}"
 
     def related(self, item: RelatedView) -> str:
@@ -176,6 +180,32 @@ def category_document(
         subtitle=category.description or site.description or category.name,
         link=Links(site.base_url).category(category.slug),
         language=category.language or site.language,
+        posts=posts,
+        site=site,
+        self_url=self_url,
+        changed_at=changed_at,
+        related=related,
+    )
+
+
+TAG_SUBTITLE = "{site}中标记为「{tag}」的文章"
+
+
+def tag_document(
+    tag: Tag,
+    posts: Sequence[Post],
+    *,
+    site: SiteSettings,
+    self_url: str,
+    changed_at: datetime,
+    related: Mapping[int, Sequence[RelatedView]],
+) -> FeedDocument:
+    return _document(
+        f"tags/{tag.slug}",
+        title=f"{tag.name} - {site.title}",
+        subtitle=TAG_SUBTITLE.format(site=site.title, tag=tag.name),
+        link=Links(site.base_url).tag(tag.slug),
+        language=site.language,
         posts=posts,
         site=site,
         self_url=self_url,

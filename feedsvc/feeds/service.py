@@ -1,5 +1,8 @@
 """Serving a feed: version lookup → cache → on a miss: query, build the document, render.
 
+A feed is named by its slug: a category's, "all" for the whole site, or "tags/{slug}" for
+a tag's (feeds/versions.py).
+
 A read never computes anything but this; it never writes. Concurrent misses of one feed
 version build it once (FeedCache.get_or_build), so a write costs each process one build of
 each feed it changed, however many readers were waiting. The version lookup is
@@ -18,14 +21,22 @@ from feedsvc.context import Context
 from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
 from feedsvc.feeds.render import MEDIA_TYPES, EntryCache, render_cached
-from feedsvc.feeds.versions import SITE_FEED, FeedVersions
-from feedsvc.models import Category, Post
+from feedsvc.feeds.versions import SITE_FEED, TAG_FEED, FeedVersions
+from feedsvc.models import Category, Post, Tag
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo.feedstate import FeedState
 
-__all__ = ["SITE_FEED", "cached_feed", "feed_length", "get_feed", "self_url"]
+__all__ = [
+    "SITE_FEED",
+    "TAG_FEED",
+    "cached_feed",
+    "feed_length",
+    "get_feed",
+    "self_url",
+    "tag_slug_named",
+]
 _VERSIONS = "feeds.versions"
 _ROWS = "feeds.rows"
 _ENTRIES = "feeds.entries"
@@ -68,7 +79,7 @@ def cached_feed(ctx: Context, cache: FeedCache, slug: str, fmt: str) -> Rendered
 def get_feed(
     ctx: Context, cache: FeedCache, slug: str, fmt: str, limit: int | None
 ) -> RenderedFeed | None:
-    """The rendered feed, or None when there is no such category."""
+    """The rendered feed, or None when there is no such category (or tag)."""
     now = ctx.clock.now()
     state = versions(ctx).state(slug)
     if state is None:
@@ -90,6 +101,7 @@ class _FeedRows:
     posts: list[Post]
     related: dict[int, list[related_repo.RelatedView]]
     category: Category | None
+    tag: Tag | None
     valid_until: datetime | None  # when a scheduled post of this feed becomes due
 
     def fresh_at(self, now: datetime) -> bool:
@@ -130,11 +142,16 @@ def _rows(ctx: Context, state: FeedState, slug: str, length: int, now: datetime)
     if found is not None:
         return found
     with ctx.db.read() as session:
-        posts = post_repo.feed_posts(session, state.category_id, now, length)
+        tag = None
+        if state.tag_id is not None:
+            posts = post_repo.tag_feed_posts(session, state.tag_id, now, length)
+            tag = post_repo.get_tag_by_id(session, state.tag_id)
+        else:
+            posts = post_repo.feed_posts(session, state.category_id, now, length)
         related = related_repo.related_views(session, [post.id for post in posts], now)
         category = None if state.category_id is None else category_repo.get_category(session, slug)
-        valid_until = post_repo.next_due(session, state.category_id, now)
-    rows = _FeedRows(posts, related, category, valid_until)
+        valid_until = post_repo.next_due(session, state.category_id, now, tag_id=state.tag_id)
+    rows = _FeedRows(posts, related, category, tag, valid_until)
     memo.put(key, rows)
     return rows
 
@@ -144,7 +161,18 @@ def _render(
 ) -> RenderedFeed | None:
     rows = _rows(ctx, state, slug, feed_length(ctx, state.feed_length, limit), now)
     site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit)
-    if state.category_id is None:
+    if state.tag_id is not None:
+        if rows.tag is None:  # pragma: no cover - deleted between the two reads
+            return None
+        doc = document.tag_document(
+            rows.tag,
+            rows.posts,
+            site=site,
+            self_url=url,
+            changed_at=state.changed_at,
+            related=rows.related,
+        )
+    elif state.category_id is None:
         doc = document.site_document(
             rows.posts, site=site, self_url=url, changed_at=state.changed_at, related=rows.related
         )
@@ -163,6 +191,13 @@ def _render(
     return RenderedFeed.of(
         body, last_modified=doc.updated, media_type=MEDIA_TYPES[fmt], valid_until=rows.valid_until
     )
+
+
+def tag_slug_named(ctx: Context, name: str) -> str | None:
+    """The slug of the tag with this name (a feed URL may name a tag; the slug is canonical)."""
+    with ctx.db.read() as session:
+        tag = post_repo.get_tag_by_name(session, name)
+        return None if tag is None else tag.slug
 
 
 def _entry_cache(ctx: Context) -> EntryCache:

@@ -130,6 +130,11 @@ def _before(after: SortKey) -> ColumnElement[bool]:
     )
 
 
+def tag_feed_posts(session: Session, tag_id: int, now: datetime, limit: int) -> list[Post]:
+    """Published, due posts with this tag, newest first (the API's tag listing's plan)."""
+    return list_posts(session, PostFilter(tag_id=tag_id, visible_at=now), limit=limit)
+
+
 def feed_posts(session: Session, category_id: int | None, now: datetime, limit: int) -> list[Post]:
     """Published, due posts of one category (None: all), newest first by published_at."""
     query = _visible(select(Post), now)
@@ -139,14 +144,26 @@ def feed_posts(session: Session, category_id: int | None, now: datetime, limit: 
     return list(session.scalars(query))
 
 
-def next_due(session: Session, category_id: int | None, now: datetime) -> datetime | None:
+def next_due(
+    session: Session, category_id: int | None, now: datetime, *, tag_id: int | None = None
+) -> datetime | None:
     """When the next scheduled post of this feed becomes visible (the cached bytes expire)."""
     # The first one in the feed's index, not min() over all of them (scheduled posts pile up).
     query = select(Post.published_at).where(Post.status == "published", Post.published_at > now)
     if category_id is not None:
         query = query.where(Post.category_id == category_id)
+    if tag_id is not None:
+        query = query.where(_tagged(session, tag_id))
     return session.scalar(query.order_by(Post.published_at, Post.id).limit(1))
 
 
 def get_tag(session: Session, name: str) -> Tag | None:
     return session.scalar(select(Tag).where(or_(Tag.name == name, Tag.slug == name)))
+
+
+def get_tag_by_id(session: Session, tag_id: int) -> Tag | None:
+    return session.get(Tag, tag_id)
+
+
+def get_tag_by_name(session: Session, name: str) -> Tag | None:
+    return session.scalar(select(Tag).where(Tag.name == name))

@@ -1,4 +1,9 @@
-"""Feed URLs: /feeds/{category}.rss|.atom|.json and /feeds/all.*, with HTTP caching.
+"""Feed URLs: /feeds/{category}.rss|.atom|.json, /feeds/all.* and /feeds/tags/{tag}.*, with
+HTTP caching.
+
+A tag feed's URL names the tag by its slug (/feeds/tags/ding-tou.rss), the form the fast path
+serves; a URL naming it by its name (/feeds/tags/%E5%AE%9A%E6%8A%95.rss, 定投) is redirected
+there (301), and a tag neither names is a 404, as an unknown category's feed.
 
 Two ways in, one answer. The Flask view serves every feed request. In front of the app,
 ``FeedFastPath`` (installed with the blueprint) answers the common poll itself: GET or HEAD
@@ -23,7 +28,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from feedsvc import metrics
 from feedsvc.context import Context
 from feedsvc.feeds.cache import FeedCache, RenderedFeed, Representation
-from feedsvc.feeds.service import cached_feed, get_feed
+from feedsvc.feeds.service import TAG_FEED, cached_feed, get_feed, tag_slug_named
 from feedsvc.schemas import parse_whole_number
 from feedsvc.web import ctx, feed_cache
 from feedsvc.web.conditional import accepts_gzip, not_modified
@@ -36,7 +41,10 @@ bp = Blueprint("feeds", __name__)
 # The URL rule below, for slugs a category can have (schemas.SLUG_PATTERN) and "all".
 # Its label in the request metrics (web/metrics.py's route_label of the rule below).
 FEED_ROUTE = "/feeds/<slug>.<fmt>"
-_FEED_PATH = re.compile(r"/feeds/([a-z0-9]+(?:-[a-z0-9]+)*)\.(rss|atom|json)")
+TAG_FEED_ROUTE = "/feeds/tags/<tag>.<fmt>"
+_FEED_PATH = re.compile(r"/feeds/((?:tags/)?[a-z0-9]+(?:-[a-z0-9]+)*)\.(rss|atom|json)")
+# Longer than any tag name or slug (models.Tag: 100 and 120): no such tag, without a query.
+MAX_TAG_LENGTH = 200
 
 
 def _limit_argument() -> int | None:
@@ -74,6 +82,32 @@ def feed(slug: str, fmt: str) -> Response:
     feed = get_feed(ctx(), feed_cache(), slug, fmt, _limit_argument())
     if feed is None:
         raise NotFound(f"There is no category {slug!r}, so there is no feed at {request.path}.")
+    return _respond(feed)
+
+
+@bp.route("/feeds/tags/<string:tag>.<any(rss, atom, json):fmt>", methods=["GET"])
+def tag_feed(tag: str, fmt: str) -> Response:
+    limit = _limit_argument()
+    if len(tag) > MAX_TAG_LENGTH:
+        raise NotFound(f"There is no tag {tag[:40]!r}…: tag names are at most 100 characters.")
+    feed = get_feed(ctx(), feed_cache(), f"{TAG_FEED}{tag}", fmt, limit)
+    if feed is None:
+        slug = tag_slug_named(ctx(), tag)
+        if slug is None or slug == tag:
+            raise NotFound(f"There is no tag {tag!r}, so there is no feed at {request.path}.")
+        # The slug's URL is the feed's one URL (rel=self, the cache, the fast path).
+        query = "" if limit is None else f"?limit={limit}"
+        location = f"/feeds/{TAG_FEED}{slug}.{fmt}{query}"
+        return Response(
+            f"This feed is at {location}\n",
+            status=301,
+            headers=[("Location", location)],
+            mimetype="text/plain",
+        )
+    return _respond(feed)
+
+
+def _respond(feed: RenderedFeed) -> Response:
     modified, chosen = _answer(
         feed,
         request.headers.get("If-None-Match"),
@@ -108,7 +142,8 @@ class FeedFastPath:
                 except Exception:  # the view answers it, through the error handlers
                     feed = None
                 if feed is not None:
-                    return self._respond(feed, environ, start_response, method, started)
+                    route = TAG_FEED_ROUTE if match[1].startswith(TAG_FEED) else FEED_ROUTE
+                    return self._respond(feed, environ, start_response, method, started, route)
         return self._wsgi(environ, start_response)
 
     def _respond(
@@ -118,6 +153,7 @@ class FeedFastPath:
         start: StartResponse,
         method: str,
         started: float | None,
+        route: str,
     ) -> Iterable[bytes]:
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
@@ -134,7 +170,7 @@ class FeedFastPath:
         if started is not None:  # what the Flask hooks of web/metrics.py count for the view
             status = 200 if modified else 304
             metrics.feed_cache_hit()
-            metrics.request_finished(FEED_ROUTE, method, status, time.perf_counter() - started)
+            metrics.request_finished(route, method, status, time.perf_counter() - started)
             if if_none_match is not None or if_modified_since is not None:
                 metrics.conditional_feed_request(status)
         return [] if not modified or method == "HEAD" else [chosen.body]
