@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 
 from feedsvc.config import SiteSettings
@@ -233,4 +233,72 @@ def site_document(
         self_url=self_url,
         changed_at=changed_at,
         related=related,
+    )
+
+
+# -- the subscription list: /feeds.opml ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outline:
+    """One feed in the subscription list (OPML 2.0 §"Subscription lists")."""
+
+    text: str
+    title: str
+    xml_url: str  # the RSS feed
+    html_url: str  # the page it mirrors
+    description: str
+    language: str
+
+
+@dataclass(frozen=True)
+class OutlineDocument:
+    title: str
+    owner_name: str
+    modified: datetime  # dateModified and Last-Modified
+    outlines: tuple[Outline, ...]
+
+
+# The list of categories has never changed (no category, none removed): the epoch.
+LIST_NEVER_CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def subscription_list(
+    categories: Sequence[Category], *, site: SiteSettings, removed_at: datetime | None
+) -> OutlineDocument:
+    """The site feed, then every category's feed in the site's order.
+
+    It changes when a category is added, edited or removed: its date is the latest of those
+    (a category's updated_at, the last removal), never the time of the request.
+    """
+    links = Links(site.base_url)
+    site_outline = Outline(
+        text=clean_xml_text(site.title),
+        title=clean_xml_text(site.title),
+        xml_url=links.feed("all", "rss"),
+        html_url=links.home(),
+        description=clean_xml_text(site.description),
+        language=site.language,
+    )
+    outlines = [site_outline] + [
+        Outline(
+            text=clean_xml_text(category.name),
+            title=clean_xml_text(category.name),
+            xml_url=links.feed(category.slug, "rss"),
+            html_url=links.category(category.slug),
+            description=clean_xml_text(category.description),
+            language=category.language or site.language,
+        )
+        for category in categories
+    ]
+    changes = [category.updated_at for category in categories]
+    changes += [category.created_at for category in categories]
+    if removed_at is not None:
+        changes.append(removed_at)
+    modified = max(changes, default=LIST_NEVER_CHANGED)
+    return OutlineDocument(
+        title=clean_xml_text(site.title),
+        owner_name=clean_xml_text(site.author),
+        modified=_seconds(modified.astimezone(site.tz)),
+        outlines=tuple(outlines),
     )

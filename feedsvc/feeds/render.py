@@ -1,5 +1,6 @@
 """How a feed is written: FeedDocument → RSS 2.0 or Atom 1.0 bytes via feedgen, and JSON
-Feed 1.1 bytes via the standard library's json.
+Feed 1.1 bytes via the standard library's json; the subscription list (OutlineDocument) →
+OPML 2.0 via lxml.
 
 The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here:
 - add_entry() prepends by default, so entries are added with order="append";
@@ -30,15 +31,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from html import escape
 from typing import Any
 
-import lxml.etree  # noqa: F401  (feedgen.util uses lxml.etree without importing it)
+import lxml.etree  # (feedgen.util also uses lxml.etree without importing it)
 from feedgen.feed import FeedGenerator
 
 from feedsvc import __version__
 from feedsvc.content import clean_xml_text
-from feedsvc.feeds.document import EntryDocument, FeedDocument
+from feedsvc.feeds.document import EntryDocument, FeedDocument, OutlineDocument
 
 GENERATOR = ("feedsvc", __version__)
 RSS_MEDIA_TYPE = "application/rss+xml; charset=utf-8"
@@ -308,3 +310,36 @@ def _render_json_cached(doc: FeedDocument, cache: EntryCache) -> bytes:
             cache.put("json", entry, body)
         items.append(body)
     return frame[: -len(closing)] + b",".join(items) + closing
+
+
+# -- OPML 2.0 (http://opml.org/spec2.opml) ----------------------------------------------------
+OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
+OPML_DOCS = "http://opml.org/spec2.opml"
+
+
+def render_opml(doc: OutlineDocument) -> bytes:
+    """The subscription list: lxml writes and escapes every attribute and text."""
+    root = lxml.etree.Element("opml", version="2.0")
+    head = lxml.etree.SubElement(root, "head")
+    lxml.etree.SubElement(head, "title").text = _text_or(doc.title, UNTITLED)
+    # OPML 2.0 §<head>: dates are RFC 822 date-times.
+    lxml.etree.SubElement(head, "dateModified").text = format_datetime(doc.modified)
+    if doc.owner_name.strip():
+        lxml.etree.SubElement(head, "ownerName").text = _text(doc.owner_name)
+    lxml.etree.SubElement(head, "docs").text = OPML_DOCS
+    body = lxml.etree.SubElement(root, "body")
+    for outline in doc.outlines:
+        text = _text_or(outline.text, UNTITLED)
+        attributes = {
+            "type": "rss",  # §Subscription lists: type="rss" whatever the feed's format
+            "text": text,
+            "title": _text_or(outline.title, text),
+            "xmlUrl": _text(outline.xml_url),
+            "htmlUrl": _text(outline.html_url),
+            "version": "RSS2",
+            "language": _text(outline.language),
+        }
+        if outline.description.strip():
+            attributes["description"] = _text(outline.description)
+        lxml.etree.SubElement(body, "outline", attributes)
+    return bytes(lxml.etree.tostring(root, encoding="UTF-8", xml_declaration=True))

@@ -20,7 +20,13 @@ from feedsvc import metrics
 from feedsvc.context import Context
 from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
-from feedsvc.feeds.render import MEDIA_TYPES, EntryCache, render_cached
+from feedsvc.feeds.render import (
+    MEDIA_TYPES,
+    OPML_MEDIA_TYPE,
+    EntryCache,
+    render_cached,
+    render_opml,
+)
 from feedsvc.feeds.versions import SITE_FEED, TAG_FEED, FeedVersions
 from feedsvc.models import Category, Post, Tag
 from feedsvc.repo import categories as category_repo
@@ -34,6 +40,7 @@ __all__ = [
     "cached_feed",
     "feed_length",
     "get_feed",
+    "get_opml",
     "self_url",
     "tag_slug_named",
 ]
@@ -208,3 +215,16 @@ def _entry_cache(ctx: Context) -> EntryCache:
         found = ctx.memory.setdefault(_ENTRIES, EntryCache(budget))
     assert isinstance(found, EntryCache)
     return found
+
+
+def get_opml(ctx: Context) -> RenderedFeed:
+    """The subscription list (/feeds.opml), built on each request: one read of the categories,
+    a few hundred bytes rendered; readers fetch it once, when they subscribe, not every poll.
+    Its validators come from the bytes and the last change of the list of categories."""
+    with ctx.db.read() as session:
+        categories = category_repo.list_categories(session)
+        removed_at = category_repo.last_removal(session)
+    doc = document.subscription_list(categories, site=ctx.settings.site, removed_at=removed_at)
+    return RenderedFeed.of(
+        render_opml(doc), last_modified=doc.modified, media_type=OPML_MEDIA_TYPE, valid_until=None
+    )

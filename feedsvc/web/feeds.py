@@ -28,7 +28,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from feedsvc import metrics
 from feedsvc.context import Context
 from feedsvc.feeds.cache import FeedCache, RenderedFeed, Representation
-from feedsvc.feeds.service import TAG_FEED, cached_feed, get_feed, tag_slug_named
+from feedsvc.feeds.service import TAG_FEED, cached_feed, get_feed, get_opml, tag_slug_named
 from feedsvc.schemas import parse_whole_number
 from feedsvc.web import ctx, feed_cache
 from feedsvc.web.conditional import accepts_gzip, not_modified
@@ -105,6 +105,12 @@ def tag_feed(tag: str, fmt: str) -> Response:
             mimetype="text/plain",
         )
     return _respond(feed)
+
+
+@bp.route("/feeds.opml", methods=["GET"])
+def opml() -> Response:
+    """OPML 2.0: the site feed and every category's feed, for a reader to subscribe at once."""
+    return _respond(get_opml(ctx()))
 
 
 def _respond(feed: RenderedFeed) -> Response:
