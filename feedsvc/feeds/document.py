@@ -33,6 +33,16 @@ class EntryDocument:
 
 
 @dataclass(frozen=True)
+class PageLinks:
+    """RFC 5005 §3 (paged feeds): where the other pages of a feed are. All None for a feed
+    that fits on one page: it is a complete feed, its bytes as they always were."""
+
+    first: str | None = None
+    next: str | None = None  # older entries
+    previous: str | None = None  # newer entries (past the first page)
+
+
+@dataclass(frozen=True)
 class FeedDocument:
     feed_id: str  # RFC 4287 §4.2.6: atom:id is permanent
     title: str
@@ -43,6 +53,7 @@ class FeedDocument:
     author: str
     updated: datetime  # the newest change: lastBuildDate, atom:updated, Last-Modified
     entries: tuple[EntryDocument, ...]
+    pages: PageLinks = PageLinks()
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ def _document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks,
 ) -> FeedDocument:
     links = Links(site.base_url)
     return FeedDocument(
@@ -162,6 +174,7 @@ def _document(
         entries=tuple(
             entry_document(post, site, links, related.get(post.id, ())) for post in posts
         ),
+        pages=pages,
     )
 
 
@@ -173,6 +186,7 @@ def category_document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks = PageLinks(),
 ) -> FeedDocument:
     return _document(
         category.slug,
@@ -185,6 +199,7 @@ def category_document(
         self_url=self_url,
         changed_at=changed_at,
         related=related,
+        pages=pages,
     )
 
 
@@ -199,6 +214,7 @@ def tag_document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks = PageLinks(),
 ) -> FeedDocument:
     return _document(
         f"tags/{tag.slug}",
@@ -211,6 +227,7 @@ def tag_document(
         self_url=self_url,
         changed_at=changed_at,
         related=related,
+        pages=pages,
     )
 
 
@@ -221,6 +238,7 @@ def site_document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks = PageLinks(),
 ) -> FeedDocument:
     return _document(
         "all",
@@ -233,6 +251,7 @@ def site_document(
         self_url=self_url,
         changed_at=changed_at,
         related=related,
+        pages=pages,
     )
 
 

@@ -9,6 +9,8 @@ The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here
   used, and Atom content is type="html" (never the invalid type="CDATA");
 - updated/lastBuildDate default to now(): always set from the document, so the same data
   gives the same bytes and the same ETag;
+- the RSS writer emits only the rel="self" atom:link, so RFC 5005 page links (first, next,
+  previous) reach RSS through a small extension (PagingExtension), and Atom through link();
 - RSS <author> must be an e-mail address, so names go in dc:creator (as WordPress does);
 - one XML-illegal character anywhere (a lone surrogate included) makes lxml refuse the whole
   feed, so every text is cleaned again here, whatever the document holds (clean_xml_text);
@@ -36,6 +38,7 @@ from html import escape
 from typing import Any
 
 import lxml.etree  # (feedgen.util also uses lxml.etree without importing it)
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 
 from feedsvc import __version__
@@ -64,6 +67,35 @@ def _text_or(value: str, fallback: str) -> str:
     return cleaned if cleaned.strip() else fallback
 
 
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+class PagingExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
+    """RFC 5005 §3 page links as atom:link in an RSS channel (feedgen's RSS writer drops every
+    link but rel="self"). Written before the items, as feedgen runs extensions first."""
+
+    def __init__(self) -> None:
+        self._links: list[tuple[str, str]] = []
+
+    def links(self, links: list[tuple[str, str]]) -> None:
+        self._links = links
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed[0]
+        for rel, href in self._links:
+            lxml.etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+        return rss_feed
+
+
+def _page_links(doc: FeedDocument) -> list[tuple[str, str]]:
+    pages = doc.pages
+    found = (("first", pages.first), ("next", pages.next), ("previous", pages.previous))
+    return [(rel, _text(href)) for rel, href in found if href is not None]
+
+
 def _generator(doc: FeedDocument, *, rss: bool, entries: bool = True) -> FeedGenerator:
     fg = FeedGenerator()
     if rss:
@@ -74,6 +106,13 @@ def _generator(doc: FeedDocument, *, rss: bool, entries: bool = True) -> FeedGen
     # RSS <description>, Atom <subtitle>; RSS 2.0 requires a channel description.
     fg.subtitle(_text_or(doc.subtitle, title))
     fg.link(href=_text(doc.self_url), rel="self")
+    page_links = _page_links(doc)
+    if page_links and rss:
+        fg.register_extension("paging", PagingExtension, atom=False, rss=True)
+        fg.paging.links(page_links)
+    elif page_links:
+        for rel, href in page_links:
+            fg.link(href=href, rel=rel)
     fg.link(href=_text(doc.link), rel="alternate", type="text/html")
     fg.language(_text(doc.language))  # RSS <language>, Atom xml:lang
     fg.author(name=_text(doc.author))  # RFC 4287 §4.1.1: an author at feed level covers entries
@@ -148,6 +187,8 @@ def _json_feed(doc: FeedDocument) -> dict[str, Any]:
     author = _text(doc.author)
     if author.strip():  # an author object needs at least one member: no empty name
         feed["authors"] = [{"name": author}]
+    if doc.pages.next is not None:  # JSON Feed's paging: older items are at next_url
+        feed["next_url"] = _text(doc.pages.next)
     feed["items"] = []
     return feed
 

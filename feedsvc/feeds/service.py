@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from feedsvc import metrics
+from feedsvc import cursor, metrics
 from feedsvc.context import Context
 from feedsvc.feeds import document
 from feedsvc.feeds.cache import FeedCache, FeedKey, RenderedFeed
@@ -33,6 +33,7 @@ from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo.feedstate import FeedState
+from feedsvc.repo.posts import PostFilter, SortKey
 
 __all__ = [
     "SITE_FEED",
@@ -41,6 +42,8 @@ __all__ = [
     "feed_length",
     "get_feed",
     "get_opml",
+    "page_cursor",
+    "read_page_cursor",
     "self_url",
     "tag_slug_named",
 ]
@@ -58,10 +61,31 @@ def feed_length(ctx: Context, default: int | None, limit: int | None) -> int:
     return min(wanted, ctx.settings.feeds.max_length)
 
 
-def self_url(ctx: Context, slug: str, fmt: str, limit: int | None) -> str:
+# RFC 5005 §3: a page past the first is addressed by the position of the last entry of the
+# page before it, (published_at, id), never by an offset: a post published meanwhile shifts
+# every offset but no position, so a reader following "next" sees each post once.
+PAGE_CURSOR = "feed"
+
+
+def page_cursor(key: SortKey) -> str:
+    return cursor.encode(PAGE_CURSOR, (key.published_at, key.id))
+
+
+def read_page_cursor(raw: str) -> SortKey:
+    """The position a ?before= cursor names; cursor.BadCursor if it is not one we gave out."""
+    published_at, post_id = cursor.decode(PAGE_CURSOR, raw, (datetime, int))
+    assert isinstance(published_at, datetime) and isinstance(post_id, int)
+    return SortKey(published_at, post_id)
+
+
+def self_url(
+    ctx: Context, slug: str, fmt: str, limit: int | None, before: SortKey | None = None
+) -> str:
     # The W3C validator wants rel="self" to equal the URL the feed is fetched from.
     url = document.Links(ctx.settings.site.base_url).feed(slug, fmt)
-    return url if limit is None else f"{url}?limit={limit}"
+    query = [] if before is None else [f"before={page_cursor(before)}"]
+    query += [] if limit is None else [f"limit={limit}"]
+    return f"{url}?{'&'.join(query)}" if query else url
 
 
 def versions(ctx: Context) -> FeedVersions:
@@ -84,16 +108,25 @@ def cached_feed(ctx: Context, cache: FeedCache, slug: str, fmt: str) -> Rendered
 
 
 def get_feed(
-    ctx: Context, cache: FeedCache, slug: str, fmt: str, limit: int | None
+    ctx: Context,
+    cache: FeedCache,
+    slug: str,
+    fmt: str,
+    limit: int | None,
+    before: SortKey | None = None,
 ) -> RenderedFeed | None:
-    """The rendered feed, or None when there is no such category (or tag)."""
+    """The rendered feed (the page of entries older than ``before``, else the first), or
+    None when there is no such category (or tag)."""
     now = ctx.clock.now()
     state = versions(ctx).state(slug)
     if state is None:
         return None
-    key = FeedKey(slug, fmt, limit, state.version)
+    position = None if before is None else (before.published_at, before.id)
+    key = FeedKey(slug, fmt, limit, state.version, position)
     # Single flight: the requests that miss this version together wait for one build.
-    feed, hit = cache.get_or_build(key, now, lambda: _render(ctx, state, slug, fmt, limit, now))
+    feed, hit = cache.get_or_build(
+        key, now, lambda: _render(ctx, state, slug, fmt, limit, before, now)
+    )
     if hit:
         metrics.feed_cache_hit()
     else:
@@ -106,6 +139,8 @@ class _FeedRows:
     """What a feed's formats share at one version: the rows read, before any rendering."""
 
     posts: list[Post]
+    has_next: bool  # older posts follow this page
+    newer: list[SortKey] | None  # past the first page: the page before's posts (previous)
     related: dict[int, list[related_repo.RelatedView]]
     category: Category | None
     tag: Tag | None
@@ -115,21 +150,25 @@ class _FeedRows:
         return self.valid_until is None or now < self.valid_until
 
 
+# (feed, length, version, the page's position): the rows of one page of one feed version.
+_RowsKey = tuple[str, int, int, SortKey | None]
+
+
 class _RowsMemo:
     """The rows of the last few feed versions read by this process: the RSS and the Atom
     build of one version (each worker builds both after a write) read the database once."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
-        self._items: dict[tuple[str, int, int], _FeedRows] = {}
+        self._items: dict[_RowsKey, _FeedRows] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int, int], now: datetime) -> _FeedRows | None:
+    def get(self, key: _RowsKey, now: datetime) -> _FeedRows | None:
         with self._lock:
             found = self._items.get(key)
         return found if found is not None and found.fresh_at(now) else None
 
-    def put(self, key: tuple[str, int, int], rows: _FeedRows) -> None:
+    def put(self, key: _RowsKey, rows: _FeedRows) -> None:
         with self._lock:
             stale = [k for k in self._items if k[0] == key[0] and k[2] < key[2]]
             for old in stale:
@@ -139,35 +178,78 @@ class _RowsMemo:
                 del self._items[next(iter(self._items))]
 
 
-def _rows(ctx: Context, state: FeedState, slug: str, length: int, now: datetime) -> _FeedRows:
+def _rows(
+    ctx: Context,
+    state: FeedState,
+    slug: str,
+    length: int,
+    before: SortKey | None,
+    now: datetime,
+) -> _FeedRows:
     memo = ctx.memory.get(_ROWS)
     if memo is None:
         memo = ctx.memory.setdefault(_ROWS, _RowsMemo())
     assert isinstance(memo, _RowsMemo)
-    key = (slug, length, state.version)
+    key = (slug, length, state.version, before)
     found = memo.get(key, now)
     if found is not None:
         return found
+    where = PostFilter(category_id=state.category_id, tag_id=state.tag_id, visible_at=now)
     with ctx.db.read() as session:
-        tag = None
-        if state.tag_id is not None:
-            posts = post_repo.tag_feed_posts(session, state.tag_id, now, length)
-            tag = post_repo.get_tag_by_id(session, state.tag_id)
-        else:
-            posts = post_repo.feed_posts(session, state.category_id, now, length)
+        tag = None if state.tag_id is None else post_repo.get_tag_by_id(session, state.tag_id)
+        # One more than the page: whether a next page exists, without counting.
+        posts = post_repo.list_posts(session, where, limit=length + 1, after=before)
+        has_next = len(posts) > length
+        posts = posts[:length]
+        newer = None if before is None else post_repo.newer_keys(session, where, before, length + 1)
         related = related_repo.related_views(session, [post.id for post in posts], now)
         category = None if state.category_id is None else category_repo.get_category(session, slug)
         valid_until = post_repo.next_due(session, state.category_id, now, tag_id=state.tag_id)
-    rows = _FeedRows(posts, related, category, tag, valid_until)
+    rows = _FeedRows(posts, has_next, newer, related, category, tag, valid_until)
     memo.put(key, rows)
     return rows
 
 
+def _page_links(
+    ctx: Context,
+    slug: str,
+    fmt: str,
+    limit: int | None,
+    before: SortKey | None,
+    rows: _FeedRows,
+    length: int,
+) -> document.PageLinks:
+    """RFC 5005 §3: first, next (older) and previous (newer) pages, for a feed that has more
+    than one; none for a feed that fits on its first page."""
+    if before is None and not rows.has_next:
+        return document.PageLinks()
+    first = self_url(ctx, slug, fmt, limit)
+    following = None
+    if rows.has_next:
+        last = rows.posts[-1]
+        following = self_url(ctx, slug, fmt, limit, SortKey(last.published_at, last.id))
+    previous = None
+    if rows.newer is not None:
+        # The page before ends at ``before`` itself: it starts after the length-th newer post
+        # (the first page when there are no more than a page of them).
+        newer = rows.newer
+        previous = self_url(ctx, slug, fmt, limit, newer[length]) if len(newer) > length else first
+    return document.PageLinks(first=first, next=following, previous=previous)
+
+
 def _render(
-    ctx: Context, state: FeedState, slug: str, fmt: str, limit: int | None, now: datetime
+    ctx: Context,
+    state: FeedState,
+    slug: str,
+    fmt: str,
+    limit: int | None,
+    before: SortKey | None,
+    now: datetime,
 ) -> RenderedFeed | None:
-    rows = _rows(ctx, state, slug, feed_length(ctx, state.feed_length, limit), now)
-    site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit)
+    length = feed_length(ctx, state.feed_length, limit)
+    rows = _rows(ctx, state, slug, length, before, now)
+    site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit, before)
+    pages = _page_links(ctx, slug, fmt, limit, before, rows, length)
     if state.tag_id is not None:
         if rows.tag is None:  # pragma: no cover - deleted between the two reads
             return None
@@ -178,10 +260,16 @@ def _render(
             self_url=url,
             changed_at=state.changed_at,
             related=rows.related,
+            pages=pages,
         )
     elif state.category_id is None:
         doc = document.site_document(
-            rows.posts, site=site, self_url=url, changed_at=state.changed_at, related=rows.related
+            rows.posts,
+            site=site,
+            self_url=url,
+            changed_at=state.changed_at,
+            related=rows.related,
+            pages=pages,
         )
     else:
         if rows.category is None:  # pragma: no cover - deleted between the two reads
@@ -193,6 +281,7 @@ def _render(
             self_url=url,
             changed_at=state.changed_at,
             related=rows.related,
+            pages=pages,
         )
     body = render_cached(doc, fmt, _entry_cache(ctx))
     return RenderedFeed.of(

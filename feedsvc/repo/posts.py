@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from feedsvc.models import Post, Tag, post_tags
+
+_Q = TypeVar("_Q", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,29 @@ def _visible(query: Select[Post], now: datetime) -> Select[Post]:
 def list_posts(
     session: Session, where: PostFilter, *, limit: int, after: SortKey | None = None
 ) -> list[Post]:
-    query = select(Post)
+    query = _filtered(session, select(Post), where)
+    if after is not None:
+        query = query.where(_before(after))
+    query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def newer_keys(session: Session, where: PostFilter, since: SortKey, limit: int) -> list[SortKey]:
+    """The sort keys of the first ``limit`` posts at or after ``since`` in the list's order
+    reversed: ``since`` itself (if it still matches) and newer, oldest first. A feed page
+    learns from them where the page before it starts (RFC 5005 "previous")."""
+    query = _filtered(session, select(Post.published_at, Post.id), where)
+    query = query.where(
+        tuple_(Post.published_at, Post.id)
+        >= tuple_(
+            literal(since.published_at, Post.published_at.type), literal(since.id, Post.id.type)
+        )
+    )
+    query = query.order_by(Post.published_at, Post.id).limit(limit)
+    return [SortKey(published_at, post_id) for published_at, post_id in session.execute(query)]
+
+
+def _filtered(session: Session, query: _Q, where: PostFilter) -> _Q:
     if where.category_id is not None:
         query = query.where(Post.category_id == where.category_id)
     if where.status is not None:
@@ -86,11 +111,8 @@ def list_posts(
     if where.tag_id is not None:
         query = query.where(_tagged(session, where.tag_id))
     if where.visible_at is not None:
-        query = _visible(query, where.visible_at)
-    if after is not None:
-        query = query.where(_before(after))
-    query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
-    return list(session.scalars(query))
+        query = query.where(Post.status == "published", Post.published_at <= where.visible_at)
+    return query
 
 
 # A tag on at most this many posts is listed from its own rows: all of them read and sorted,

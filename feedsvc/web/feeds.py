@@ -5,6 +5,10 @@ A tag feed's URL names the tag by its slug (/feeds/tags/ding-tou.rss), the form 
 serves; a URL naming it by its name (/feeds/tags/%E5%AE%9A%E6%8A%95.rss, 定投) is redirected
 there (301), and a tag neither names is a 404, as an unknown category's feed.
 
+Every feed is paged (RFC 5005 §3) when it has more entries than fit: the first page is the
+plain URL; ``?before=`` (an opaque cursor from the page's rel="next" link) asks for the page of
+entries older than a position. A cursor we did not give out is a 400.
+
 Two ways in, one answer. The Flask view serves every feed request. In front of the app,
 ``FeedFastPath`` (installed with the blueprint) answers the common poll itself: GET or HEAD
 of a feed at its default length (no query string) that is cached at its current version.
@@ -20,6 +24,7 @@ import re
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, request
 from flask.blueprints import BlueprintSetupState
@@ -27,8 +32,17 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from feedsvc import metrics
 from feedsvc.context import Context
+from feedsvc.cursor import BadCursor
 from feedsvc.feeds.cache import FeedCache, RenderedFeed, Representation
-from feedsvc.feeds.service import TAG_FEED, cached_feed, get_feed, get_opml, tag_slug_named
+from feedsvc.feeds.service import (
+    TAG_FEED,
+    cached_feed,
+    get_feed,
+    get_opml,
+    read_page_cursor,
+    tag_slug_named,
+)
+from feedsvc.repo.posts import SortKey
 from feedsvc.schemas import parse_whole_number
 from feedsvc.web import ctx, feed_cache
 from feedsvc.web.conditional import accepts_gzip, not_modified
@@ -59,6 +73,18 @@ def _limit_argument() -> int | None:
     return limit
 
 
+def _before_argument() -> SortKey | None:
+    raw = request.args.get("before")
+    if raw is None:
+        return None
+    try:
+        return read_page_cursor(raw)
+    except BadCursor:
+        raise BadRequest(
+            'before is not a page cursor this feed gave out: follow the feed\'s rel="next" link'
+        ) from None
+
+
 def _cache_control(context: Context) -> tuple[str, str]:
     return ("Cache-Control", f"public, max-age={context.settings.feeds.cache_max_age}")
 
@@ -79,7 +105,7 @@ def _answer(
 
 @bp.route("/feeds/<string:slug>.<any(rss, atom, json):fmt>", methods=["GET"])
 def feed(slug: str, fmt: str) -> Response:
-    feed = get_feed(ctx(), feed_cache(), slug, fmt, _limit_argument())
+    feed = get_feed(ctx(), feed_cache(), slug, fmt, _limit_argument(), _before_argument())
     if feed is None:
         raise NotFound(f"There is no category {slug!r}, so there is no feed at {request.path}.")
     return _respond(feed)
@@ -87,16 +113,18 @@ def feed(slug: str, fmt: str) -> Response:
 
 @bp.route("/feeds/tags/<string:tag>.<any(rss, atom, json):fmt>", methods=["GET"])
 def tag_feed(tag: str, fmt: str) -> Response:
-    limit = _limit_argument()
+    limit, before = _limit_argument(), _before_argument()
     if len(tag) > MAX_TAG_LENGTH:
         raise NotFound(f"There is no tag {tag[:40]!r}…: tag names are at most 100 characters.")
-    feed = get_feed(ctx(), feed_cache(), f"{TAG_FEED}{tag}", fmt, limit)
+    feed = get_feed(ctx(), feed_cache(), f"{TAG_FEED}{tag}", fmt, limit, before)
     if feed is None:
         slug = tag_slug_named(ctx(), tag)
         if slug is None or slug == tag:
             raise NotFound(f"There is no tag {tag!r}, so there is no feed at {request.path}.")
         # The slug's URL is the feed's one URL (rel=self, the cache, the fast path).
-        query = "" if limit is None else f"?limit={limit}"
+        # Its arguments as given (re-encoded: a raw non-ASCII byte is no Location header).
+        arguments = urlencode(list(request.args.items(multi=True)))
+        query = f"?{arguments}" if arguments else ""
         location = f"/feeds/{TAG_FEED}{slug}.{fmt}{query}"
         return Response(
             f"This feed is at {location}\n",
