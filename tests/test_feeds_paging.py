@@ -221,3 +221,20 @@ def test_rendered_pages_are_the_renderers_bytes() -> None:
     for fmt, render in (("rss", render_rss), ("atom", render_atom), ("json", render_json)):
         assert render_cached(doc, fmt, cache) == render(doc)
         assert render_cached(doc, fmt, cache) == render(doc)  # warm
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), 0),
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), 2147483647),
+        (datetime(1970, 1, 1, tzinfo=UTC), 1),
+    ],
+)
+def test_a_forged_cursor_at_the_edges_is_a_plain_page(client, factory: Factory, position) -> None:
+    """The cursor's key is no secret: a forged one still names only a position in the list."""
+    _posts(factory, 2)
+    forged = cursor.encode("feed", position)
+    for fmt in ("rss", "atom", "json"):
+        response = client.get(f"{FEED}.{fmt}?before={forged}")
+        assert response.status_code == 200, (fmt, position)
