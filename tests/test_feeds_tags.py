@@ -294,3 +294,12 @@ def test_migration_0009_gives_existing_tags_validators(ctx, factory: Factory) ->
             assert tag.content_version == 1 and tag.feed_changed_at == site.feed_changed_at
     finally:
         migrate.upgrade(ctx.db)  # the PostgreSQL schema is shared by the session
+
+
+def test_fast_path_label_is_the_tag_rule_label(app) -> None:
+    """Warm tag polls answered before Flask count under the same label as the view's."""
+    from feedsvc.web.feeds import TAG_FEED_ROUTE
+    from feedsvc.web.metrics import route_label
+
+    rules = [r.rule for r in app.url_map.iter_rules() if r.endpoint == "feeds.tag_feed"]
+    assert [route_label(rule) for rule in rules] == [TAG_FEED_ROUTE]
