@@ -303,3 +303,19 @@ def test_fast_path_label_is_the_tag_rule_label(app) -> None:
 
     rules = [r.rule for r in app.url_map.iter_rules() if r.endpoint == "feeds.tag_feed"]
     assert [route_label(rule) for rule in rules] == [TAG_FEED_ROUTE]
+
+
+def test_a_scheduled_tagged_post_appears_when_due_without_a_write(client, factory, clock) -> None:
+    factory.post(title="已发布", tags=["定投"])
+    factory.post(title="定时发布", tags=["定投"], published_at=NOW + timedelta(hours=2))
+    factory.post(title="别的标签定时", tags=["债券"], published_at=NOW + timedelta(hours=1))
+    before = client.get(f"{DINGTOU}.rss")
+    assert _titles(client, f"{DINGTOU}.rss") == ["已发布"]
+    clock.advance(hours=1)  # another tag's post is due: this feed's bytes stay
+    assert client.get(f"{DINGTOU}.rss").headers["ETag"] == before.headers["ETag"]
+    assert _titles(client, f"{ZHAIQUAN}.rss") == ["别的标签定时"]
+    clock.advance(hours=1)
+    after = client.get(f"{DINGTOU}.rss")
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert after.headers["Last-Modified"] == "Sat, 28 Nov 2026 06:00:00 GMT"
+    assert _titles(client, f"{DINGTOU}.json") == ["定时发布", "已发布"]
