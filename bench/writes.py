@@ -123,7 +123,15 @@ class _Statements:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        from feedsvc.models import Category, Post, PostChange, SiteState, SlugCounter, post_tags
+        from feedsvc.models import (
+            Category,
+            Post,
+            PostChange,
+            SiteState,
+            SlugCounter,
+            Tag,
+            post_tags,
+        )
 
         posts, counters = Post.__table__, SlugCounter.__table__
         categories, site = Category.__table__, SiteState.__table__
@@ -153,6 +161,12 @@ class _Statements:
             .where(site.c.id == 1)
             .values(content_version=site.c.content_version + 1, feed_changed_at=now)
         )
+        tags = Tag.__table__
+        self.bump_tags = (
+            update(tags)
+            .where(tags.c.id.in_(bindparam("tag_ids", expanding=True)))
+            .values(content_version=tags.c.content_version + 1, feed_changed_at=now)
+        )
 
 
 class _Bare:
@@ -160,8 +174,9 @@ class _Bare:
 
     ``rows="same"``: every row the API write stores. A create: the slug counter's upsert,
     the posts row (rendered pages and summary given), its post_tags, the post_changes row the
-    related refresh reads, and the version bump of its category and of the site. An edit:
-    the posts UPDATE, its post_tags replaced, the post_changes row and the bump.
+    related refresh reads, and the version bump of its tags, its category and the site. An
+    edit: the posts UPDATE, its post_tags replaced, the post_changes row and the bump (of the
+    tags before and after it).
     ``same_rows`` checks that both paths change the same tables by the same counts.
     ``rows="post"``: the posts row and its post_tags alone (the baseline of earlier runs).
 
@@ -196,11 +211,17 @@ class _Bare:
         return self.built or _Statements(self.engine.dialect.name)
 
     def _bookkeeping(
-        self, connection: Any, statements: _Statements, post_id: int, now: datetime
+        self,
+        connection: Any,
+        statements: _Statements,
+        post_id: int,
+        now: datetime,
+        tag_ids: list[int],
     ) -> None:
         if not self.all_rows:
             return
         connection.execute(statements.log_change, {"post_id": post_id, "changed_at": now})
+        connection.execute(statements.bump_tags, {"tag_ids": sorted(tag_ids), "now": now})
         connection.execute(statements.bump_category, {"category_id": self.category_id, "now": now})
         connection.execute(statements.bump_site, {"now": now})
 
@@ -233,7 +254,7 @@ class _Bare:
             connection.execute(
                 statements.insert_tags, [{"post_id": post_id, "tag_id": t} for t in self.tag_ids]
             )
-            self._bookkeeping(connection, statements, post_id, now)
+            self._bookkeeping(connection, statements, post_id, now, self.tag_ids)
         return post_id
 
     def update(self, post_id: int) -> None:
@@ -249,7 +270,8 @@ class _Bare:
                 statements.insert_tags,
                 [{"post_id": post_id, "tag_id": t} for t in self.edit_tag_ids],
             )
-            self._bookkeeping(connection, statements, post_id, now)
+            # The edit's tags are the created ones and one more: before and after, all of them.
+            self._bookkeeping(connection, statements, post_id, now, self.edit_tag_ids)
 
 
 _COUNTED = ["posts", "post_tags", "post_changes", "slug_counters", "tags"]
@@ -264,7 +286,7 @@ def _footprint(ctx: Any) -> dict[str, int]:
             name: int(connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
             for name in _COUNTED
         }
-        for name in ("categories", "site_state"):
+        for name in ("categories", "site_state", "tags"):
             figures[f"{name}.versions"] = int(
                 connection.execute(
                     text(f"SELECT coalesce(sum(content_version), 0) FROM {name}")

@@ -112,6 +112,10 @@ class Tag(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)
+    # The validators of /feeds/tags/{slug}.* (see FeedVersionMixin; migration 0009).
+    # feed_changed_at is None until a published post's write first touches the tag.
+    content_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    feed_changed_at: Mapped[datetime | None]
 
 
 class Post(Base):

@@ -95,6 +95,9 @@ HOSTILE_QUERIES = [
     "status=%C2%B2&status=published",
     "since=9999-99-99T99:99:99",
     "before=%00",
+    "before=not-a-cursor",
+    "before=" + "A" * 8192,
+    "before=W10.AAAAAAAAAAA",
     "&&&==&=",
     "=",
     "x" * 8192,
@@ -119,6 +122,7 @@ def site(factory: Factory, ctx: Any) -> dict[str, str]:
         "filename": "missing.css",
         "name": "related",
         "post_slug": post.slug,
+        "tag": "chu-xu",  # 储蓄
     }
 
 

@@ -40,6 +40,7 @@ class FeedKey:
     fmt: str
     limit: int | None  # None: the feed's default length
     version: int
+    before: tuple[datetime, int] | None = None  # a page past the first (RFC 5005 ?before=)
 
 
 @dataclass(frozen=True)

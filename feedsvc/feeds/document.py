@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote
 
 from feedsvc.config import SiteSettings
 from feedsvc.content import absolutize_links, clean_xml_text
-from feedsvc.models import Category, Post
+from feedsvc.models import Category, Post, Tag
 from feedsvc.repo.related import RelatedView
 
 
@@ -30,6 +30,17 @@ class EntryDocument:
     category_name: str
     category_url: str
     tags: tuple[str, ...]
+    language: str = ""  # the post's category's (JSON Feed 1.1 item language)
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """RFC 5005 §3 (paged feeds): where the other pages of a feed are. All None for a feed
+    that fits on one page: it is a complete feed, its bytes as they always were."""
+
+    first: str | None = None
+    next: str | None = None  # older entries
+    previous: str | None = None  # newer entries (past the first page)
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class FeedDocument:
     author: str
     updated: datetime  # the newest change: lastBuildDate, atom:updated, Last-Modified
     entries: tuple[EntryDocument, ...]
+    pages: PageLinks = PageLinks()
 
 
 @dataclass(frozen=True)
@@ -61,13 +73,16 @@ class Links:
         return f"{self.base_url}/"
 
     def feed(self, slug: str, fmt: str) -> str:
+        # A tag's feed is named tags/{slug}: /feeds/tags/{slug}.{fmt}.
         return f"{self.base_url}/feeds/{slug}.{fmt}"
 
     def tag(self, name: str) -> str:
+        """A tag's page, by its name (URL-encoded: /tags/%E5%AE%9A%E6%8A%95) or its slug."""
         return f"{self.base_url}/tags/{quote(name, safe='')}"
 
-    def tag_feed(self, name: str, fmt: str) -> str:
-        return f"{self.base_url}/feeds/tags/{quote(name, safe='')}.{fmt}"
+    def tag_feed(self, slug: str, fmt: str) -> str:
+        """A tag's feed, by its slug: the URL the feed's fast path serves."""
+        return self.feed(f"tags/{slug}", fmt)
 
     def opml(self) -> str:
         return f"{self.base_url}/feeds.opml"
@@ -132,6 +147,7 @@ def entry_document(
         category_name=clean_xml_text(post.category.name),
         category_url=links.category(post.category.slug),
         tags=tuple(clean_xml_text(tag.name) for tag in post.tags),
+        language=post.category.language or site.language,
     )
 
 
@@ -152,6 +168,7 @@ def _document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks,
 ) -> FeedDocument:
     links = Links(site.base_url)
     return FeedDocument(
@@ -166,6 +183,7 @@ def _document(
         entries=tuple(
             entry_document(post, site, links, related.get(post.id, ())) for post in posts
         ),
+        pages=pages,
     )
 
 
@@ -177,6 +195,7 @@ def category_document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks = PageLinks(),
 ) -> FeedDocument:
     return _document(
         category.slug,
@@ -189,6 +208,35 @@ def category_document(
         self_url=self_url,
         changed_at=changed_at,
         related=related,
+        pages=pages,
+    )
+
+
+TAG_SUBTITLE = "{site}中标记为「{tag}」的文章"
+
+
+def tag_document(
+    tag: Tag,
+    posts: Sequence[Post],
+    *,
+    site: SiteSettings,
+    self_url: str,
+    changed_at: datetime,
+    related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks = PageLinks(),
+) -> FeedDocument:
+    return _document(
+        f"tags/{tag.slug}",
+        title=f"{tag.name} - {site.title}",
+        subtitle=TAG_SUBTITLE.format(site=site.title, tag=tag.name),
+        link=Links(site.base_url).tag(tag.slug),
+        language=site.language,
+        posts=posts,
+        site=site,
+        self_url=self_url,
+        changed_at=changed_at,
+        related=related,
+        pages=pages,
     )
 
 
@@ -199,6 +247,7 @@ def site_document(
     self_url: str,
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
+    pages: PageLinks = PageLinks(),
 ) -> FeedDocument:
     return _document(
         "all",
@@ -211,4 +260,73 @@ def site_document(
         self_url=self_url,
         changed_at=changed_at,
         related=related,
+        pages=pages,
+    )
+
+
+# -- the subscription list: /feeds.opml ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outline:
+    """One feed in the subscription list (OPML 2.0 §"Subscription lists")."""
+
+    text: str
+    title: str
+    xml_url: str  # the RSS feed
+    html_url: str  # the page it mirrors
+    description: str
+    language: str
+
+
+@dataclass(frozen=True)
+class OutlineDocument:
+    title: str
+    owner_name: str
+    modified: datetime  # dateModified and Last-Modified
+    outlines: tuple[Outline, ...]
+
+
+# The list of categories has never changed (no category, none removed): the epoch.
+LIST_NEVER_CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def subscription_list(
+    categories: Sequence[Category], *, site: SiteSettings, removed_at: datetime | None
+) -> OutlineDocument:
+    """The site feed, then every category's feed in the site's order.
+
+    It changes when a category is added, edited or removed: its date is the latest of those
+    (a category's updated_at, the last removal), never the time of the request.
+    """
+    links = Links(site.base_url)
+    site_outline = Outline(
+        text=clean_xml_text(site.title),
+        title=clean_xml_text(site.title),
+        xml_url=links.feed("all", "rss"),
+        html_url=links.home(),
+        description=clean_xml_text(site.description),
+        language=site.language,
+    )
+    outlines = [site_outline] + [
+        Outline(
+            text=clean_xml_text(category.name),
+            title=clean_xml_text(category.name),
+            xml_url=links.feed(category.slug, "rss"),
+            html_url=links.category(category.slug),
+            description=clean_xml_text(category.description),
+            language=category.language or site.language,
+        )
+        for category in categories
+    ]
+    changes = [category.updated_at for category in categories]
+    changes += [category.created_at for category in categories]
+    if removed_at is not None:
+        changes.append(removed_at)
+    modified = max(changes, default=LIST_NEVER_CHANGED)
+    return OutlineDocument(
+        title=clean_xml_text(site.title),
+        owner_name=clean_xml_text(site.author),
+        modified=_seconds(modified.astimezone(site.tz)),
+        outlines=tuple(outlines),
     )

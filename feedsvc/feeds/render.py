@@ -1,4 +1,6 @@
-"""How a feed is written: FeedDocument → RSS 2.0 or Atom 1.0 bytes, via feedgen.
+"""How a feed is written: FeedDocument → RSS 2.0 or Atom 1.0 bytes via feedgen, and JSON
+Feed 1.1 bytes via the standard library's json; the subscription list (OutlineDocument) →
+OPML 2.0 via lxml.
 
 The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here:
 - add_entry() prepends by default, so entries are added with order="append";
@@ -7,6 +9,8 @@ The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here
   used, and Atom content is type="html" (never the invalid type="CDATA");
 - updated/lastBuildDate default to now(): always set from the document, so the same data
   gives the same bytes and the same ETag;
+- the RSS writer emits only the rel="self" atom:link, so RFC 5005 page links (first, next,
+  previous) reach RSS through a small extension (PagingExtension), and Atom through link();
 - RSS <author> must be an e-mail address, so names go in dc:creator (as WordPress does);
 - one XML-illegal character anywhere (a lone surrogate included) makes lxml refuse the whole
   feed, so every text is cleaned again here, whatever the document holds (clean_xml_text);
@@ -24,23 +28,30 @@ exactly ``render_rss``/``render_atom``'s (tests/property/test_feed_render.py ass
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from html import escape
 from typing import Any
 
-import lxml.etree  # noqa: F401  (feedgen.util uses lxml.etree without importing it)
+import lxml.etree  # (feedgen.util also uses lxml.etree without importing it)
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 
 from feedsvc import __version__
 from feedsvc.content import clean_xml_text
-from feedsvc.feeds.document import EntryDocument, FeedDocument
+from feedsvc.feeds.document import EntryDocument, FeedDocument, OutlineDocument
 
 GENERATOR = ("feedsvc", __version__)
 RSS_MEDIA_TYPE = "application/rss+xml; charset=utf-8"
 ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
+# JSON Feed 1.1 §"Suggestions for Publishers": served as application/feed+json; JSON is UTF-8
+# by definition (RFC 8259 §8.1), so no charset parameter.
+JSON_MEDIA_TYPE = "application/feed+json"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # RFC 4287 §4.2.14 requires a title; feedgen refuses an empty one. Shown only when a title is
 # nothing but white space and characters XML cannot carry (never one written through the API).
 UNTITLED = "（无标题）"
@@ -56,6 +67,35 @@ def _text_or(value: str, fallback: str) -> str:
     return cleaned if cleaned.strip() else fallback
 
 
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+class PagingExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
+    """RFC 5005 §3 page links as atom:link in an RSS channel (feedgen's RSS writer drops every
+    link but rel="self"). Written before the items, as feedgen runs extensions first."""
+
+    def __init__(self) -> None:
+        self._links: list[tuple[str, str]] = []
+
+    def links(self, links: list[tuple[str, str]]) -> None:
+        self._links = links
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed[0]
+        for rel, href in self._links:
+            lxml.etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+        return rss_feed
+
+
+def _page_links(doc: FeedDocument) -> list[tuple[str, str]]:
+    pages = doc.pages
+    found = (("first", pages.first), ("next", pages.next), ("previous", pages.previous))
+    return [(rel, _text(href)) for rel, href in found if href is not None]
+
+
 def _generator(doc: FeedDocument, *, rss: bool, entries: bool = True) -> FeedGenerator:
     fg = FeedGenerator()
     if rss:
@@ -66,6 +106,13 @@ def _generator(doc: FeedDocument, *, rss: bool, entries: bool = True) -> FeedGen
     # RSS <description>, Atom <subtitle>; RSS 2.0 requires a channel description.
     fg.subtitle(_text_or(doc.subtitle, title))
     fg.link(href=_text(doc.self_url), rel="self")
+    page_links = _page_links(doc)
+    if page_links and rss:
+        fg.register_extension("paging", PagingExtension, atom=False, rss=True)
+        fg.paging.links(page_links)
+    elif page_links:
+        for rel, href in page_links:
+            fg.link(href=href, rel=rel)
     fg.link(href=_text(doc.link), rel="alternate", type="text/html")
     fg.language(_text(doc.language))  # RSS <language>, Atom xml:lang
     fg.author(name=_text(doc.author))  # RFC 4287 §4.1.1: an author at feed level covers entries
@@ -121,13 +168,75 @@ def _serialize(write: Callable[..., Any]) -> bytes:
     return bytes(write(pretty=False, encoding="UTF-8", xml_declaration=True))
 
 
+# -- JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) -----------------------------------
+# The same texts as the XML formats, cleaned the same way (clean_xml_text also drops the lone
+# surrogates UTF-8 cannot encode), so an entry reads the same in every format.
+
+
+def _json_feed(doc: FeedDocument) -> dict[str, Any]:
+    """The top-level object, with ``items`` empty and last (render_cached fills it)."""
+    title = _text_or(doc.title, UNTITLED)
+    feed: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": title,
+        "home_page_url": _text(doc.link),
+        "feed_url": _text(doc.self_url),
+        "description": _text_or(doc.subtitle, title),
+        "language": _text(doc.language),
+    }
+    author = _text(doc.author)
+    if author.strip():  # an author object needs at least one member: no empty name
+        feed["authors"] = [{"name": author}]
+    if doc.pages.next is not None:  # JSON Feed's paging: older items are at next_url
+        feed["next_url"] = _text(doc.pages.next)
+    feed["items"] = []
+    return feed
+
+
+def _json_item(entry: EntryDocument) -> dict[str, Any]:
+    title = _text_or(entry.title, UNTITLED)
+    item: dict[str, Any] = {
+        "id": _text(entry.guid),  # the permanent guid, as RSS guid and atom:id
+        "url": _text(entry.link),
+        "title": title,
+        "content_html": _text(entry.content_html),
+        "summary": _text_or(entry.summary, title),  # plain text, as Atom <summary>
+        "date_published": entry.published.isoformat(),  # RFC 3339, with the site's offset
+        "date_modified": entry.updated.isoformat(),
+    }
+    author = _text(entry.author)
+    if author.strip():  # without one, the feed's authors are the item's (spec: authors)
+        item["authors"] = [{"name": author}]
+    # The category first, then the tags, each once: what RSS and Atom carry as categories.
+    category = _text(entry.category_name)
+    tags = [category] if category.strip() else []
+    tags += [tag for tag in (_text(tag) for tag in entry.tags) if tag.strip()]
+    if tags:
+        item["tags"] = list(dict.fromkeys(tags))
+    if entry.language:
+        item["language"] = _text(entry.language)
+    return item
+
+
+def _json_bytes(value: Any) -> bytes:
+    # Compact, and Chinese as UTF-8 rather than \u escapes (a third of the bytes).
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def render_json(doc: FeedDocument) -> bytes:
+    feed = _json_feed(doc)
+    feed["items"] = [_json_item(entry) for entry in doc.entries]
+    return _json_bytes(feed)
+
+
 RENDERERS: dict[str, tuple[Callable[[FeedDocument], bytes], str]] = {
     "rss": (render_rss, RSS_MEDIA_TYPE),
     "atom": (render_atom, ATOM_MEDIA_TYPE),
+    "json": (render_json, JSON_MEDIA_TYPE),
 }
 MEDIA_TYPES = {fmt: media_type for fmt, (_, media_type) in RENDERERS.items()}
 # What closes a frame: the entries go just before it (feedgen appends them last).
-_CLOSING = {"rss": b"</channel></rss>", "atom": b"</feed>"}
+_CLOSING = {"rss": b"</channel></rss>", "atom": b"</feed>", "json": b"]}"}
 # A constant feed that carries one entry while its bytes are cut out (entry bytes depend on
 # the entry and the format alone: the namespaces are declared on the root, the same in both).
 _CARRIER = FeedDocument(
@@ -188,6 +297,8 @@ ENTRY_OVERHEAD = 1024
 
 def render_cached(doc: FeedDocument, fmt: str, cache: EntryCache) -> bytes:
     """``RENDERERS[fmt]``'s bytes, with every entry rendered at most once per cache life."""
+    if fmt == "json":
+        return _render_json_cached(doc, cache)
     rss = fmt == "rss"
     closing = _CLOSING[fmt]
     frame = _render_frame(doc, rss=rss)
@@ -223,3 +334,53 @@ def _entry_bytes(entry: EntryDocument, *, rss: bool, closing: bytes) -> bytes:
     if not (full.startswith(prefix) and full.endswith(closing)):  # pragma: no cover
         raise RuntimeError("feedgen no longer writes entries last in the feed")
     return full[len(prefix) : -len(closing)]
+
+
+def _render_json_cached(doc: FeedDocument, cache: EntryCache) -> bytes:
+    """render_json's bytes: the top-level object with its empty items array opened, then
+    each item's bytes (cached) joined by commas, then the closing ``]}``."""
+    closing = _CLOSING["json"]
+    frame = _json_bytes(_json_feed(doc))
+    if not frame.endswith(b"[" + closing):  # pragma: no cover
+        raise RuntimeError("the JSON Feed frame no longer ends with its items")
+    items = []
+    for entry in doc.entries:
+        body = cache.get("json", entry)
+        if body is None:
+            body = _json_bytes(_json_item(entry))
+            cache.put("json", entry, body)
+        items.append(body)
+    return frame[: -len(closing)] + b",".join(items) + closing
+
+
+# -- OPML 2.0 (http://opml.org/spec2.opml) ----------------------------------------------------
+OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
+OPML_DOCS = "http://opml.org/spec2.opml"
+
+
+def render_opml(doc: OutlineDocument) -> bytes:
+    """The subscription list: lxml writes and escapes every attribute and text."""
+    root = lxml.etree.Element("opml", version="2.0")
+    head = lxml.etree.SubElement(root, "head")
+    lxml.etree.SubElement(head, "title").text = _text_or(doc.title, UNTITLED)
+    # OPML 2.0 §<head>: dates are RFC 822 date-times.
+    lxml.etree.SubElement(head, "dateModified").text = format_datetime(doc.modified)
+    if doc.owner_name.strip():
+        lxml.etree.SubElement(head, "ownerName").text = _text(doc.owner_name)
+    lxml.etree.SubElement(head, "docs").text = OPML_DOCS
+    body = lxml.etree.SubElement(root, "body")
+    for outline in doc.outlines:
+        text = _text_or(outline.text, UNTITLED)
+        attributes = {
+            "type": "rss",  # §Subscription lists: type="rss" whatever the feed's format
+            "text": text,
+            "title": _text_or(outline.title, text),
+            "xmlUrl": _text(outline.xml_url),
+            "htmlUrl": _text(outline.html_url),
+            "version": "RSS2",
+            "language": _text(outline.language),
+        }
+        if outline.description.strip():
+            attributes["description"] = _text(outline.description)
+        lxml.etree.SubElement(body, "outline", attributes)
+    return bytes(lxml.etree.tostring(root, encoding="UTF-8", xml_declaration=True))

@@ -27,12 +27,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from feedsvc.db import Database
 from feedsvc.repo import feedstate
 from feedsvc.repo.feedstate import FeedState
 
 SITE_FEED = "all"
+# A tag's feed is named "tags/{slug}" (no category slug holds a slash): its URL is
+# /feeds/tags/{slug}.{fmt}, the name standing where a category's slug does.
+TAG_FEED = "tags/"
+# Last-Modified of a tag feed no published write has touched yet (a tag only drafts have):
+# nothing it shows ever changed.
+NEVER_CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
 # Remembered slugs per process (unknown ones too, so that a 404 is cheap); past this the
 # memory starts over, which only costs a read.
 MAX_REMEMBERED = 1024
@@ -54,7 +61,7 @@ class FeedVersions:
         self._states: dict[str, FeedState | None] = {}
 
     def state(self, slug: str) -> FeedState | None:
-        """The feed's state now, or None when there is no such category."""
+        """The feed's state now, or None when there is no such category (or tag)."""
         token = self._db.change_token()
         if token is None:
             if self._max_age <= 0:
@@ -79,5 +86,10 @@ class FeedVersions:
             row = self._db.hot_row(feedstate.SITE_STATE)
             assert row is not None  # the site_state row is made by the migrations
             return FeedState(None, row[0], row[1], None)
+        if slug.startswith(TAG_FEED):
+            row = self._db.hot_row(feedstate.TAG_STATE, {"slug": slug[len(TAG_FEED) :]})
+            if row is None:
+                return None
+            return FeedState(None, row[1], row[2] or NEVER_CHANGED, None, tag_id=row[0])
         row = self._db.hot_row(feedstate.CATEGORY_STATE, {"slug": slug})
         return None if row is None else FeedState(row[0], row[1], row[2], row[3])

@@ -199,7 +199,8 @@ def _write(
             if changed_shown:
                 # Only what readers see counts: a score change alone leaves every feed alone.
                 categories = related_repo.category_ids(session, changed_shown)
-                feedstate.bump(session, categories, now, visible=True)
+                tags = feedstate.tag_ids_of_posts(session, changed_shown)
+                feedstate.bump(session, categories, now, visible=True, tag_ids=tags)
         if progress is not None:
             progress(min(start + BATCH, len(ids)), len(ids))
     return len(ids), written

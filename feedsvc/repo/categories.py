@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from feedsvc.models import Category, Post
+from feedsvc.models import Category, Post, RemovedCategory
 from feedsvc.repo import as_loaded
 
 
@@ -55,3 +56,8 @@ def ids_by_slug(session: Session, slugs: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(slugs))
     rows = session.execute(select(Category.slug, Category.id).where(Category.slug.in_(wanted)))
     return {slug: category_id for slug, category_id in rows}
+
+
+def last_removal(session: Session) -> datetime | None:
+    """When a category was last removed (the list of categories last shrank)."""
+    return session.scalar(select(func.max(RemovedCategory.removed_at)))

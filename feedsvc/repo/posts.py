@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from feedsvc.models import Post, Tag, post_tags
 
-_Query = TypeVar("_Query", bound=Select[Any])
+_Q = TypeVar("_Q", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
@@ -78,18 +78,6 @@ def _visible(query: Select[Post], now: datetime) -> Select[Post]:
     return query.where(Post.status == "published", Post.published_at <= now)
 
 
-def _filtered(session: Session, query: _Query, where: PostFilter) -> _Query:
-    if where.category_id is not None:
-        query = query.where(Post.category_id == where.category_id)
-    if where.status is not None:
-        query = query.where(Post.status == where.status)
-    if where.tag_id is not None:
-        query = query.where(_tagged(session, where.tag_id))
-    if where.visible_at is not None:
-        query = query.where(Post.status == "published", Post.published_at <= where.visible_at)
-    return query
-
-
 def list_posts(
     session: Session,
     where: PostFilter,
@@ -107,6 +95,33 @@ def list_posts(
     if offset:
         query = query.offset(offset)
     return list(session.scalars(query))
+
+
+def newer_keys(session: Session, where: PostFilter, since: SortKey, limit: int) -> list[SortKey]:
+    """The sort keys of the first ``limit`` posts at or after ``since`` in the list's order
+    reversed: ``since`` itself (if it still matches) and newer, oldest first. A feed page
+    learns from them where the page before it starts (RFC 5005 "previous")."""
+    query = _filtered(session, select(Post.published_at, Post.id), where)
+    query = query.where(
+        tuple_(Post.published_at, Post.id)
+        >= tuple_(
+            literal(since.published_at, Post.published_at.type), literal(since.id, Post.id.type)
+        )
+    )
+    query = query.order_by(Post.published_at, Post.id).limit(limit)
+    return [SortKey(published_at, post_id) for published_at, post_id in session.execute(query)]
+
+
+def _filtered(session: Session, query: _Q, where: PostFilter) -> _Q:
+    if where.category_id is not None:
+        query = query.where(Post.category_id == where.category_id)
+    if where.status is not None:
+        query = query.where(Post.status == where.status)
+    if where.tag_id is not None:
+        query = query.where(_tagged(session, where.tag_id))
+    if where.visible_at is not None:
+        query = query.where(Post.status == "published", Post.published_at <= where.visible_at)
+    return query
 
 
 # A tag on at most this many posts is listed from its own rows: all of them read and sorted,
@@ -146,6 +161,11 @@ def _before(after: SortKey) -> ColumnElement[bool]:
     )
 
 
+def tag_feed_posts(session: Session, tag_id: int, now: datetime, limit: int) -> list[Post]:
+    """Published, due posts with this tag, newest first (the API's tag listing's plan)."""
+    return list_posts(session, PostFilter(tag_id=tag_id, visible_at=now), limit=limit)
+
+
 def feed_posts(session: Session, category_id: int | None, now: datetime, limit: int) -> list[Post]:
     """Published, due posts of one category (None: all), newest first by published_at."""
     query = _visible(select(Post), now)
@@ -155,14 +175,26 @@ def feed_posts(session: Session, category_id: int | None, now: datetime, limit: 
     return list(session.scalars(query))
 
 
-def next_due(session: Session, category_id: int | None, now: datetime) -> datetime | None:
+def next_due(
+    session: Session, category_id: int | None, now: datetime, *, tag_id: int | None = None
+) -> datetime | None:
     """When the next scheduled post of this feed becomes visible (the cached bytes expire)."""
     # The first one in the feed's index, not min() over all of them (scheduled posts pile up).
     query = select(Post.published_at).where(Post.status == "published", Post.published_at > now)
     if category_id is not None:
         query = query.where(Post.category_id == category_id)
+    if tag_id is not None:
+        query = query.where(_tagged(session, tag_id))
     return session.scalar(query.order_by(Post.published_at, Post.id).limit(1))
 
 
 def get_tag(session: Session, name: str) -> Tag | None:
     return session.scalar(select(Tag).where(or_(Tag.name == name, Tag.slug == name)))
+
+
+def get_tag_by_id(session: Session, tag_id: int) -> Tag | None:
+    return session.get(Tag, tag_id)
+
+
+def get_tag_by_name(session: Session, name: str) -> Tag | None:
+    return session.scalar(select(Tag).where(Tag.name == name))

@@ -105,7 +105,13 @@ def forget_shown(session: Session, owners: Collection[int], now: datetime) -> No
     for post_id in owners:
         log_change(session, post_id, now)
     if owners:
-        feedstate.bump(session, category_ids(session, owners), now, visible=True)
+        feedstate.bump(
+            session,
+            category_ids(session, owners),
+            now,
+            visible=True,
+            tag_ids=feedstate.tag_ids_of_posts(session, owners),
+        )
 
 
 # -- what the index reads --------------------------------------------------------------------

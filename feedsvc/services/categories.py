@@ -69,8 +69,15 @@ def update_category(ctx: Context, slug: str, data: CategoryUpdate) -> Category:
         category.updated_at = now
         session.flush()
         if any(key in _FEED_FIELDS for key in changes):
-            # The category's name shows in the site feed too (each item's category).
-            feedstate.bump(session, [category.id], now, visible=True)
+            # The category's name shows in the site feed too (each item's category), and in
+            # the feeds of its posts' tags.
+            feedstate.bump(
+                session,
+                [category.id],
+                now,
+                visible=True,
+                tag_ids=feedstate.tag_ids_in_category(session, category.id),
+            )
         else:  # its position: the site's pages list the categories in that order
             feedstate.bump(session, [], now, visible=False)
         session.refresh(category)
@@ -109,13 +116,15 @@ def delete_category(ctx: Context, slug: str, move_to: str | None = None) -> Remo
                     f"invalid input: move_to: {move_to!r} {reason}", fields={"move_to": reason}
                 )
             if count:
+                # The moved posts' entries show the new category, in their tags' feeds too.
+                moved_tags = feedstate.tag_ids_in_category(session, category.id)
                 session.execute(
                     update(Post)
                     .where(Post.category_id == category.id)
                     .values(category_id=target.id, updated_at=now)
                 )
                 moved = count
-                feedstate.bump(session, [target.id], now, visible=True)
+                feedstate.bump(session, [target.id], now, visible=True, tag_ids=moved_tags)
             if sources:
                 # Upstream items and the related lists showing them stay as they are: they
                 # belong to the source, not to its category.

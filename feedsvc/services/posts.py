@@ -13,7 +13,7 @@ stores rows with a fixed number of statements: the slug suffix comes from a coun
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,8 +61,12 @@ def _record_write(
     before: _FeedPresence | None,
     after: _FeedPresence | None,
     now: datetime,
+    tag_ids: Iterable[int],
 ) -> None:
-    """Bump the validators of every feed the write changes; log it for the related refresh."""
+    """Bump the validators of every feed the write changes; log it for the related refresh.
+
+    ``tag_ids``: the post's tags before and after the write (a tag removed or added changes
+    that tag's feed too)."""
     states = [state for state in (before, after) if state is not None and state.published]
     if not states:
         return  # drafts never reach a feed: their writes leave every validator alone
@@ -76,8 +80,13 @@ def _record_write(
             related_repo.log_change(session, owner, now)
     categories = {state.category_id for state in states}
     categories |= related_repo.category_ids(session, shown_by)
+    tags = set(tag_ids) | feedstate.tag_ids_of_posts(session, shown_by)
     feedstate.bump(
-        session, categories, now, visible=bool(shown_by) or any(s.visible for s in states)
+        session,
+        categories,
+        now,
+        visible=bool(shown_by) or any(s.visible for s in states),
+        tag_ids=tags,
     )
 
 
@@ -228,7 +237,9 @@ def insert_post(
     # As loaded, without attribute events (the post stays out of the session).
     set_committed_value(post, "category", category)
     set_committed_value(post, "tags", tags)  # as given (as the ORM kept them before)
-    _record_write(session, post.id, None, _FeedPresence.of(post, now), now)
+    _record_write(
+        session, post.id, None, _FeedPresence.of(post, now), now, [tag.id for tag in tags]
+    )
     return post
 
 
@@ -336,6 +347,13 @@ def insert_posts(ctx: Context, session: Session, posts: Sequence[NewPost]) -> li
             {values["category_id"] for _, values in published},
             now,
             visible=any(values["published_at"] <= now for _, values in published),
+            tag_ids={
+                tag_by_name[name].id
+                for post, values in zip(posts, rows, strict=True)
+                if values["status"] == "published"
+                for name in post.prepared.data.tags
+                if name
+            },
         )
     return ids
 
@@ -449,6 +467,10 @@ def update_post(
             stored_tag_ids = post_rows.tag_ids(session, post_id)
             given_tag_ids = {tag.id for tag in tags}
         tags_changed = given_tag_ids != stored_tag_ids
+        # Whose tag feeds the write may change: the tags before and after it.
+        touched_tags = (
+            stored_tag_ids | given_tag_ids if data.tags is not None else {tag.id for tag in tags}
+        )
         if data.status is not None:
             new["status"] = data.status
         if origin_link is not None:
@@ -471,7 +493,7 @@ def update_post(
                 removed=stored_tag_ids - given_tag_ids,
                 added=given_tag_ids - stored_tag_ids,
             )
-        _record_write(session, post_id, before, _FeedPresence.of_row(new, now), now)
+        _record_write(session, post_id, before, _FeedPresence.of_row(new, now), now, touched_tags)
         return post_rows.detached_post(new, category, tags)
 
 
@@ -482,6 +504,6 @@ def delete_post(ctx: Context, post_id: int) -> None:
         if post is None:
             raise NotFound(f"no post with id {post_id}")
         before = _FeedPresence.of(post, now)
-        _record_write(session, post.id, before, None, now)
+        _record_write(session, post.id, before, None, now, [tag.id for tag in post.tags])
         source_repo.mark_deleted(session, post.id)  # an aggregated post is never re-imported
         post_repo.delete_post(session, post)

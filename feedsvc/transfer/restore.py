@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid
-from feedsvc.models import Category, Job, PostChange, SiteState, SlugCounter
+from feedsvc.models import Category, Job, PostChange, SiteState, SlugCounter, Tag
 from feedsvc.transfer import archive, sequences
 
 log = logging.getLogger("feedsvc.restore")
@@ -139,12 +139,18 @@ def restore(
     return RestoreReport(counts, head.created_at, head.database)
 
 
+_TAG = "tags/"  # a tag's feed name (no category slug holds a slash)
+
+
 def _versions(connection: Connection) -> dict[str | None, int]:
-    """Content versions by feed name (None: the site feed), as running caches know them."""
+    """Content versions by feed name (None: the site feed; a tag's: tags/{slug}), as running
+    caches know them."""
     versions: dict[str | None, int] = {
         slug: version
         for slug, version in connection.execute(select(Category.slug, Category.content_version))
     }
+    for slug, version in connection.execute(select(Tag.slug, Tag.content_version)):
+        versions[f"{_TAG}{slug}"] = version
     site = connection.execute(select(SiteState.content_version)).scalar()
     versions[None] = int(site or 0)
     return versions
@@ -185,6 +191,18 @@ def _advance_versions(connection: Connection, old: dict[str | None, int]) -> Non
             connection.execute(
                 update(Category).where(Category.slug == slug).values(content_version=old[slug] + 1)
             )
+    for slug, version in connection.execute(select(Tag.slug, Tag.content_version)).all():
+        name = f"{_TAG}{slug}"
+        if name in old and old[name] >= version:
+            connection.execute(
+                update(Tag).where(Tag.slug == slug).values(content_version=old[name] + 1)
+            )
     site = connection.execute(select(SiteState.content_version)).scalar_one()
     if old[None] >= site:
         connection.execute(update(SiteState).values(content_version=old[None] + 1))
+    # An archive from before migration 0009 has no tag validators: the site feed's last
+    # change is never earlier than a tag feed's (every write changed both).
+    changed = select(SiteState.feed_changed_at).scalar_subquery()
+    connection.execute(
+        update(Tag).where(Tag.feed_changed_at.is_(None)).values(feed_changed_at=changed)
+    )

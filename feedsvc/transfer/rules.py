@@ -44,7 +44,7 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
         _VERSION,
     ),
     "removed_categories": (("slug", is_url_safe_slug, "a slug: a-z, 0-9 and single hyphens"),),
-    "tags": (("name", _nonempty, "non-empty"), ("slug", _nonempty, "non-empty")),
+    "tags": (("name", _nonempty, "non-empty"), ("slug", _nonempty, "non-empty"), _VERSION),
     "posts": (
         ("slug", is_url_safe_slug, "a slug: a-z, 0-9 and single hyphens"),
         ("guid", _nonempty, "non-empty"),

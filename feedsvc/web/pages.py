@@ -285,7 +285,7 @@ def tag(tag: str) -> Response:
             where = PostFilter(tag_id=found.id, visible_at=now)
             posts, more = _list_page(session, where, number, f"The tag {found.name}")
             name = f"标签：{found.name}"
-            feeds = alternates(links, name, lambda fmt: links.tag_feed(found.name, fmt))
+            feeds = alternates(links, name, lambda fmt: links.tag_feed(found.slug, fmt))
             html = render_template(
                 "list.html",
                 heading=name,

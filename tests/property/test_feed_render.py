@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc.feeds.document import EntryDocument, FeedDocument
-from feedsvc.feeds.render import EntryCache, render_atom, render_cached, render_rss
+from feedsvc.feeds.render import (
+    EntryCache,
+    render_atom,
+    render_cached,
+    render_json,
+    render_rss,
+)
 from tests.feedcheck import NS
 from tests.property import oracle
 from tests.property.strategies import hostile_text
@@ -232,10 +238,11 @@ def _regressions_pair(
 @given(documents(), st.booleans())
 @_regressions_pair
 def test_entries_rendered_once_give_the_same_bytes(doc: FeedDocument, shared: bool) -> None:
-    """render_cached is render_rss/render_atom byte for byte, cold, warm, and with a document
-    whose entries another document rendered (the same entry in another feed, or reordered)."""
+    """render_cached is render_rss/render_atom/render_json byte for byte, cold, warm, and with
+    a document whose entries another document rendered (the same entry in another feed, or
+    reordered)."""
     cache = _SHARED if shared else EntryCache(4 * 1024 * 1024)
-    for fmt, render in (("rss", render_rss), ("atom", render_atom)):
+    for fmt, render in (("rss", render_rss), ("atom", render_atom), ("json", render_json)):
         expected = render(doc)
         assert render_cached(doc, fmt, cache) == expected  # cold (or as warm as it happens)
         assert render_cached(doc, fmt, cache) == expected  # every entry a hit

@@ -16,13 +16,12 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from feedsvc import __version__
+from feedsvc import __version__, cursor
 from feedsvc.errors import Unauthorized
 from feedsvc.models import ApiToken
 from feedsvc.schemas import parse_query
 from feedsvc.services.tokens import authenticate
 from feedsvc.web import ctx
-from feedsvc.web.api import cursor
 from feedsvc.web.api.contract import openapi_document, openapi_path, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

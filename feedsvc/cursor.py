@@ -1,5 +1,7 @@
 """Opaque page cursors: which list, and the sort key of the last item a page showed.
 
+Used by the API's ``?cursor=`` and by the feeds' RFC 5005 pages (``?before=``).
+
 A cursor is ``base64url(JSON [list, key...])`` and a 64-bit BLAKE2b tag of it. The tag's key
 is in this file, not a secret: it turns any change to a cursor into a 400 ("not one this API
 gave out") rather than a silently different page. A client that forges a tag still meets the
