@@ -108,18 +108,20 @@ def cold_build(db_url: str) -> tuple[float, float]:
 
 
 def through_gunicorn(
-    config: Path, tmp: Path, rounds: int, seconds: float
+    config: Path, tmp: Path, rounds: int, seconds: float, fmt: str = "rss"
 ) -> list[tuple[str, float, float, float]]:
-    """(measure, our req/s, constant req/s, median ratio) for warm 200, gzip 200 and 304."""
+    """(measure, our req/s, constant req/s, median ratio) for warm 200, gzip 200 and 304 of
+    the category feed in this format (rss, atom, json)."""
     ours_port, const_port = free_port(), free_port()
     ours = constant = None
     try:
         ours = start_feedsvc(config, ours_port, tmp / "serve.log")
-        feed_url = f"http://127.0.0.1:{ours_port}/feeds/{CATEGORY}.rss"
+        feed_url = f"http://127.0.0.1:{ours_port}/feeds/{CATEGORY}.{fmt}"
         status, headers, body = fetch(feed_url)
         assert status == 200, status
-        (tmp / "payload.xml").write_bytes(body)
-        constant = start_constant(tmp / "payload.xml", const_port, tmp / "constant.log")
+        payload = tmp / f"payload.{fmt}"
+        payload.write_bytes(body)
+        constant = start_constant(payload, const_port, tmp / f"constant-{fmt}.log")
         base = f"http://127.0.0.1:{const_port}"
         gz = {"Accept-Encoding": "gzip"}
         cases = [
@@ -169,6 +171,9 @@ def main() -> None:
         default=0,
         help="feeds.version_max_age_ms (PostgreSQL's bounded mode; 0: strict)",
     )
+    parser.add_argument(
+        "--formats", default="rss,json", help="feed formats measured warm (rss, atom, json)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -177,7 +182,12 @@ def main() -> None:
             with config.open("a", encoding="utf-8") as extra:
                 extra.write(f"[feeds]\nversion_max_age_ms = {args.version_max_age_ms}\n")
         cold_ours, cold_bare = cold_build(db_url)
-        rows = through_gunicorn(config, tmp, args.rounds, args.seconds)
+        rows = []
+        for fmt in args.formats.split(","):
+            for measure, ours, base, ratio in through_gunicorn(
+                config, tmp, args.rounds, args.seconds, fmt
+            ):
+                rows.append((f"{fmt} {measure}", ours, base, ratio))
     backend = "PostgreSQL" if args.postgres else "SQLite"
     mode = (
         f", versions reused up to {args.version_max_age_ms} ms" if args.version_max_age_ms else ""

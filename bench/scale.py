@@ -50,6 +50,7 @@ PAGE = 20  # ?limit= of the API lists measured
 PLANNED = (
     "feed cold rss",
     "site feed cold",
+    "feed cold page 90%",
     "post page cold",
     "api list auth",
     "api list auth 90%",
@@ -69,7 +70,9 @@ def requests_for(app: Any, token: str) -> list[Request]:
     """The measured requests, their cursors taken from this corpus's own order."""
     from sqlalchemy import func, select
 
-    from feedsvc.models import Post, Tag, post_tags
+    from feedsvc.feeds.service import page_cursor
+    from feedsvc.models import Category, Post, Tag, post_tags
+    from feedsvc.repo.posts import SortKey
     from feedsvc.web.api import cursor
 
     ctx = app.extensions["feedsvc"]
@@ -102,6 +105,19 @@ def requests_for(app: Any, token: str) -> list[Request]:
 
         base = select(Post.published_at, Post.id)
         all_deep = deep(base, total)
+        # A feed page 90% down the category's archive (RFC 5005 ?before=, the feeds' cursor).
+        in_category = base.join(Category, Category.id == Post.category_id).where(
+            Category.slug == CATEGORY, Post.status == "published"
+        )
+        category_posts = (
+            session.scalar(select(func.count()).select_from(in_category.subquery())) or 0
+        )
+        position = max(0, min(category_posts * 9 // 10, category_posts - PAGE - 2))
+        at, post_id = session.execute(
+            in_category.order_by(Post.published_at.desc(), Post.id.desc()).offset(position).limit(1)
+        ).one()
+        feed_deep = page_cursor(SortKey(at, post_id))
+        tag_slug = session.scalar(select(Tag.slug).where(Tag.name == tag_name))
         published_deep = deep(base.where(Post.status == "published"), published)
         tag_deep = deep(
             base.join(post_tags, post_tags.c.post_id == Post.id).where(
@@ -116,6 +132,10 @@ def requests_for(app: Any, token: str) -> list[Request]:
         Request("site feed cold", "/feeds/all.rss", cold=True),
         Request("site feed warm", "/feeds/all.atom"),
         Request("feed cold ?limit=100", f"/feeds/{CATEGORY}.atom?limit=100", cold=True),
+        Request("feed cold json", f"/feeds/{CATEGORY}.json", cold=True),
+        Request("feed warm json", f"/feeds/{CATEGORY}.json"),
+        Request("feed cold page 90%", f"/feeds/{CATEGORY}.atom?before={feed_deep}", cold=True),
+        Request("tag feed cold", f"/feeds/tags/{tag_slug}.rss", cold=True),
         Request("home page", "/"),
         Request("category page", f"/categories/{CATEGORY}"),
         Request("post page", f"/posts/{middle}"),

@@ -238,3 +238,25 @@ def test_a_forged_cursor_at_the_edges_is_a_plain_page(client, factory: Factory, 
     for fmt in ("rss", "atom", "json"):
         response = client.get(f"{FEED}.{fmt}?before={forged}")
         assert response.status_code == 200, (fmt, position)
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_next_to_the_last_page_and_back_through_previous(
+    client, factory: Factory, fmt: str
+) -> None:
+    guids = _posts(factory, 10)
+    forward: list[list[str]] = []
+    url: str | None = f"{FEED}.{fmt}?limit=3"
+    while url is not None:
+        ids, links = _page(client, url, fmt)
+        forward.append(ids)
+        last = links
+        url = _path(links["next"]) if "next" in links else None
+    assert [guid for ids in forward for guid in ids] == guids and len(forward) == 4
+    backward: list[list[str]] = []
+    url = _path(last["previous"])
+    while url is not None:
+        ids, links = _page(client, url, fmt)
+        backward.append(ids)
+        url = _path(links["previous"]) if "previous" in links else None
+    assert backward == forward[-2::-1]  # every page again, newest page last
