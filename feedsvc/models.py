@@ -114,8 +114,12 @@ class Tag(Base):
     slug: Mapped[str] = mapped_column(String(120), unique=True)
     # The validators of /feeds/tags/{slug}.* (see FeedVersionMixin; migration 0009).
     # feed_changed_at is None until a published post's write first touches the tag.
-    content_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    feed_changed_at: Mapped[datetime | None]
+    # Deferred: only the feeds' version lookup reads them (repo/feedstate.py, Core), not the
+    # tags loaded with every post.
+    content_version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default="1", deferred=True
+    )
+    feed_changed_at: Mapped[datetime | None] = mapped_column(deferred=True)
 
 
 class Post(Base):

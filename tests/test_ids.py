@@ -181,10 +181,12 @@ def old_database(tmp_path: Any) -> tuple[Database, Context, Factory]:
 
 
 class _OldSchemaFactory(Factory):
-    """Posts with given slugs: a generated one needs slug_counters (0006), newer than 0003."""
+    """Posts with given slugs (a generated one needs slug_counters, 0008) and no tags (a
+    tagged write reads and bumps the tags' feed versions, 0009): both newer than 0003."""
 
     def post(self, category: str = "licai-fangfa", **fields: Any) -> Any:
         fields.setdefault("slug", f"old-schema-{self._n + 1}")
+        fields.setdefault("tags", [])
         return super().post(category, **fields)
 
 

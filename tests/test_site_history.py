@@ -39,8 +39,9 @@ def test_upgrade_knows_whether_an_existing_site_had_posts(db_url: str, history: 
         factory = Factory(ctx)
         factory.category("jijin")
         if history != "empty":
-            # A given slug: a generated one needs slug_counters (0006), newer than 0004.
-            post = factory.post("jijin", slug="zhi-qian-de-wen-zhang")
+            # A given slug and no tags: a generated slug needs slug_counters (0008) and a
+            # tagged write the tags' feed versions (0009), newer than 0004.
+            post = factory.post("jijin", slug="zhi-qian-de-wen-zhang", tags=[])
             if history == "all-deleted":
                 post_service.delete_post(ctx, post.id)
         migrate.upgrade(db)
