@@ -192,7 +192,7 @@ def main() -> None:
     mode = (
         f", versions reused up to {args.version_max_age_ms} ms" if args.version_max_age_ms else ""
     )
-    print(f"feed: {ITEMS} items on {backend}{mode}; gunicorn 2 workers x 4 threads; wrk -t2 -c16")
+    print(f"feed: {ITEMS} items on {backend}{mode}; feedsvc serve, 2 workers; wrk -t2 -c16")
     print(f"{'measure':<34}{'ours':>12}{'baseline':>12}{'ratio':>8}")
     name, speed = "cold build vs bare feedgen", cold_bare / cold_ours
     print(f"{name:<34}{cold_ours * 1e3:>10.3f}ms{cold_bare * 1e3:>10.3f}ms{speed:>8.2f}")

@@ -11,7 +11,7 @@ apply to every row they read from the start of the list (90% deep: 90% of the ta
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -86,8 +86,20 @@ def list_posts(
     after: SortKey | None = None,
     offset: int = 0,
 ) -> list[Post]:
-    """One page of the list, newest first: after the cursor ``after`` (the API), or past the
-    first ``offset`` posts (the site's numbered pages, whose cost grows with the offset)."""
+    """One page of the list, newest first: after the cursor ``after`` (the API, the feeds'
+    older pages), or past the first ``offset`` posts (the site's numbered pages, whose cost
+    grows with the offset)."""
+    if (
+        after is not None
+        and where.visible_at is not None
+        and where.status in (None, "published")
+        and after.published_at <= where.visible_at
+    ):
+        # "Due by now" is implied by "older than the cursor", and SQLite, given two upper
+        # bounds on published_at, took the looser one as its index bound: a feed page 90%
+        # down 100,000 posts walked 18,000 index entries from now to the cursor (2.5 ms, and
+        # 2x the page's cost at 1,000 posts). Only the cursor's bound is left.
+        where = replace(where, visible_at=None, status="published")
     query = _filtered(session, select(Post), where)
     if after is not None:
         query = query.where(_before(after))
