@@ -1,13 +1,18 @@
 """Feed serving benchmark: ratios measured side by side in one run (absolute times are noisy).
 
-On one 20-item category feed (Chinese posts of about 3 KB of HTML each):
-- cold build (in process): our whole miss path (version lookup, queries, document, feedgen,
-  gzip, ETag) vs a bare feedgen build of the same items from data already in memory;
-- warm 200, gzip 200 and 304 through a real `feedsvc serve` (gunicorn, 2 workers × 4
+On one 20-item category feed (Chinese posts of about 3 KB of HTML each), in RSS and in JSON
+Feed (``--formats``):
+- cold build (in process): our whole miss path (version lookup, queries, document, render,
+  gzip, ETag) vs a bare build of the same items from data already in memory (feedgen for RSS,
+  json.dumps for the JSON Feed);
+- warm 200, gzip 200 and 304 through a real `feedsvc serve` (gunicorn, 2 workers, serve's
   threads) vs a Flask app answering the same bytes as constants (bench/constant.py) under
   the same gunicorn configuration, both loaded by wrk -t2 -c16. The two servers are
   measured in alternating rounds and the median ratio printed, so that load from other
   processes on the machine hits both alike.
+
+A feed page deep in the archive (RFC 5005 ``?before=``) at 1,000 and at 100,000 posts is in
+bench/scale.py, which has the corpora ("feed cold page 90%", "feed page 90% rows").
 
 Run: `make bench` (or `.venv/bin/python bench/feeds.py [--postgres URL] [--seconds S]`).
 """
@@ -15,6 +20,7 @@ Run: `make bench` (or `.venv/bin/python bench/feeds.py [--postgres URL] [--secon
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -76,8 +82,32 @@ def bare_feedgen(items: list[dict]) -> bytes:
     return fg.rss_str()
 
 
-def cold_build(db_url: str) -> tuple[float, float]:
-    """Median seconds of our miss path and of a bare feedgen build of the same items."""
+def bare_json(items: list[dict]) -> bytes:
+    """A JSON Feed 1.1 of the same items, written by hand with json.dumps."""
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "基金",
+        "home_page_url": "http://127.0.0.1:8000/categories/jijin",
+        "feed_url": "http://127.0.0.1:8000/feeds/jijin.json",
+        "language": "zh-CN",
+        "items": [
+            {
+                "id": item["guid"],
+                "url": item["link"],
+                "title": item["title"],
+                "content_html": item["content"],
+                "summary": item["summary"],
+                "date_published": item["published"].isoformat(),
+            }
+            for item in items
+        ],
+    }
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def cold_build(db_url: str, fmt: str = "rss") -> tuple[float, float]:
+    """Median seconds of our miss path and of a bare build of the same items: feedgen for RSS,
+    json.dumps for the JSON Feed."""
     settings = load_settings(
         {"database": {"url": db_url}, "scheduler": {"enabled": False}}, environ={}
     )
@@ -99,10 +129,11 @@ def cold_build(db_url: str) -> tuple[float, float]:
 
     def ours_cold() -> None:
         cache.clear()
-        get_feed(ctx, cache, CATEGORY, "rss", None)
+        get_feed(ctx, cache, CATEGORY, fmt, None)
 
+    bare = bare_json if fmt == "json" else bare_feedgen
     try:
-        return timeit(ours_cold, 50), timeit(lambda: bare_feedgen(items), 50)
+        return timeit(ours_cold, 50), timeit(lambda: bare(items), 50)
     finally:
         ctx.db.dispose()
 
@@ -181,9 +212,10 @@ def main() -> None:
         if args.version_max_age_ms:
             with config.open("a", encoding="utf-8") as extra:
                 extra.write(f"[feeds]\nversion_max_age_ms = {args.version_max_age_ms}\n")
-        cold_ours, cold_bare = cold_build(db_url)
+        formats = args.formats.split(",")
+        cold = {fmt: cold_build(db_url, fmt) for fmt in formats if fmt in ("rss", "json")}
         rows = []
-        for fmt in args.formats.split(","):
+        for fmt in formats:
             for measure, ours, base, ratio in through_gunicorn(
                 config, tmp, args.rounds, args.seconds, fmt
             ):
@@ -194,8 +226,10 @@ def main() -> None:
     )
     print(f"feed: {ITEMS} items on {backend}{mode}; feedsvc serve, 2 workers; wrk -t2 -c16")
     print(f"{'measure':<34}{'ours':>12}{'baseline':>12}{'ratio':>8}")
-    name, speed = "cold build vs bare feedgen", cold_bare / cold_ours
-    print(f"{name:<34}{cold_ours * 1e3:>10.3f}ms{cold_bare * 1e3:>10.3f}ms{speed:>8.2f}")
+    for fmt, (cold_ours, cold_bare) in cold.items():
+        bare = "json.dumps" if fmt == "json" else "feedgen"
+        name, speed = f"{fmt} cold build vs bare {bare}", cold_bare / cold_ours
+        print(f"{name:<34}{cold_ours * 1e3:>10.3f}ms{cold_bare * 1e3:>10.3f}ms{speed:>8.2f}")
     for name, ours, base, ratio in rows:
         label = f"{name} vs constant route"
         print(f"{label:<34}{ours:>9.0f}r/s{base:>9.0f}r/s{ratio:>8.2f}")
