@@ -214,24 +214,47 @@ def _serve(number: int, build: Callable[[datetime], tuple[str, datetime | None]]
     return response
 
 
+def _list(
+    session: Any,
+    where: PostFilter,
+    number: int,
+    *,
+    heading: str,
+    description: str,
+    url: str,
+    feeds: list[Alternate] | None = None,
+    categories: list[Any] | None = None,
+) -> str:
+    """A list page (home, category, tag): its posts, 上一页 / 下一页, and the feeds of what it
+    lists (the site's only, on the home page)."""
+    posts, more = _list_page(session, where, number, heading)
+    return render_template(
+        "list.html",
+        heading=heading,
+        description=description,
+        posts=posts,
+        categories=categories or [],
+        pager=Pager(url, number, None, more),
+        category_feeds=feeds or [],
+        **layout(ctx().settings, feeds or []),
+    )
+
+
 @bp.get("/")
 def home() -> Response:
     number = _page_number()
 
     def build(now: datetime) -> tuple[str, datetime | None]:
-        context = ctx()
-        site = context.settings.site
-        with context.db.read() as session:
-            where = PostFilter(visible_at=now)
-            posts, more = _list_page(session, where, number, "The list of posts")
-            html = render_template(
-                "list.html",
+        site = ctx().settings.site
+        with ctx().db.read() as session:
+            html = _list(
+                session,
+                PostFilter(visible_at=now),
+                number,
                 heading=site.title,
                 description=site.description,
-                posts=posts,
+                url=Links(site.base_url).home(),
                 categories=category_repo.list_categories(session),
-                pager=Pager(Links(site.base_url).home(), number, None, more),
-                **layout(context.settings),
             )
             return html, post_repo.next_due(session, None, now)
 
@@ -243,24 +266,19 @@ def category(slug: str) -> Response:
     number = _page_number()
 
     def build(now: datetime) -> tuple[str, datetime | None]:
-        context = ctx()
-        links = Links(context.settings.site.base_url)
-        with context.db.read() as session:
+        links = Links(ctx().settings.site.base_url)
+        with ctx().db.read() as session:
             found = category_repo.get_category(session, slug)
             if found is None:
                 raise NotFound(f"There is no category {slug!r}.")
-            where = PostFilter(category_id=found.id, visible_at=now)
-            posts, more = _list_page(session, where, number, f"The category {found.name}")
-            feeds = alternates(links, found.name, lambda fmt: links.feed(found.slug, fmt))
-            html = render_template(
-                "list.html",
+            html = _list(
+                session,
+                PostFilter(category_id=found.id, visible_at=now),
+                number,
                 heading=found.name,
                 description=found.description,
-                posts=posts,
-                categories=[],
-                pager=Pager(links.category(found.slug), number, None, more),
-                category_feeds=feeds,
-                **layout(context.settings, feeds),
+                url=links.category(found.slug),
+                feeds=alternates(links, found.name, lambda fmt: links.feed(found.slug, fmt)),
             )
             return html, post_repo.next_due(session, found.id, now)
 
@@ -276,27 +294,22 @@ def tag(tag: str) -> Response:
     number = _page_number()
 
     def build(now: datetime) -> tuple[str, datetime | None]:
-        context = ctx()
-        links = Links(context.settings.site.base_url)
-        with context.db.read() as session:
+        links = Links(ctx().settings.site.base_url)
+        with ctx().db.read() as session:
             found = post_repo.get_tag(session, tag)
             if found is None:
                 raise NotFound(f"There is no tag {tag!r}.")
-            where = PostFilter(tag_id=found.id, visible_at=now)
-            posts, more = _list_page(session, where, number, f"The tag {found.name}")
-            name = f"标签：{found.name}"
-            feeds = alternates(links, name, lambda fmt: links.tag_feed(found.slug, fmt))
-            html = render_template(
-                "list.html",
-                heading=name,
+            heading = f"标签：{found.name}"
+            html = _list(
+                session,
+                PostFilter(tag_id=found.id, visible_at=now),
+                number,
+                heading=heading,
                 description="",
-                posts=posts,
-                categories=[],
-                pager=Pager(links.tag(found.name), number, None, more),
-                category_feeds=feeds,
-                **layout(context.settings, feeds),
+                url=links.tag(found.name),
+                feeds=alternates(links, heading, lambda fmt: links.tag_feed(found.slug, fmt)),
             )
-            return html, post_repo.next_due(session, None, now)
+            return html, post_repo.next_due(session, None, now, tag_id=found.id)
 
     return _serve(number, build)
 
