@@ -85,11 +85,11 @@ def _before_argument() -> SortKey | None:
         ) from None
 
 
-def _cache_control(context: Context) -> tuple[str, str]:
+def cache_control(context: Context) -> tuple[str, str]:
     return ("Cache-Control", f"public, max-age={context.settings.feeds.cache_max_age}")
 
 
-def _answer(
+def answer(
     feed: RenderedFeed, if_none_match: str | None, if_modified_since: str | None, gzip: bool
 ) -> tuple[bool, Representation]:
     """(modified?, the representation to answer with) for these request headers."""
@@ -108,7 +108,7 @@ def feed(slug: str, fmt: str) -> Response:
     feed = get_feed(ctx(), feed_cache(), slug, fmt, _limit_argument(), _before_argument())
     if feed is None:
         raise NotFound(f"There is no category {slug!r}, so there is no feed at {request.path}.")
-    return _respond(feed)
+    return respond(feed)
 
 
 @bp.route("/feeds/tags/<string:tag>.<any(rss, atom, json):fmt>", methods=["GET"])
@@ -132,26 +132,28 @@ def tag_feed(tag: str, fmt: str) -> Response:
             headers=[("Location", location)],
             mimetype="text/plain",
         )
-    return _respond(feed)
+    return respond(feed)
 
 
 @bp.route("/feeds.opml", methods=["GET"])
 def opml() -> Response:
     """OPML 2.0: the site feed and every category's feed, for a reader to subscribe at once."""
-    return _respond(get_opml(ctx()))
+    return respond(get_opml(ctx()))
 
 
-def _respond(feed: RenderedFeed) -> Response:
-    modified, chosen = _answer(
+def respond(feed: RenderedFeed) -> Response:
+    """A cached representation as a Flask view's answer: 304 or 200, identity or gzip, with
+    Cache-Control (the feed views', and the site's pages')."""
+    modified, chosen = answer(
         feed,
         request.headers.get("If-None-Match"),
         request.headers.get("If-Modified-Since"),
         accepts_gzip(request.headers.get("Accept-Encoding", "")),
     )
-    cache_control = _cache_control(ctx())
+    control = cache_control(ctx())
     if not modified:
-        return Response(status=304, headers=[*chosen.not_modified_headers, cache_control])
-    response = Response(chosen.body, status=200, headers=[*chosen.ok_headers, cache_control])
+        return Response(status=304, headers=[*chosen.not_modified_headers, control])
+    response = Response(chosen.body, status=200, headers=[*chosen.ok_headers, control])
     response.direct_passthrough = True  # bytes as they are: no iteration, no re-encoding
     return response
 
@@ -163,7 +165,7 @@ class FeedFastPath:
         self._wsgi = wsgi
         self._ctx: Context = app.extensions["feedsvc"]
         self._cache: FeedCache = app.extensions["feedsvc.feed_cache"]
-        self._cache_control = _cache_control(self._ctx)
+        self._cache_control = cache_control(self._ctx)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
@@ -191,7 +193,7 @@ class FeedFastPath:
     ) -> Iterable[bytes]:
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
-        modified, chosen = _answer(
+        modified, chosen = answer(
             feed,
             if_none_match,
             if_modified_since,

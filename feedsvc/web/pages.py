@@ -46,7 +46,7 @@ from feedsvc.repo.posts import PostFilter
 from feedsvc.schemas import MAX_ID, parse_whole_number
 from feedsvc.web import ctx
 from feedsvc.web.conditional import accepts_gzip
-from feedsvc.web.feeds import _answer
+from feedsvc.web.feeds import answer, cache_control, respond
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -179,10 +179,6 @@ def _out_of_range(what: str, number: int, count: int) -> NotFound:
 # -- serving ------------------------------------------------------------------------------------
 
 
-def _cache_control(context: Context) -> tuple[str, str]:
-    return ("Cache-Control", f"public, max-age={context.settings.feeds.cache_max_age}")
-
-
 def _serve(number: int, build: Callable[[datetime], tuple[str, datetime | None]]) -> Response:
     """The page at this path and number from the cache, built on a miss; ``build`` returns
     the HTML and when it expires (a scheduled post becoming due), or raises NotFound."""
@@ -200,18 +196,7 @@ def _serve(number: int, build: Callable[[datetime], tuple[str, datetime | None]]
     key = FeedKey(request.path, "html", number, state.version)
     page, _ = page_cache().get_or_build(key, now, rendered)
     assert page is not None
-    modified, chosen = _answer(
-        page,
-        request.headers.get("If-None-Match"),
-        request.headers.get("If-Modified-Since"),
-        accepts_gzip(request.headers.get("Accept-Encoding", "")),
-    )
-    cache_control = _cache_control(context)
-    if not modified:
-        return Response(status=304, headers=[*chosen.not_modified_headers, cache_control])
-    response = Response(chosen.body, status=200, headers=[*chosen.ok_headers, cache_control])
-    response.direct_passthrough = True
-    return response
+    return respond(page)
 
 
 def _list(
@@ -356,7 +341,7 @@ class PageFastPath:
         self._wsgi = wsgi
         self._ctx: Context = app.extensions["feedsvc"]
         self._cache: FeedCache = app.extensions[PAGE_CACHE]
-        self._cache_control = _cache_control(self._ctx)
+        self._cache_control = cache_control(self._ctx)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
@@ -402,7 +387,7 @@ class PageFastPath:
         start: StartResponse,
         method: str,
     ) -> Iterable[bytes]:
-        modified, chosen = _answer(
+        modified, chosen = answer(
             page,
             environ.get("HTTP_IF_NONE_MATCH"),
             environ.get("HTTP_IF_MODIFIED_SINCE"),
