@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -12,6 +13,7 @@ from feedsvc.models import ApiToken, Category, Post, Tag
 from feedsvc.schemas import CategoryCreate, PostCreate
 from feedsvc.services import categories, posts, tokens
 
+BEIJING = ZoneInfo("Asia/Shanghai")  # as tests.conftest's (which imports this module)
 CATEGORIES = {
     "licai-fangfa": ("理财方法", "普通家庭的记账、预算与资产配置方法。"),
     "jijin": ("基金", "指数基金、债券基金与定投。"),
@@ -53,6 +55,26 @@ class Factory:
         }
         data.update(fields)
         return posts.create_post(self.ctx, PostCreate(**data))
+
+    def two_fund_posts(self) -> tuple[Post, Post]:
+        """(older, newer) in 基金: tags on the older; an author, a summary, two pages with a
+        relative link and a relative image on the newer. What every feed format is read on."""
+        self.category("jijin")
+        old = self.post(
+            "jijin",
+            title="定投指数基金的三个误区",
+            tags=["定投", "ETF"],
+            published_at=datetime(2026, 3, 15, 9, 30, tzinfo=BEIJING),
+        )
+        new = self.post(
+            "jijin",
+            title="债券基金为什么也会亏",
+            author="周明远",
+            content="第一页[链接](/posts/guozhai)\n\n<!--nextpage-->\n\n第二页![图](/static/c.png)",
+            summary="利率上行时债券价格下跌。",
+            published_at=datetime(2026, 4, 1, 8, 0, tzinfo=BEIJING),
+        )
+        return old, new
 
     def token(self, name: str = "tests") -> str:
         return tokens.create_token(self.ctx, name)[1]

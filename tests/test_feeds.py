@@ -14,21 +14,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 
 
 def test_category_rss_channel_and_items(client, factory: Factory) -> None:
-    factory.category("jijin")
-    old = factory.post(
-        "jijin",
-        title="定投指数基金的三个误区",
-        tags=["定投", "ETF"],
-        published_at=datetime(2026, 3, 15, 9, 30, tzinfo=BEIJING),
-    )
-    new = factory.post(
-        "jijin",
-        title="债券基金为什么也会亏",
-        author="周明远",
-        content="第一页[链接](/posts/guozhai)\n\n<!--nextpage-->\n\n第二页![图](/static/c.png)",
-        summary="利率上行时债券价格下跌。",
-        published_at=datetime(2026, 4, 1, 8, 0, tzinfo=BEIJING),
-    )
+    old, new = factory.two_fund_posts()
     response = client.get("/feeds/jijin.rss")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/rss+xml; charset=utf-8"

@@ -11,7 +11,7 @@ import pytest
 
 from feedsvc import create_app
 from feedsvc.related import refresh
-from tests.conftest import BASE_URL, BEIJING, NOW
+from tests.conftest import BASE_URL, NOW
 from tests.factories import Factory
 from tests.feedcheck import JSON_FEED_VERSION, check_json_feed, parse
 
@@ -28,21 +28,7 @@ def _json(client: Any, url: str) -> dict[str, Any]:
 
 
 def test_category_json_feed_members(client, factory: Factory) -> None:
-    factory.category("jijin")
-    old = factory.post(
-        "jijin",
-        title="定投指数基金的三个误区",
-        tags=["定投", "ETF"],
-        published_at=datetime(2026, 3, 15, 9, 30, tzinfo=BEIJING),
-    )
-    new = factory.post(
-        "jijin",
-        title="债券基金为什么也会亏",
-        author="周明远",
-        content="第一页[链接](/posts/guozhai)\n\n<!--nextpage-->\n\n第二页![图](/static/c.png)",
-        summary="利率上行时债券价格下跌。",
-        published_at=datetime(2026, 4, 1, 8, 0, tzinfo=BEIJING),
-    )
+    old, new = factory.two_fund_posts()
     feed = _json(client, FEED)
     assert feed["version"] == JSON_FEED_VERSION
     assert feed["title"] == "基金 - 测试理财站"
