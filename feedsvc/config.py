@@ -257,6 +257,56 @@ class SourceSettings(_Section):
         return self
 
 
+BUILTIN_HUB = "builtin"
+HUB_PATH = "/websub"
+
+
+class WebSubSettings(_Section):
+    """WebSub (W3C Recommendation): off, the built-in hub at /websub, or an external hub's URL.
+
+    The lease, retry and drop bounds are the built-in hub's; retries and drops also apply to
+    the publish pings sent to an external hub (feedsvc/websub/).
+    """
+
+    hub: str = ""  # "" (off), "builtin", or an external hub's http(s) URL
+    # hub.lease_seconds a subscriber asks for is clamped into [min, max]; none asked: default.
+    default_lease_seconds: int = Field(10 * 86400, ge=60, le=365 * 86400)
+    min_lease_seconds: int = Field(3600, ge=60, le=365 * 86400)
+    max_lease_seconds: int = Field(30 * 86400, ge=60, le=365 * 86400)
+    # How often the scheduler process looks for changed feeds and due deliveries.
+    check_seconds: float = Field(1.0, ge=0.1, le=60)
+    concurrency: int = Field(16, ge=1, le=256)  # deliveries in flight at once
+    timeout: float = Field(10.0, gt=0, le=120)  # seconds, per verification or delivery
+    # Exponential backoff after a failed delivery or ping: base · 2^(failures-1), capped.
+    retry_base_seconds: int = Field(10, ge=1, le=86400)
+    retry_max_seconds: int = Field(3600, ge=1, le=7 * 86400)
+    # A subscriber failing every delivery this long is dropped (and a ping given up).
+    drop_after_seconds: int = Field(86400, ge=1, le=30 * 86400)
+    max_subscriptions: int = Field(100_000, ge=1, le=10_000_000)
+    # Callback hosts allowed although private or loopback (sources.allow_hosts count too).
+    allow_hosts: tuple[str, ...] = ()
+
+    @field_validator("hub")
+    @classmethod
+    def _hub(cls, value: str) -> str:
+        if value in ("", BUILTIN_HUB):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError('must be "" (off), "builtin" or an absolute http(s) URL of a hub')
+        return value
+
+    @model_validator(mode="after")
+    def _leases(self) -> WebSubSettings:
+        if not self.min_lease_seconds <= self.default_lease_seconds <= self.max_lease_seconds:
+            raise ValueError(
+                "min_lease_seconds <= default_lease_seconds <= max_lease_seconds must hold"
+            )
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise ValueError("retry_base_seconds must not exceed retry_max_seconds")
+        return self
+
+
 class PathSettings(_Section):
     """Files of the site; relative to the config file's folder. After loading, absolute (None:
     no site folder); a path named in the file exists, a default one may not."""
@@ -297,6 +347,16 @@ class Settings(_Section):
     # The file these settings were read from (None: environment and defaults only).
     config_file: Path | None = None
     metrics: MetricsSettings = MetricsSettings()
+    websub: WebSubSettings = WebSubSettings()
+
+    @property
+    def hub_url(self) -> str | None:
+        """The hub every feed advertises (rel="hub"), or None when WebSub is off."""
+        if not self.websub.hub:
+            return None
+        if self.websub.hub == BUILTIN_HUB:
+            return self.site.base_url + HUB_PATH
+        return self.websub.hub
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, str]] = {
