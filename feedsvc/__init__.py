@@ -30,7 +30,7 @@ def create_app(
     from feedsvc.context import Context
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
-    from feedsvc.web import api, errors, feeds, pages, retry, routing, static, writes
+    from feedsvc.web import api, errors, feeds, pages, retry, routing, static, websub, writes
     from feedsvc.web import metrics as web_metrics
 
     settings = settings or load_settings(overrides)
@@ -58,6 +58,7 @@ def create_app(
     app.register_blueprint(pages.bp)
     static.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(websub.bp)
     retry.init_app(app)  # after the views it wraps; /healthz below reports, never retries
 
     @app.get("/healthz")

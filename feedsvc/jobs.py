@@ -93,6 +93,12 @@ class JobSpec:
     first_due: Callable[[Context, datetime], datetime]
     # Jobs that write the same data share a lease, so they never run at the same time.
     lease: str = ""
+    # A job that reacts to changes: the scheduler asks ``watch`` every ``watch_seconds``
+    # (cheap reads) and runs the job at once when it says there is work (trigger "change").
+    watch: Callable[[Context], bool] | None = None
+    watch_seconds: Callable[[Context], float] | None = None
+    # How many items wait for the job (shown in the jobs list); None: it keeps no backlog.
+    backlog: Callable[[Context], int] | None = None
 
     @property
     def lease_name(self) -> str:
@@ -290,7 +296,34 @@ def run_scheduler(
             else:  # the database is away for a moment: one line, and try at the next tick
                 log.error("%s: tick skipped: %s (%s)", spec.name, fault.message, type(exc).__name__)
 
+    def check(spec: JobSpec) -> None:
+        run_ctx = reload.ctx
+        if cancel.is_set() or not run_ctx.settings.scheduler.enabled or spec.watch is None:
+            return
+        try:
+            if spec.watch(run_ctx):
+                run_job(run_ctx, spec, trigger="change", cancel=cancel)
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:  # pragma: no cover - a bug in a job's bookkeeping: logged, not fatal
+                log.exception("%s: check failed", spec.name)
+            else:
+                log.error(
+                    "%s: check skipped: %s (%s)", spec.name, fault.message, type(exc).__name__
+                )
+
     for spec in specs:
+        if spec.watch is not None and spec.watch_seconds is not None:
+            scheduler.add_job(
+                check,
+                "interval",
+                args=[spec],
+                id=f"{spec.name}:watch",
+                max_instances=1,
+                coalesce=True,
+                seconds=spec.watch_seconds(ctx),
+                misfire_grace_time=None,
+            )
         scheduler.add_job(
             tick,
             "interval",

@@ -375,3 +375,84 @@ class SlugCounter(Base):
 
     base: Mapped[str] = mapped_column(String(200), primary_key=True)
     last: Mapped[int] = mapped_column(Integer)
+
+
+WEBSUB_INTENTS = ("subscribe", "unsubscribe", "denied")
+
+
+class WebSubTopic(Base):
+    """A feed (in one format) the WebSub side watches, and what it held when last looked at.
+
+    ``etag`` is the feed's ETag then: a subscription whose ``delivered_etag`` differs is owed
+    the new body; with an external hub, ``ping_due_at`` set means a publish ping is owed
+    (feedsvc/websub/). Key: the feed's name (feeds/versions.py) and format, not its URL, so
+    a new ``site.base_url`` keeps what was seen.
+    """
+
+    __tablename__ = "websub_topics"
+
+    feed: Mapped[str] = mapped_column(String(130), primary_key=True)
+    fmt: Mapped[str] = mapped_column(String(10), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)  # the feed's content version then
+    etag: Mapped[str] = mapped_column(String(80))
+    checked_at: Mapped[datetime]
+    # When a scheduled post of this feed becomes due: its bytes change with no write.
+    recheck_at: Mapped[datetime | None] = mapped_column(index=True)
+    ping_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    ping_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ping_failing_since: Mapped[datetime | None]
+    ping_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebSubSubscription(Base):
+    """A verified subscription of the built-in hub (W3C WebSub §5): a callback for a topic."""
+
+    __tablename__ = "websub_subscriptions"
+    __table_args__ = (
+        # §5.1: a subscription is the pair (topic, callback); the topic is known by its feed.
+        UniqueConstraint("feed", "fmt", "callback", name="uq_websub_subscriptions_topic"),
+        Index("ix_websub_subscriptions_expires_at", "expires_at"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feed: Mapped[str] = mapped_column(String(130))
+    fmt: Mapped[str] = mapped_column(String(10))
+    topic: Mapped[str] = mapped_column(String(2048))  # the URL subscribed to
+    callback: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200))
+    lease_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    verified_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    delivered_etag: Mapped[str | None] = mapped_column(String(80))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failing_since: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+
+
+class WebSubIntent(Base):
+    """A subscriber's request the hub has answered 202 and still has to act on (W3C WebSub
+    §5.2, §5.3): verify a (un)subscription with the callback, or tell it of a denial."""
+
+    __tablename__ = "websub_intents"
+    __table_args__ = (
+        Index("ix_websub_intents_next_attempt_at", "next_attempt_at"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mode: Mapped[str] = mapped_column(String(20))  # WEBSUB_INTENTS
+    topic: Mapped[str] = mapped_column(String(2048))
+    callback: Mapped[str] = mapped_column(String(2000))
+    feed: Mapped[str | None] = mapped_column(String(130))  # None: denied, not a feed here
+    fmt: Mapped[str | None] = mapped_column(String(10))
+    secret: Mapped[str | None] = mapped_column(String(200))
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it is denied
+    requested_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -11,8 +11,9 @@ from feedsvc.errors import NotFound
 from feedsvc.jobs import JobSpec
 from feedsvc.related.jobs import REBUILD, REFRESH
 from feedsvc.sources.jobs import POLL
+from feedsvc.websub.jobs import WEBSUB
 
-JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (REFRESH, REBUILD, POLL)}
+JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (REFRESH, REBUILD, POLL, WEBSUB)}
 
 
 def job(name: str) -> JobSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -337,3 +338,61 @@ def parse_input(model: type[M], data: Any) -> M:
         fields = _field_messages(exc)
         summary = "; ".join(f"{key}: {value}" for key, value in fields.items())
         raise Invalid(f"invalid input: {summary}", fields=fields) from None
+
+
+# --- WebSub: a subscriber's request to the built-in hub (W3C WebSub §5.1) -----------------
+
+MAX_CALLBACK = 2000
+MAX_TOPIC = 2048
+# §5.1: hub.secret "MUST be less than 200 bytes".
+MAX_SECRET_BYTES = 199
+_NO_CONTROLS = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _hub_url(max_length: int) -> BeforeValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be an absolute http(s) URL")
+        if _NO_CONTROLS.search(value):
+            raise ValueError("must not contain spaces or control characters")
+        if len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.fragment:
+            raise ValueError("must not have a #fragment")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _lease_seconds(value: Any) -> Any:
+    number = parse_whole_number(value) if isinstance(value, str) else None
+    if number is None:
+        raise ValueError("must be a whole number of seconds (ASCII digits)")
+    return number
+
+
+def _secret(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL")
+    if len(value.encode("utf-8")) > MAX_SECRET_BYTES:
+        raise ValueError(f"must be less than 200 bytes (WebSub §5.1), got {len(value.encode())}")
+    return value or None  # an empty secret is no secret
+
+
+class HubRequest(BaseModel):
+    """The form a subscriber POSTs to /websub. §5.1: unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    mode: Annotated[Literal["subscribe", "unsubscribe"], Field(alias="hub.mode")]
+    callback: Annotated[str, _hub_url(MAX_CALLBACK), Field(alias="hub.callback")]
+    topic: Annotated[str, _hub_url(MAX_TOPIC), Field(alias="hub.topic")]
+    lease_seconds: Annotated[
+        int | None, BeforeValidator(_lease_seconds), Field(alias="hub.lease_seconds")
+    ] = None
+    secret: Annotated[str | None, BeforeValidator(_secret), Field(alias="hub.secret")] = None

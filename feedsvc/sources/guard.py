@@ -62,6 +62,26 @@ def public_addresses(url: httpx.URL, allow_hosts: frozenset[str]) -> list[str]:
     return addresses
 
 
+def literal_refusal(url: str, allow_hosts: frozenset[str]) -> str | None:
+    """Why the guard would refuse ``url`` without resolving anything (an IP literal that is
+    not public, or a localhost name), or None: a name is judged when it is resolved. For a
+    check on the request path, where no DNS lookup may wait."""
+    try:
+        host = checked_url(url).host
+    except AddressRefused as exc:
+        return str(exc)
+    if host in allow_hosts:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 §6.3: loopback
+        return f"fetch: host {host} is a loopback name"
+    try:
+        kind = _non_public_kind(host)
+    except ValueError:  # a name, not an address
+        return None
+    article = "an" if kind is not None and kind[0] in "aeiou" else "a"
+    return None if kind is None else f"fetch: host {host} is {article} {kind} address"
+
+
 def _non_public_kind(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     # ::ffff:10.0.0.1 and 2002:a00:1:: carry an IPv4 address inside; Python
@@ -82,8 +102,12 @@ def send_pinned(
     addresses: list[str],
     headers: dict[str, str],
     timeout: httpx.Timeout,
+    *,
+    method: str = "GET",
+    content: bytes | None = None,
 ) -> httpx.Response:
-    """Send a streamed GET for ``url`` to the first of ``addresses`` that connects."""
+    """Send a streamed request (a GET unless told) for ``url`` to the first of ``addresses``
+    that connects. WebSub's callbacks come through here too (feedsvc/websub/deliver.py)."""
     # Connect to the address we checked, not to whatever a second DNS lookup
     # returns. Host and TLS SNI (so certificate checks) keep the real name.
     extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
@@ -91,9 +115,10 @@ def send_pinned(
     last_error: httpx.ConnectError | None = None
     for address in addresses:  # the resolver's order, as socket.create_connection does
         request = http.build_request(
-            "GET",
+            method,
             url.copy_with(host=address),
             headers=hop_headers,
+            content=content,
             timeout=timeout,
             extensions=extensions,
         )

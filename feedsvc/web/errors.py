@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from feedsvc.config import HUB_PATH
 from feedsvc.db import storage_fault
 from feedsvc.errors import FeedsvcError, Unauthorized
 
@@ -39,7 +40,8 @@ RETRY_AFTER_SECONDS = 30
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    # The WebSub hub's callers are programs too (feedsvc/web/websub.py).
+    return request.path.startswith("/api/") or request.path == HUB_PATH
 
 
 def error_response(
