@@ -80,7 +80,7 @@ def _handler(subscriber: Subscriber) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             received = self._record(b"")
             if received.params.get("hub.mode") == "denied":
                 self._answer(200)
@@ -91,7 +91,7 @@ def _handler(subscriber: Subscriber) -> type[BaseHTTPRequestHandler]:
             else:
                 self._answer(200, received.params.get("hub.challenge", "").encode())
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             self._record(self.rfile.read(length))
             self._answer(subscriber.post_status)
