@@ -17,7 +17,18 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from feedsvc import create_app
-from feedsvc.commands import category, feed_import, jobs, post, serve, setup, site, source, token
+from feedsvc.commands import (
+    category,
+    feed_import,
+    jobs,
+    post,
+    serve,
+    setup,
+    site,
+    source,
+    token,
+    websub,
+)
 from feedsvc.commands.base import CommandFailed, ConfigurationFailed, explain
 from feedsvc.commands.data import backup_command, export_command, restore_command
 from feedsvc.commands.wordpress import import_wordpress_command
@@ -152,6 +163,7 @@ for command in (
     source.source_group,
     feed_import.import_command,
     token.token_group,
+    websub.websub_group,
     backup_command,
     export_command,
     restore_command,

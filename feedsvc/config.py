@@ -294,6 +294,9 @@ class WebSubSettings(_Section):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError('must be "" (off), "builtin" or an absolute http(s) URL of a hub')
+        # It goes into Link headers between <...> (RFC 8288): no character a URI cannot hold.
+        if re.search(r'[\x00-\x20\x7f<>"]', value):
+            raise ValueError("must be a URL without spaces, control characters, <, > or quotes")
         return value
 
     @model_validator(mode="after")

@@ -188,7 +188,9 @@ def test_jobs_api(client, ctx, auth, factory: Factory) -> None:
     listing = client.get("/api/v1/jobs", headers=auth).json
     assert listing["next_cursor"] is None
     by_name = {item["name"]: item for item in listing["items"]}
-    assert set(by_name) == {"related-refresh", "related-rebuild", "sources-poll"}
+    assert set(by_name) == {"related-refresh", "related-rebuild", "sources-poll", "websub"}
+    assert by_name["related-refresh"]["backlog"] is None  # only the websub job keeps one
+    assert by_name["websub"]["backlog"] == 0
     refresh_job = by_name["related-refresh"]
     assert refresh_job["requested_run"] is None
     assert refresh_job["runs"][0]["id"] == run_id

@@ -39,10 +39,11 @@ def jobs_list(as_json: bool = False) -> None:
                 "yes" if j["running"] else ("requested" if j["requested_run"] else "no"),
                 (j["runs"][0]["status"] if j["runs"] else "-"),
                 (j["runs"][0]["started_at"] if j["runs"] else "-"),
+                "-" if j["backlog"] is None else j["backlog"],
             ]
             for j in items
         ],
-        ["job", "next due", "running", "last run", "last started"],
+        ["job", "next due", "running", "last run", "last started", "backlog"],
     )
     runs = sorted(
         (r for j in items for r in j["runs"]), key=lambda r: r["started_at"], reverse=True

@@ -122,11 +122,21 @@ def get_subscription_by_id(session: Session, subscription_id: int) -> WebSubSubs
 
 def list_subscriptions(
     session: Session, *, after_id: int | None, limit: int
-) -> list[WebSubSubscription]:
-    query = select(WebSubSubscription).order_by(WebSubSubscription.id).limit(limit)
+) -> list[tuple[WebSubSubscription, str | None]]:
+    """Subscriptions by id, each with its topic's ETag (None: the topic is not watched yet)."""
+    query = (
+        select(WebSubSubscription, WebSubTopic.etag)
+        .outerjoin(
+            WebSubTopic,
+            (WebSubTopic.feed == WebSubSubscription.feed)
+            & (WebSubTopic.fmt == WebSubSubscription.fmt),
+        )
+        .order_by(WebSubSubscription.id)
+        .limit(limit)
+    )
     if after_id is not None:
         query = query.where(WebSubSubscription.id > after_id)
-    return list(session.scalars(query))
+    return [(row, etag) for row, etag in session.execute(query)]
 
 
 def count_held(session: Session) -> int:

@@ -139,4 +139,4 @@ def openapi() -> Response:
     return jsonify(document)
 
 
-from feedsvc.web.api import categories, jobs, posts, sources  # noqa: E402, F401  (register routes)
+from feedsvc.web.api import categories, jobs, posts, sources, websub  # noqa: E402, F401  (register routes)

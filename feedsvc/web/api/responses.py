@@ -118,8 +118,30 @@ class Job(_Shape):
     next_due_at: Timestamp | None
     running: bool
     requested_run: int | None  # a run asked for that the scheduler has not started yet
+    # Items waiting for the job (websub: bodies owed, pings owed, requests to verify); None
+    # for a job that keeps no backlog.
+    backlog: int | None
     lease: Lease
     runs: list[Run]
+
+
+class WebSubSubscription(_Shape):
+    """A verified subscription of the built-in hub (W3C WebSub §5.1)."""
+
+    id: int
+    topic: str
+    callback: str
+    lease_seconds: int
+    has_secret: bool  # the secret itself is never shown
+    created_at: Timestamp
+    verified_at: Timestamp
+    expires_at: Timestamp
+    owed: bool  # the topic changed since the last body this subscriber received
+    delivered_at: Timestamp | None
+    failures: int  # deliveries failed in a row
+    failing_since: Timestamp | None
+    next_attempt_at: Timestamp | None
+    last_error: str | None
 
 
 class JobRequested(_Shape):

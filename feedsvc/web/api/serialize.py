@@ -7,7 +7,7 @@ from typing import Any
 
 from feedsvc.context import Context
 from feedsvc.feeds.document import Links
-from feedsvc.models import ApiToken, Category, JobRun, Post, Source
+from feedsvc.models import ApiToken, Category, JobRun, Post, Source, WebSubSubscription
 from feedsvc.repo import jobs as job_repo
 from feedsvc.repo.related import RelatedView
 from feedsvc.web.api import responses as shapes
@@ -131,6 +131,7 @@ def jobs_json(ctx: Context, runs_per_job: int = 10) -> list[dict[str, Any]]:
                     next_due_at=_maybe_time(ctx, job.next_due_at if job else None),
                     running=held and any(run.status == "running" for run in runs),
                     requested_run=job_repo.pending_request(session, name),
+                    backlog=None if spec.backlog is None else spec.backlog(ctx),
                     lease=shapes.Lease(
                         name=spec.lease_name,
                         owner=lease.owner if held and lease is not None else None,
@@ -163,4 +164,25 @@ def source_json(ctx: Context, source: Source) -> dict[str, Any]:
         ),
         created_at=_time(ctx, source.created_at),
         updated_at=_time(ctx, source.updated_at),
+    ).model_dump()
+
+
+def subscription_json(
+    ctx: Context, row: WebSubSubscription, topic_etag: str | None
+) -> dict[str, Any]:
+    return shapes.WebSubSubscription(
+        id=row.id,
+        topic=row.topic,
+        callback=row.callback,
+        lease_seconds=row.lease_seconds,
+        has_secret=bool(row.secret),
+        created_at=_time(ctx, row.created_at),
+        verified_at=_time(ctx, row.verified_at),
+        expires_at=_time(ctx, row.expires_at),
+        owed=topic_etag is not None and row.delivered_etag != topic_etag,
+        delivered_at=_maybe_time(ctx, row.delivered_at),
+        failures=row.failures,
+        failing_since=_maybe_time(ctx, row.failing_since),
+        next_attempt_at=_maybe_time(ctx, row.next_attempt_at),
+        last_error=row.last_error,
     ).model_dump()
