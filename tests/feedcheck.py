@@ -80,6 +80,15 @@ def check_json_feed(body: bytes) -> dict[str, Any]:
         assert isinstance(feed["expired"], bool), "expired: must be a boolean"
     if "authors" in feed:
         _authors(feed["authors"], "authors")
+    if "hubs" in feed:
+        # 1.1: an array of objects, each with a type ("WebSub", "rssCloud") and a url.
+        assert isinstance(feed["hubs"], list) and feed["hubs"], "hubs: must be a non-empty array"
+        for number, hub in enumerate(feed["hubs"]):
+            where = f"hubs[{number}]"
+            assert isinstance(hub, dict), f"{where}: must be an object"
+            assert isinstance(hub.get("type"), str) and hub["type"], f"{where}.type: required"
+            _absolute_url(hub.get("url"), f"{where}.url")
+            _extensions_only(set(hub) - {"type", "url"}, where)
     assert isinstance(feed.get("items"), list), "items: required array"
     ids = []
     for number, item in enumerate(feed["items"]):

@@ -7,7 +7,8 @@ the version in its own transaction, and a new version is a new key. A cached fee
 expires when its next scheduled post becomes due, with no write at all.
 
 Everything a warm request answers is computed once per entry, when it is cached: the gzip
-body, both ETags, the Last-Modified date and the response header lists.
+body, both ETags, the Last-Modified date and the response header lists (with the feed's Link
+header, when it advertises a WebSub hub).
 
 Two bounds keep it small: a byte budget (``feeds.cache_max_bytes``: identity and gzip bodies
 and their headers, counted per entry) and a number of entries (``feeds.cache_entries``); the
@@ -32,6 +33,13 @@ from datetime import datetime
 from werkzeug.http import http_date
 
 Headers = tuple[tuple[str, str], ...]
+# (rel, absolute URL) of the links a response carries in its Link header (RFC 8288).
+Links = tuple[tuple[str, str], ...]
+
+
+def link_header(links: Links) -> str:
+    """RFC 8288 §3: ``<url>; rel="hub", <url>; rel="self"``, in the order given."""
+    return ", ".join(f'<{url}>; rel="{rel}"' for rel, url in links)
 
 
 @dataclass(frozen=True)
@@ -54,12 +62,22 @@ class Representation:
 
     @classmethod
     def of(
-        cls, body: bytes, etag: str, *, media_type: str, last_modified: str, coding: str | None
+        cls,
+        body: bytes,
+        etag: str,
+        *,
+        media_type: str,
+        last_modified: str,
+        coding: str | None,
+        links: Links = (),
     ) -> Representation:
         validators = (("ETag", etag), ("Last-Modified", last_modified), ("Vary", "Accept-Encoding"))
         entity = (("Content-Type", media_type), ("Content-Length", str(len(body))))
         encoding = (("Content-Encoding", coding),) if coding else ()
-        return cls(body, etag, entity + validators + encoding, validators)
+        # W3C WebSub §4: the hub and self links as an HTTP header too. Only on 200 and HEAD:
+        # a 304 repeats the validators, and the reader has the links from its earlier 200.
+        link = (("Link", link_header(links)),) if links else ()
+        return cls(body, etag, entity + validators + encoding + link, validators)
 
 
 @dataclass(frozen=True)
@@ -76,8 +94,15 @@ class RenderedFeed:
 
     @classmethod
     def of(
-        cls, body: bytes, *, last_modified: datetime, media_type: str, valid_until: datetime | None
+        cls,
+        body: bytes,
+        *,
+        last_modified: datetime,
+        media_type: str,
+        valid_until: datetime | None,
+        links: Links = (),
     ) -> RenderedFeed:
+        """``links``: (rel, URL) pairs for a Link header on 200 and HEAD (none: no header)."""
         digest = hashlib.sha256(body).hexdigest()[:32]
         # mtime=0: the same bytes compress to the same bytes in every process.
         gzip_body = gzip.compress(body, compresslevel=6, mtime=0)
@@ -92,10 +117,15 @@ class RenderedFeed:
             media_type=media_type,
             valid_until=valid_until,
             identity=Representation.of(
-                body, etag, media_type=media_type, last_modified=date, coding=None
+                body, etag, media_type=media_type, last_modified=date, coding=None, links=links
             ),
             gzipped=Representation.of(
-                gzip_body, gzip_etag, media_type=media_type, last_modified=date, coding="gzip"
+                gzip_body,
+                gzip_etag,
+                media_type=media_type,
+                last_modified=date,
+                coding="gzip",
+                links=links,
             ),
         )
 

@@ -55,6 +55,10 @@ class FeedDocument:
     updated: datetime  # the newest change: lastBuildDate, atom:updated, Last-Modified
     entries: tuple[EntryDocument, ...]
     pages: PageLinks = PageLinks()
+    # W3C WebSub §4 (discovery): the hub readers may subscribe to for this feed (rel="hub"
+    # beside rel="self"), or None: WebSub is off, or this URL is no topic (a page past the
+    # first, a ?limit= variant: only a feed's canonical URL is one).
+    hub: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ def _document(
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
     pages: PageLinks,
+    hub: str | None,
 ) -> FeedDocument:
     links = Links(site.base_url)
     return FeedDocument(
@@ -184,6 +189,7 @@ def _document(
             entry_document(post, site, links, related.get(post.id, ())) for post in posts
         ),
         pages=pages,
+        hub=hub,
     )
 
 
@@ -196,6 +202,7 @@ def category_document(
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
     pages: PageLinks = PageLinks(),
+    hub: str | None = None,
 ) -> FeedDocument:
     return _document(
         category.slug,
@@ -209,6 +216,7 @@ def category_document(
         changed_at=changed_at,
         related=related,
         pages=pages,
+        hub=hub,
     )
 
 
@@ -224,6 +232,7 @@ def tag_document(
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
     pages: PageLinks = PageLinks(),
+    hub: str | None = None,
 ) -> FeedDocument:
     return _document(
         f"tags/{tag.slug}",
@@ -237,6 +246,7 @@ def tag_document(
         changed_at=changed_at,
         related=related,
         pages=pages,
+        hub=hub,
     )
 
 
@@ -248,6 +258,7 @@ def site_document(
     changed_at: datetime,
     related: Mapping[int, Sequence[RelatedView]],
     pages: PageLinks = PageLinks(),
+    hub: str | None = None,
 ) -> FeedDocument:
     return _document(
         "all",
@@ -261,6 +272,7 @@ def site_document(
         changed_at=changed_at,
         related=related,
         pages=pages,
+        hub=hub,
     )
 
 

@@ -9,8 +9,9 @@ The only module that imports feedgen; its quirks (shared/LIBRARIES.md) stay here
   used, and Atom content is type="html" (never the invalid type="CDATA");
 - updated/lastBuildDate default to now(): always set from the document, so the same data
   gives the same bytes and the same ETag;
-- the RSS writer emits only the rel="self" atom:link, so RFC 5005 page links (first, next,
-  previous) reach RSS through a small extension (PagingExtension), and Atom through link();
+- the RSS writer emits only the rel="self" atom:link, so the channel's other atom:links (the
+  WebSub hub, RFC 5005 page links first, next, previous) reach RSS through a small extension
+  (ChannelLinksExtension), and Atom through link();
 - RSS <author> must be an e-mail address, so names go in dc:creator (as WordPress does);
 - one XML-illegal character anywhere (a lone surrogate included) makes lxml refuse the whole
   feed, so every text is cleaned again here, whatever the document holds (clean_xml_text);
@@ -70,9 +71,10 @@ def _text_or(value: str, fallback: str) -> str:
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
-class PagingExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
-    """RFC 5005 §3 page links as atom:link in an RSS channel (feedgen's RSS writer drops every
-    link but rel="self"). Written before the items, as feedgen runs extensions first."""
+class ChannelLinksExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
+    """The channel's atom:links besides rel="self" (feedgen's RSS writer drops every other
+    link): the WebSub hub (W3C WebSub §4) and RFC 5005 §3 page links. Written before the
+    items, as feedgen runs extensions first."""
 
     def __init__(self) -> None:
         self._links: list[tuple[str, str]] = []
@@ -90,9 +92,15 @@ class PagingExtension(BaseExtension):  # type: ignore[misc]  # feedgen has no ty
         return rss_feed
 
 
-def _page_links(doc: FeedDocument) -> list[tuple[str, str]]:
+def _other_links(doc: FeedDocument) -> list[tuple[str, str]]:
+    """(rel, href) of the feed's links besides self and alternate: its hub, its pages."""
     pages = doc.pages
-    found = (("first", pages.first), ("next", pages.next), ("previous", pages.previous))
+    found = (
+        ("hub", doc.hub),
+        ("first", pages.first),
+        ("next", pages.next),
+        ("previous", pages.previous),
+    )
     return [(rel, _text(href)) for rel, href in found if href is not None]
 
 
@@ -106,12 +114,12 @@ def _generator(doc: FeedDocument, *, rss: bool, entries: bool = True) -> FeedGen
     # RSS <description>, Atom <subtitle>; RSS 2.0 requires a channel description.
     fg.subtitle(_text_or(doc.subtitle, title))
     fg.link(href=_text(doc.self_url), rel="self")
-    page_links = _page_links(doc)
-    if page_links and rss:
-        fg.register_extension("paging", PagingExtension, atom=False, rss=True)
-        fg.paging.links(page_links)
-    elif page_links:
-        for rel, href in page_links:
+    other_links = _other_links(doc)
+    if other_links and rss:
+        fg.register_extension("channel_links", ChannelLinksExtension, atom=False, rss=True)
+        fg.channel_links.links(other_links)
+    elif other_links:
+        for rel, href in other_links:
             fg.link(href=href, rel=rel)
     fg.link(href=_text(doc.link), rel="alternate", type="text/html")
     fg.language(_text(doc.language))  # RSS <language>, Atom xml:lang
@@ -189,6 +197,8 @@ def _json_feed(doc: FeedDocument) -> dict[str, Any]:
         feed["authors"] = [{"name": author}]
     if doc.pages.next is not None:  # JSON Feed's paging: older items are at next_url
         feed["next_url"] = _text(doc.pages.next)
+    if doc.hub is not None:  # JSON Feed 1.1 "hubs": where to subscribe for real-time updates
+        feed["hubs"] = [{"type": "WebSub", "url": _text(doc.hub)}]
     feed["items"] = []
     return feed
 

@@ -237,6 +237,16 @@ def _page_links(
     return document.PageLinks(first=first, next=following, previous=previous)
 
 
+def _hub(ctx: Context, limit: int | None, before: SortKey | None) -> str | None:
+    """The hub a feed advertises (W3C WebSub §4), or None. Only the first page at the default
+    length, the feed's canonical URL, is a topic (the built-in hub accepts no other): a page
+    past the first or a ?limit= variant advertises none, or a reader would subscribe to a URL
+    no hub ever notifies."""
+    if limit is not None or before is not None:
+        return None
+    return ctx.settings.hub_url
+
+
 def _render(
     ctx: Context,
     state: FeedState,
@@ -250,6 +260,7 @@ def _render(
     rows = _rows(ctx, state, slug, length, before, now)
     site, url = ctx.settings.site, self_url(ctx, slug, fmt, limit, before)
     pages = _page_links(ctx, slug, fmt, limit, before, rows, length)
+    hub = _hub(ctx, limit, before)
     if state.tag_id is not None:
         if rows.tag is None:  # pragma: no cover - deleted between the two reads
             return None
@@ -261,6 +272,7 @@ def _render(
             changed_at=state.changed_at,
             related=rows.related,
             pages=pages,
+            hub=hub,
         )
     elif state.category_id is None:
         doc = document.site_document(
@@ -270,6 +282,7 @@ def _render(
             changed_at=state.changed_at,
             related=rows.related,
             pages=pages,
+            hub=hub,
         )
     else:
         if rows.category is None:  # pragma: no cover - deleted between the two reads
@@ -282,10 +295,17 @@ def _render(
             changed_at=state.changed_at,
             related=rows.related,
             pages=pages,
+            hub=hub,
         )
     body = render_cached(doc, fmt, _entry_cache(ctx))
+    # WebSub §4: the hub and the topic's URL as HTTP Link headers too, beside the feed's own.
+    links = () if doc.hub is None else (("hub", doc.hub), ("self", doc.self_url))
     return RenderedFeed.of(
-        body, last_modified=doc.updated, media_type=MEDIA_TYPES[fmt], valid_until=rows.valid_until
+        body,
+        last_modified=doc.updated,
+        media_type=MEDIA_TYPES[fmt],
+        valid_until=rows.valid_until,
+        links=links,
     )
 
 
