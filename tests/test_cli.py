@@ -49,7 +49,8 @@ def test_init_is_idempotent(site_runner) -> None:  # type: ignore[no-untyped-def
     assert first.exit_code == 0, first.output
     lines = first.output.splitlines()
     assert lines[0] == f"config: {settings.config_file}"
-    assert lines[1].startswith("database: ") and f"at revision {migrate.head_revision()}" in lines[1]
+    assert lines[1].startswith("database: ")
+    assert f"at revision {migrate.head_revision()}" in lines[1]
     assert f"categories ({settings.paths.categories}): 5 added" in first.output
     assert f"sample posts: 16 loaded from {settings.paths.posts}" in first.output
     counts = factory.counts()
