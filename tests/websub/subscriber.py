@@ -102,7 +102,7 @@ def _handler(subscriber: Subscriber) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def running_subscriber(**options: Any) -> Iterator[Subscriber]:
     subscriber = Subscriber(**options)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(subscriber))
+    server = ThreadingHTTPServer(("127.0.0.1", subscriber.port), _handler(subscriber))
     server.daemon_threads = True
     subscriber.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
