@@ -367,11 +367,16 @@ def _hub_url(max_length: int) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+_LEASE_DIGITS = re.compile(r"[0-9]+")
+# Any longer number is as good as infinite: the hub clamps it to websub.max_lease_seconds.
+_LEASE_CAP = 10**12
+
+
 def _lease_seconds(value: Any) -> Any:
-    number = parse_whole_number(value) if isinstance(value, str) else None
-    if number is None:
+    # §5.1 leaves the lease to the hub: a huge number asks for the longest, never an error.
+    if not isinstance(value, str) or not _LEASE_DIGITS.fullmatch(value):
         raise ValueError("must be a whole number of seconds (ASCII digits)")
-    return number
+    return _LEASE_CAP if len(value) > 12 else int(value)
 
 
 def _secret(value: Any) -> Any:

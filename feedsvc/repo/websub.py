@@ -248,6 +248,18 @@ def add_intent(session: Session, intent: NewIntent, now: datetime) -> int:
     return row.id
 
 
+def pair_held(session: Session, intent: NewIntent) -> bool:
+    """Whether this topic and callback already hold a subscription or a pending request."""
+    pending = select(WebSubIntent.id).where(
+        WebSubIntent.topic == intent.topic, WebSubIntent.callback == intent.callback
+    )
+    if session.scalar(pending.limit(1)) is not None:
+        return True
+    if intent.feed is None or intent.fmt is None:
+        return False
+    return get_subscription(session, intent.feed, intent.fmt, intent.callback) is not None
+
+
 def due_intents(session: Session, now: datetime, limit: int) -> list[WebSubIntent]:
     return list(
         session.scalars(

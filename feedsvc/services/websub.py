@@ -68,7 +68,11 @@ def request_subscription(ctx: Context, hub_request: HubRequest) -> None:
     )
     with ctx.db.write() as session:
         held = websub_repo.count_held(session)
-        if hub_request.mode == "subscribe" and held >= ctx.settings.websub.max_subscriptions:
+        if (
+            hub_request.mode == "subscribe"
+            and held >= ctx.settings.websub.max_subscriptions
+            and not websub_repo.pair_held(session, intent)  # a renewal adds nothing
+        ):
             raise Unavailable(
                 f"the hub holds {held} subscriptions and requests, its limit "
                 "(websub.max_subscriptions); try again later"

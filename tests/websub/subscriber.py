@@ -105,7 +105,7 @@ def running_subscriber(**options: Any) -> Iterator[Subscriber]:
     server = ThreadingHTTPServer(("127.0.0.1", subscriber.port), _handler(subscriber))
     server.daemon_threads = True
     subscriber.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield subscriber
