@@ -225,3 +225,18 @@ def test_pings_owed_to_a_down_hub_back_off_and_survive(db_url, clock) -> None:
             assert has_work(restarted)
             run_websub(restarted)
         assert pings(back) == feeds("licai-fangfa", "all", "tags/chu-xu", "tags/yu-suan")
+
+
+def test_a_related_block_change_is_pinged(ctx, factory, hub) -> None:
+    """The related refresh writes no post, but the 相关内容 blocks it changes are in the feeds."""
+    from feedsvc.schedule import JOBS
+
+    text = "指数基金定投适合长期投资，每月固定金额买入基金，摊低成本，坚持定投。"
+    factory.post(title="指数基金定投入门", content=text, tags=[])
+    factory.post("jijin", title="基金定投要坚持", content=text + "定投基金要有耐心。", tags=[])
+    run_websub(ctx)
+    assert hub.deliveries == []
+    refresh = jobs.run_job(ctx, JOBS["related-refresh"], trigger="cli")
+    assert refresh is jobs.Outcome.SUCCEEDED
+    run_websub(ctx)
+    assert pings(hub) == feeds("licai-fangfa", "jijin", "all")
