@@ -257,7 +257,10 @@ class PeakFds:
 
     def _sample(self) -> None:
         while not self._done.wait(0.005):
-            self.peak = max(self.peak, len(os.listdir("/proc/self/fd")))
+            try:
+                self.peak = max(self.peak, len(os.listdir("/proc/self/fd")))
+            except OSError:  # EMFILE: the limit itself was reached
+                self.peak = max(self.peak, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
     def stop(self) -> int:
         self._done.set()
@@ -364,7 +367,16 @@ def run_configuration(config: dict[str, Any]) -> dict[str, Any]:
             if answer.status_code != 201:
                 problems.append(f"POST /api/v1/posts: {answer.status_code}")
             rss, fds = PeakRss(), PeakFds()
-            results["deliver_s"] = run_websub()
+            if config["profile"]:
+                import cProfile
+                import pstats
+
+                profile = cProfile.Profile()
+                results["deliver_s"] = profile.runcall(run_websub)
+                stats = pstats.Stats(profile, stream=sys.stderr)
+                stats.sort_stats("cumulative").print_stats(40)
+            else:
+                results["deliver_s"] = run_websub()
             results["rss_kib"], results["rss_how"] = rss.growth(), rss.how
             results["fds"] = fds.stop()
 
@@ -422,6 +434,9 @@ def main() -> None:
     parser.add_argument(
         "--failing", type=float, default=0.1, help="share answering 500 in one more run (0: none)"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the delivery runs (into the log)"
+    )
     parser.add_argument("--serve-subscribers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -455,6 +470,7 @@ def main() -> None:
                 "concurrency": concurrency,
                 "failing": failing,
                 "postgres": args.postgres,
+                "profile": args.profile,
             }
             results[label] = run_child(config, log)
             print(f"  {label}: done", file=sys.stderr, flush=True)
