@@ -12,6 +12,7 @@ naming this layer ("websub: ...").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -54,6 +55,20 @@ def signature(secret: str, body: bytes) -> str:
 def hub_links(hub: str, topic: str) -> str:
     """WebSub §7: the hub and the topic as HTTP Link headers of a content distribution."""
     return f'<{hub}>; rel="hub", <{topic}>; rel="self"'
+
+
+def _drain_small(response: httpx.Response) -> None:
+    """Read an answer we do not need when it is empty or short (a 202, a 204), so that its
+    connection goes back to the pool: a response closed unread closes its connection, and
+    every delivery to a host with many callbacks paid a new connection (and handshake).
+    Bounded: a body of unknown or larger length is left unread, as before."""
+    length = response.headers.get("Content-Length")
+    if response.status_code != 204 and (
+        length is None or not length.isdigit() or int(length) > MAX_ECHO_BYTES
+    ):
+        return
+    with contextlib.suppress(httpx.HTTPError):  # the status was read: what it says stands
+        response.read()
 
 
 T = TypeVar("T")
@@ -187,6 +202,7 @@ class Messenger:
                 final = status in (404, 410)
                 return Exchange(status, f"websub: the callback answered HTTP {status}", final), b""
             if not read:
+                _drain_small(response)
                 return Exchange(status, None), b""
             deadline = started + 3 * (self.timeout.read or 10)
             echo = read_body(
