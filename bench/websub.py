@@ -99,6 +99,7 @@ class _Subscribers:
         self.bad_signatures = 0
         self.digests: list[list[str]] = [[] for _ in range(self.count)]
         self.stray = 0
+        self.connections = 0
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -107,11 +108,13 @@ class _Subscribers:
             "bad_signatures": self.bad_signatures,
             "digests": self.digests,
             "stray": self.stray,
+            "connections": self.connections,
         }
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
         parts = urlsplit(target)
         if parts.path.startswith(CONTROL):
+            self.connections -= 1  # urllib's, one per control request: not the hub's
             if parts.path == CONTROL + "/reset":
                 self.reset(json.loads(body))
                 return 200, b"ok"
@@ -140,6 +143,7 @@ async def _connection(
     subscribers: _Subscribers, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     """A minimal HTTP/1.1 server side: Content-Length bodies, keep-alive."""
+    subscribers.connections += 1
     try:
         while True:
             line = await reader.readline()
@@ -362,6 +366,7 @@ def run_configuration(config: dict[str, Any]) -> dict[str, Any]:
             if verified != count:
                 problems.append(f"{verified} of {count} subscriptions verified")
             seen = callbacks.stats()
+            results["verify_connections"] = seen["connections"]
             if seen["verified"] != [1] * count:
                 problems.append("not exactly one verification per callback")
             if any(seen["deliveries"]):
@@ -396,6 +401,7 @@ def run_configuration(config: dict[str, Any]) -> dict[str, Any]:
             if seen["stray"]:
                 problems.append(f"{seen['stray']} requests to no callback")
             results["delivered"] = sum(seen["deliveries"])
+            results["connections"] = seen["connections"] - results["verify_connections"]
             with ctx.db.read() as session:
                 from sqlalchemy import func, select
 
@@ -481,7 +487,7 @@ def main() -> None:
     healthy = results[f"c={DEFAULT_CONCURRENCY}"]["deliver_s"]
     print(
         f"{'configuration':<16}{'subscribe':>11}{'verify':>9}{'deliver':>9}{'deliv/s':>9}"
-        f"{'speed-up':>10}{'RSS MiB':>9}{'fds':>6}  checks"
+        f"{'speed-up':>10}{'RSS MiB':>9}{'fds':>6}{'conns':>7}  checks"
     )
     for label, figures in results.items():
         speedup = base / figures["deliver_s"]
@@ -489,17 +495,21 @@ def main() -> None:
         print(
             f"{label:<16}{figures['subscribe_s']:>10.2f}s{figures['verify_s']:>8.2f}s"
             f"{figures['deliver_s']:>8.2f}s{count / figures['deliver_s']:>9.0f}"
-            f"{speedup:>9.2f}x{figures['rss_kib'] / 1024:>9.1f}{figures['fds']:>6}  "
+            f"{speedup:>9.2f}x{figures['rss_kib'] / 1024:>9.1f}"
+            f"{figures['fds']:>6}{figures['connections']:>7}  "
             + ("ok" if not figures["problems"] else "; ".join(figures["problems"]))
             + note
         )
     verify = "/".join(
-        f"{f['verify_rss_kib'] / 1024:.1f} MiB, {f['verify_fds']} fds" for f in results.values()
+        f"{f['verify_rss_kib'] / 1024:.1f} MiB, {f['verify_fds']} fds, "
+        f"{f['verify_connections']} conns"
+        for f in results.values()
     )
     print(
         f"(speed-up: deliver time at c={levels[0]} / this one; RSS: peak growth during the "
         f"delivery run, by {results[f'c={levels[0]}']['rss_how']}; fds: the most file "
-        f"descriptors open during it; verification runs: {verify})"
+        f"descriptors open during it; conns: connections the subscribers accepted during it; "
+        f"verification runs: {verify})"
     )
     ok = healthy <= budget and not any(figures["problems"] for figures in results.values())
     print(
