@@ -32,6 +32,8 @@ from feedsvc.sources.guard import AddressRefused, checked_url, public_addresses,
 
 # A challenge echo longer than this is wrong anyway (ours are 43 characters).
 MAX_ECHO_BYTES = 4096
+# Origins whose client (so kept-alive connection) a batch keeps; others get one-shot clients.
+MAX_KEPT_CLIENTS = 64
 
 
 @dataclass(frozen=True)
@@ -106,16 +108,23 @@ class Messenger:
         for client in clients:
             client.close()
 
-    def _client(self, url: httpx.URL) -> httpx.Client:
+    def _client(self, url: httpx.URL) -> tuple[httpx.Client, bool]:
+        """The origin's client, and whether it is kept for the batch: past MAX_KEPT_CLIENTS
+        origins a client serves one request (a batch to distinct origins would otherwise
+        hold a kept-alive socket per origin: 512 at concurrency 64, bench/websub.py)."""
         key = (url.scheme, url.host, url.port)
         with self._lock:
             client = self._clients.get(key)
-            if client is None:
-                limits = httpx.Limits(max_connections=self.concurrency)
-                client = self._clients[key] = httpx.Client(
-                    trust_env=False, follow_redirects=False, verify=tls_context(), limits=limits
-                )
-            return client
+            if client is not None:
+                return client, True
+            limits = httpx.Limits(max_connections=self.concurrency)
+            client = httpx.Client(
+                trust_env=False, follow_redirects=False, verify=tls_context(), limits=limits
+            )
+            if len(self._clients) >= MAX_KEPT_CLIENTS:
+                return client, False
+            self._clients[key] = client
+            return client, True
 
     def each(self, items: Iterable[T], send: Callable[[T], R]) -> Iterator[tuple[T, R]]:
         """``send`` each item, ``websub.concurrency`` at a time; (item, result) in order."""
@@ -173,6 +182,27 @@ class Messenger:
         guarded: bool,
         read: bool,
     ) -> tuple[Exchange, bytes]:
+        one_shot: list[httpx.Client] = []  # a client not kept: closed after its response
+        try:
+            return self._exchange(
+                one_shot, method, url, params, headers, body, guarded=guarded, read=read
+            )
+        finally:
+            for client in one_shot:
+                client.close()
+
+    def _exchange(
+        self,
+        one_shot: list[httpx.Client],
+        method: str,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        guarded: bool,
+        read: bool,
+    ) -> tuple[Exchange, bytes]:
         started = time.monotonic()
         all_headers = {"User-Agent": self.user_agent, **headers}
         try:
@@ -181,8 +211,11 @@ class Messenger:
                 target = target.copy_merge_params(params)
             # Unguarded: the external hub the site's owner configured, trusted like the database.
             addresses = public_addresses(target, self.allow_hosts) if guarded else [target.host]
+            client, kept = self._client(target)
+            if not kept:
+                one_shot.append(client)
             response = send_pinned(
-                self._client(target),
+                client,
                 target,
                 addresses,
                 all_headers,
