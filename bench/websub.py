@@ -63,9 +63,10 @@ fds: the most descriptors open during it; conns: connections the subscribers acc
 
 The verification runs peaked at 9-14 MiB of RSS growth and 72-137 descriptors; the delivery
 run comes after them in the same process and reuses what they freed, so its RSS growth reads
-low (1.6-2 MiB at c=16). Concurrency stops paying at about 16: the hub is CPU-bound on two
-cores shared with the subscribers (a delivery costs ~1.6 ms of CPU: rendering once, then
-per subscriber the HMAC, the request through httpx and the row's update). With ``--ports 1``
+low (1.6-2 MiB at c=16). Concurrency stops paying at about 16: on 127.0.0.1 a delivery
+waits on no network, so the hub is bound by CPU (one Python process, its GIL, two cores
+shared with the subscribers' process), not by waiting; against real subscribers, whose
+answers take tens of milliseconds, concurrency would pay much more. With ``--ports 1``
 (one origin, connections kept alive within a batch) c=16 delivered in 1.71 s with 123
 connections instead of 1,000. Before the fixes of this branch's commits (feedsvc/websub/:
 a SELECT and an UPDATE per delivered row; every client kept for the whole run; answers not
