@@ -120,6 +120,17 @@ def get_subscription_by_id(session: Session, subscription_id: int) -> WebSubSubs
     return session.get(WebSubSubscription, subscription_id)
 
 
+def subscriptions_by_id(
+    session: Session, subscription_ids: Iterable[int]
+) -> dict[int, WebSubSubscription]:
+    """The rows still there of these subscriptions, in one query (a batch of deliveries)."""
+    ids = sorted(set(subscription_ids))
+    if not ids:
+        return {}
+    query = select(WebSubSubscription).where(WebSubSubscription.id.in_(ids))
+    return {row.id: row for row in session.scalars(query)}
+
+
 def list_subscriptions(
     session: Session, *, after_id: int | None, limit: int
 ) -> list[tuple[WebSubSubscription, str | None]]:

@@ -12,6 +12,7 @@ naming this layer ("websub: ...").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -31,6 +32,8 @@ from feedsvc.sources.guard import AddressRefused, checked_url, public_addresses,
 
 # A challenge echo longer than this is wrong anyway (ours are 43 characters).
 MAX_ECHO_BYTES = 4096
+# Origins whose client (so kept-alive connection) a batch keeps; others get one-shot clients.
+MAX_KEPT_CLIENTS = 64
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,20 @@ def hub_links(hub: str, topic: str) -> str:
     return f'<{hub}>; rel="hub", <{topic}>; rel="self"'
 
 
+def _drain_small(response: httpx.Response) -> None:
+    """Read an answer we do not need when it is empty or short (a 202, a 204), so that its
+    connection goes back to the pool: a response closed unread closes its connection, and
+    every delivery to a host with many callbacks paid a new connection (and handshake).
+    Bounded: a body of unknown or larger length is left unread, as before."""
+    length = response.headers.get("Content-Length")
+    if response.status_code != 204 and (
+        length is None or not length.isdigit() or int(length) > MAX_ECHO_BYTES
+    ):
+        return
+    with contextlib.suppress(httpx.HTTPError):  # the status was read: what it says stands
+        response.read()
+
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -65,6 +82,7 @@ class Messenger:
 
     One client per callback origin: requests go to checked addresses, so a client shared
     between two HTTPS hosts on one address could reuse the other's connection (fetch.py).
+    The clients, with their kept-alive connections, last one batch of ``each``.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -82,21 +100,31 @@ class Messenger:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self._close_clients()
+
+    def _close_clients(self) -> None:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
 
-    def _client(self, url: httpx.URL) -> httpx.Client:
+    def _client(self, url: httpx.URL) -> tuple[httpx.Client, bool]:
+        """The origin's client, and whether it is kept for the batch: past MAX_KEPT_CLIENTS
+        origins a client serves one request (a batch to distinct origins would otherwise
+        hold a kept-alive socket per origin: 512 at concurrency 64, bench/websub.py)."""
         key = (url.scheme, url.host, url.port)
         with self._lock:
             client = self._clients.get(key)
-            if client is None:
-                limits = httpx.Limits(max_connections=self.concurrency)
-                client = self._clients[key] = httpx.Client(
-                    trust_env=False, follow_redirects=False, verify=tls_context(), limits=limits
-                )
-            return client
+            if client is not None:
+                return client, True
+            limits = httpx.Limits(max_connections=self.concurrency)
+            client = httpx.Client(
+                trust_env=False, follow_redirects=False, verify=tls_context(), limits=limits
+            )
+            if len(self._clients) >= MAX_KEPT_CLIENTS:
+                return client, False
+            self._clients[key] = client
+            return client, True
 
     def each(self, items: Iterable[T], send: Callable[[T], R]) -> Iterator[tuple[T, R]]:
         """``send`` each item, ``websub.concurrency`` at a time; (item, result) in order."""
@@ -104,8 +132,15 @@ class Messenger:
         if not batch:
             return iter(())
         workers = min(self.concurrency, len(batch))
-        with ThreadPoolExecutor(workers, thread_name_prefix="feedsvc-websub") as pool:
-            return iter(list(zip(batch, pool.map(send, batch), strict=True)))
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="feedsvc-websub") as pool:
+                return iter(list(zip(batch, pool.map(send, batch), strict=True)))
+        finally:
+            # Each client keeps its origin's connection open once a response was read (a
+            # verification's): kept for the whole run, a run verifying 1,000 callbacks on
+            # distinct origins held 1,000 sockets at once, past a 1,024-descriptor limit
+            # (bench/websub.py). Closed after each batch, when no thread uses them.
+            self._close_clients()
 
     # --- the exchanges ---------------------------------------------------------------------
 
@@ -147,6 +182,27 @@ class Messenger:
         guarded: bool,
         read: bool,
     ) -> tuple[Exchange, bytes]:
+        one_shot: list[httpx.Client] = []  # a client not kept: closed after its response
+        try:
+            return self._exchange(
+                one_shot, method, url, params, headers, body, guarded=guarded, read=read
+            )
+        finally:
+            for client in one_shot:
+                client.close()
+
+    def _exchange(
+        self,
+        one_shot: list[httpx.Client],
+        method: str,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        guarded: bool,
+        read: bool,
+    ) -> tuple[Exchange, bytes]:
         started = time.monotonic()
         all_headers = {"User-Agent": self.user_agent, **headers}
         try:
@@ -155,8 +211,11 @@ class Messenger:
                 target = target.copy_merge_params(params)
             # Unguarded: the external hub the site's owner configured, trusted like the database.
             addresses = public_addresses(target, self.allow_hosts) if guarded else [target.host]
+            client, kept = self._client(target)
+            if not kept:
+                one_shot.append(client)
             response = send_pinned(
-                self._client(target),
+                client,
                 target,
                 addresses,
                 all_headers,
@@ -176,6 +235,7 @@ class Messenger:
                 final = status in (404, 410)
                 return Exchange(status, f"websub: the callback answered HTTP {status}", final), b""
             if not read:
+                _drain_small(response)
                 return Exchange(status, None), b""
             deadline = started + 3 * (self.timeout.read or 10)
             echo = read_body(
