@@ -36,7 +36,14 @@ LOG_FORMAT_ENV = "FEEDSVC_LOG_FORMAT"
 FORMATS = ("text", "json")
 # Loggers that narrate routine work at INFO: every APScheduler tick ("Running job …",
 # "Job … executed successfully"), alembic's plugin loading. The scheduler logs what it ran.
-QUIET = {"apscheduler": logging.WARNING, "alembic.runtime.plugins": logging.WARNING}
+# httpx and httpcore say every request at INFO: a change to a feed with 1,000 WebSub
+# subscribers would be 1,000 lines; feedsvc.websub and the poll log outcomes themselves.
+QUIET = {
+    "apscheduler": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+}
 # alembic says these two on every connection it opens, migration or not: kept out.
 _ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
 

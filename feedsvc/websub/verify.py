@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
+
+from sqlalchemy.orm import Session
 
 from feedsvc.context import Context
 from feedsvc.jobs import Lease
@@ -37,7 +40,12 @@ def backoff(ctx: Context, failures: int) -> timedelta:
 
 
 def act_on_requests(ctx: Context, lease: Lease, messenger: Messenger) -> int:
-    """Verify or deny every request that is due; how many were acted on."""
+    """Verify or deny every request that is due; how many were acted on.
+
+    Per batch: the callbacks are asked (``websub.concurrency`` at a time), the baseline ETag
+    of each topic a subscriber verified is read (rendering it if it is not watched yet), then
+    every outcome is stored in one transaction.
+    """
     done = 0
     while True:
         lease.checkpoint()
@@ -45,9 +53,22 @@ def act_on_requests(ctx: Context, lease: Lease, messenger: Messenger) -> int:
             intents = websub_repo.due_intents(session, ctx.clock.now(), BATCH)
         if not intents:
             return done
-        for intent, exchange in messenger.each(intents, lambda i: _ask(messenger, i)):
-            _settle(ctx, intent, exchange)
-            done += 1
+        answers = [
+            (intent, exchange)
+            for intent, (exchange, _) in messenger.each(intents, _asker(messenger))
+        ]
+        baselines = {
+            (intent.feed, intent.fmt): ensure_topic(ctx, Topic(intent.feed, intent.fmt))
+            for intent, exchange in answers
+            if intent.mode == "subscribe" and exchange.ok and intent.feed and intent.fmt
+        }
+        said: list[tuple[int, str, object]] = []
+        with ctx.db.write() as session:
+            for intent, exchange in answers:
+                said += _settle(ctx, session, intent, exchange, baselines)
+        for level, message, detail in said:
+            log.log(level, message, detail)
+        done += len(answers)
 
 
 def _ask(messenger: Messenger, intent: WebSubIntent) -> tuple[Exchange, str]:
@@ -65,73 +86,68 @@ def _ask(messenger: Messenger, intent: WebSubIntent) -> tuple[Exchange, str]:
     return messenger.verify(intent.callback, params, challenge), challenge
 
 
-def _settle(ctx: Context, intent: WebSubIntent, answer: tuple[Exchange, str]) -> None:
-    exchange, _ = answer
+def _asker(messenger: Messenger) -> Callable[[WebSubIntent], tuple[Exchange, str]]:
+    return lambda intent: _ask(messenger, intent)
+
+
+def _settle(
+    ctx: Context,
+    session: Session,
+    intent: WebSubIntent,
+    exchange: Exchange,
+    baselines: dict[tuple[str, str], str | None],
+) -> list[tuple[int, str, object]]:
+    """Store what one request came to; the log lines to say once it is committed."""
     now = ctx.clock.now()
     what = f"{intent.mode} {intent.callback} to {intent.topic}"
     if intent.mode == "denied":
         # §5.2: told once; nothing else depends on the callback's answer.
-        log.info("websub: denied %s: %s", what, intent.reason)
-        _forget(ctx, intent)
-        return
+        websub_repo.remove_intents(session, [intent.id])
+        return [(logging.INFO, "websub: denied %s", f"{what}: {intent.reason}")]
     if not exchange.ok:
         attempts = intent.attempts + 1
         if exchange.final or attempts >= VERIFY_ATTEMPTS:
-            log.warning("websub: %s not verified: %s", what, exchange.error)
-            _forget(ctx, intent)
-        else:
-            with ctx.db.write() as session:
-                websub_repo.retry_intent(
-                    session, intent.id, now + backoff(ctx, attempts), exchange.error or ""
-                )
-        return
-    if intent.mode == "unsubscribe":
-        with ctx.db.write() as session:
-            found = websub_repo.get_subscription(
-                session, intent.feed or "", intent.fmt or "", intent.callback
-            )
-            if found is not None:
-                session.delete(found)
             websub_repo.remove_intents(session, [intent.id])
-        log.info("websub: verified %s", what)
-        return
+            return [(logging.WARNING, "websub: not verified: %s", f"{what}: {exchange.error}")]
+        at = now + backoff(ctx, attempts)
+        websub_repo.retry_intent(session, intent.id, at, exchange.error or "")
+        return []
+    websub_repo.remove_intents(session, [intent.id])
+    found = websub_repo.get_subscription(
+        session, intent.feed or "", intent.fmt or "", intent.callback
+    )
+    if intent.mode == "unsubscribe":
+        if found is not None:
+            session.delete(found)
+        return [(logging.INFO, "websub: verified %s", what)]
     assert intent.feed is not None and intent.fmt is not None and intent.lease_seconds
     # The new subscriber is owed changes from now on, not what the feed already held.
-    baseline = ensure_topic(ctx, Topic(intent.feed, intent.fmt))
+    baseline = baselines.get((intent.feed, intent.fmt))
     if baseline is None:  # the feed was deleted since the request
-        log.info("websub: %s: the feed is gone", what)
-        _forget(ctx, intent)
-        return
-    with ctx.db.write() as session:
-        row = websub_repo.get_subscription(session, intent.feed, intent.fmt, intent.callback)
-        expires = now + timedelta(seconds=intent.lease_seconds)
-        if row is None:  # §5.1: a subscription is new, or a renewal of the same pair
-            session.add(
-                WebSubSubscription(
-                    feed=intent.feed,
-                    fmt=intent.fmt,
-                    topic=intent.topic,
-                    callback=intent.callback,
-                    secret=intent.secret,
-                    lease_seconds=intent.lease_seconds,
-                    created_at=now,
-                    verified_at=now,
-                    expires_at=expires,
-                    delivered_etag=baseline,
-                    failures=0,
-                )
+        return [(logging.INFO, "websub: %s: the feed is gone", what)]
+    expires = now + timedelta(seconds=intent.lease_seconds)
+    if found is None:  # §5.1: a subscription is new, or a renewal of the same pair
+        session.add(
+            WebSubSubscription(
+                feed=intent.feed,
+                fmt=intent.fmt,
+                topic=intent.topic,
+                callback=intent.callback,
+                secret=intent.secret,
+                lease_seconds=intent.lease_seconds,
+                created_at=now,
+                verified_at=now,
+                expires_at=expires,
+                delivered_etag=baseline,
+                failures=0,
             )
-        else:  # a renewal: the new lease and secret; what is owed stays owed
-            row.topic, row.secret, row.lease_seconds = (
-                intent.topic,
-                intent.secret,
-                intent.lease_seconds,
-            )
-            row.verified_at, row.expires_at = now, expires
-        websub_repo.remove_intents(session, [intent.id])
-    log.info("websub: verified %s (lease %ds)", what, intent.lease_seconds)
-
-
-def _forget(ctx: Context, intent: WebSubIntent) -> None:
-    with ctx.db.write() as session:
-        websub_repo.remove_intents(session, [intent.id])
+        )
+    else:  # a renewal: the new lease and secret; what is owed stays owed
+        found.topic, found.secret = intent.topic, intent.secret
+        found.lease_seconds, found.verified_at, found.expires_at = (
+            intent.lease_seconds,
+            now,
+            expires,
+        )
+    session.flush()  # a second request of the same pair in this batch finds this row
+    return [(logging.INFO, "websub: verified %s", f"{what} (lease {intent.lease_seconds}s)")]
