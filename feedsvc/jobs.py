@@ -296,9 +296,16 @@ def run_scheduler(
             else:  # the database is away for a moment: one line, and try at the next tick
                 log.error("%s: tick skipped: %s (%s)", spec.name, fault.message, type(exc).__name__)
 
+    checking = {spec.name: threading.Lock() for spec in specs}
+
     def check(spec: JobSpec) -> None:
         run_ctx = reload.ctx
         if cancel.is_set() or not run_ctx.settings.scheduler.enabled or spec.watch is None:
+            return
+        # A run it started may last longer than the interval (a slow subscriber): the next
+        # checks return at once. (With max_instances=1 APScheduler would skip them with a
+        # WARNING line each second.)
+        if not checking[spec.name].acquire(blocking=False):
             return
         try:
             if spec.watch(run_ctx):
@@ -311,6 +318,8 @@ def run_scheduler(
                 log.error(
                     "%s: check skipped: %s (%s)", spec.name, fault.message, type(exc).__name__
                 )
+        finally:
+            checking[spec.name].release()
 
     for spec in specs:
         if spec.watch is not None and spec.watch_seconds is not None:
@@ -319,7 +328,7 @@ def run_scheduler(
                 "interval",
                 args=[spec],
                 id=f"{spec.name}:watch",
-                max_instances=1,
+                max_instances=2,  # the second returns at once while the first runs the job
                 coalesce=True,
                 seconds=spec.watch_seconds(ctx),
                 misfire_grace_time=None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from feedsvc.content import clean_xml_text, is_absolute_http_url, is_url_safe_slug
 from feedsvc.errors import BadRequest, Invalid
+from feedsvc.sources.guard import url_problem
 
 RESERVED_CATEGORY_SLUGS = frozenset({"all", "tags", "api", "static", "posts", "categories"})
 
@@ -204,6 +205,9 @@ def _feed_url(value: Any) -> str:
         raise ValueError("must be a string")
     if not is_absolute_http_url(value):
         raise ValueError("must be an absolute http:// or https:// URL")
+    problem = url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -347,9 +351,10 @@ MAX_TOPIC = 2048
 # §5.1: hub.secret "MUST be less than 200 bytes".
 MAX_SECRET_BYTES = 199
 _NO_CONTROLS = re.compile(r"[\x00-\x20\x7f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def _hub_url(max_length: int) -> BeforeValidator:
+def _hub_url(max_length: int, *, normalise: bool) -> BeforeValidator:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value:
             raise ValueError("must be an absolute http(s) URL")
@@ -358,11 +363,23 @@ def _hub_url(max_length: int) -> BeforeValidator:
         if len(value) > max_length:
             raise ValueError(f"must be at most {max_length} characters")
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL")
         if parts.fragment:
             raise ValueError("must not have a #fragment")
-        return value
+        if parts.username is not None or parts.password is not None:
+            # They would be stored, listed and logged in the clear.
+            raise ValueError("must not carry credentials (user:password@)")
+        if _BAD_ESCAPE.search(value):
+            raise ValueError("has a % not followed by two hexadecimal digits")
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        if not normalise:  # a topic is compared with this site's feed URLs as given
+            return value
+        # RFC 3986 §6.2.2.1: scheme and host are case-insensitive; one subscription per URL.
+        netloc = parts.netloc.lower()
+        return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
 
     return BeforeValidator(check)
 
@@ -395,8 +412,8 @@ class HubRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     mode: Annotated[Literal["subscribe", "unsubscribe"], Field(alias="hub.mode")]
-    callback: Annotated[str, _hub_url(MAX_CALLBACK), Field(alias="hub.callback")]
-    topic: Annotated[str, _hub_url(MAX_TOPIC), Field(alias="hub.topic")]
+    callback: Annotated[str, _hub_url(MAX_CALLBACK, normalise=True), Field(alias="hub.callback")]
+    topic: Annotated[str, _hub_url(MAX_TOPIC, normalise=False), Field(alias="hub.topic")]
     lease_seconds: Annotated[
         int | None, BeforeValidator(_lease_seconds), Field(alias="hub.lease_seconds")
     ] = None

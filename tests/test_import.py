@@ -342,6 +342,9 @@ BAD_IMPORTS = [
     pytest.param("http-404", "jijin", "HTTP 404", id="http-404"),
     pytest.param("http://10.0.0.1/feed", "jijin", "10.0.0.1 is a private address", id="private"),
     pytest.param("http://169.254.169.254/latest", "jijin", "link-local", id="metadata-address"),
+    # A malformed internationalised name: idna's error escaped the guard (a traceback) before.
+    pytest.param("http://xn--/feed", "jijin", "invalid URL", id="bad-a-label"),
+    pytest.param("http://127.0.0.1:99999/feed", "jijin", "port", id="port-out-of-range"),
 ]
 
 

@@ -355,6 +355,10 @@ BAD_CREATES = [
     pytest.param({**GOOD, "url": "javascript:alert(1)"}, {"url"}, id="javascript-url"),
     pytest.param({**GOOD, "url": "http://"}, {"url"}, id="no-host"),
     pytest.param({**GOOD, "url": ""}, {"url"}, id="empty-url"),
+    # A malformed internationalised name (IDNA): a 500, and a traceback at every poll, before.
+    pytest.param({**GOOD, "url": "http://xn--/feed"}, {"url"}, id="bad-a-label"),
+    pytest.param({**GOOD, "url": "http://xn--a.com/feed"}, {"url"}, id="bad-punycode"),
+    pytest.param({**GOOD, "url": "http://partner.example.cn:99999/"}, {"url"}, id="bad-port"),
     pytest.param({**GOOD, "url": 42}, {"url"}, id="url-a-number"),
     pytest.param({**GOOD, "url": [URL]}, {"url"}, id="url-a-list"),
     pytest.param({**GOOD, "category": 42}, {"category"}, id="category-a-number"),

@@ -20,17 +20,20 @@ def websub_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON (the API's shape)")
 @with_appcontext
 def websub_list(as_json: bool = False) -> None:
-    """Verified subscriptions, then requests still waiting for verification."""
+    """Verified subscriptions, then requests still waiting for verification (or to be told
+    they were denied); --json puts those under "pending"."""
     from feedsvc.repo import websub as websub_repo
-    from feedsvc.web.api.serialize import subscription_json
+    from feedsvc.web.api.serialize import request_json, subscription_json
 
     ctx = current_context()
     with ctx.db.read() as session:
         rows = websub_repo.list_subscriptions(session, after_id=None, limit=1_000_000)
         pending = websub_repo.list_intents(session)
     items = [subscription_json(ctx, row, etag) for row, etag in rows]
+    waiting = [request_json(ctx, row) for row in pending]
     if as_json:
-        click.echo(json.dumps({"items": items, "next_cursor": None}, ensure_ascii=False, indent=2))
+        listing = {"items": items, "next_cursor": None, "pending": waiting}
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
         return
     if not items:
         click.echo("no subscriptions")
@@ -53,8 +56,18 @@ def websub_list(as_json: bool = False) -> None:
     if pending:
         click.echo()
         print_table(
-            [[i.mode, i.topic, i.callback, i.attempts, i.last_error or ""] for i in pending],
-            ["waiting", "topic", "callback", "attempts", "last error"],
+            [
+                [
+                    r["id"],
+                    r["mode"],
+                    r["topic"],
+                    r["callback"],
+                    r["attempts"],
+                    r["last_error"] or "",
+                ]
+                for r in waiting
+            ],
+            ["request", "waiting to", "topic", "callback", "attempts", "last error"],
         )
 
 
@@ -68,5 +81,7 @@ def websub_remove(ident: str) -> None:
     subscription_id = find_id(ident)
     if subscription_id is None:
         raise NotFound(f"a subscription is named by its id (ASCII digits), not {ident!r}")
+    if subscription_id == 0:  # a number no row can have
+        raise NotFound(f"no WebSub subscription {ident}")
     websub_service.remove_subscription(current_context(), subscription_id)
     click.echo(f"removed subscription {subscription_id}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -181,10 +181,13 @@ def _owed(now: datetime):  # type: ignore[no-untyped-def]
 
 
 def due_deliveries(
-    session: Session, now: datetime, limit: int
+    session: Session, now: datetime, limit: int, exclude: Collection[int] = ()
 ) -> list[tuple[WebSubSubscription, str]]:
-    """Subscriptions owed their topic's body now, each with the topic's ETag they are owed."""
+    """Subscriptions owed their topic's body now (but those in ``exclude``: in flight), each
+    with the topic's ETag they are owed."""
     query = _owed(now).add_columns(WebSubTopic.etag).order_by(WebSubSubscription.id).limit(limit)
+    if exclude:
+        query = query.where(WebSubSubscription.id.not_in(sorted(exclude)))
     return [(sub, etag) for sub, etag in session.execute(query)]
 
 
@@ -289,8 +292,13 @@ def intents_due(session: Session, now: datetime) -> bool:
     return found is not None
 
 
-def list_intents(session: Session) -> list[WebSubIntent]:
-    return list(session.scalars(select(WebSubIntent).order_by(WebSubIntent.id)))
+def list_intents(
+    session: Session, *, after_id: int | None = None, limit: int | None = None
+) -> list[WebSubIntent]:
+    query = select(WebSubIntent).order_by(WebSubIntent.id).limit(limit)
+    if after_id is not None:
+        query = query.where(WebSubIntent.id > after_id)
+    return list(session.scalars(query))
 
 
 def remove_intents(session: Session, ids: Sequence[int]) -> None:

@@ -28,14 +28,28 @@ def checked_url(url: str) -> httpx.URL:
     """Parse ``url``; refuse anything but an http/https URL with a host."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        # The host is decoded on first use: a malformed IDNA label ("xn--") raises here.
+        host, port = parsed.host, parsed.port
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # UnicodeError is a ValueError
         raise AddressRefused(f"fetch: invalid URL {url!r}: {exc}") from exc
     # feedparser itself would read file:// URLs and plain paths (LIBRARIES.md).
     if parsed.scheme not in ("http", "https"):
         raise AddressRefused(f"fetch: only http and https URLs are fetched, not {url!r}")
-    if not parsed.host:
+    if not host:
         raise AddressRefused(f"fetch: URL has no host: {url!r}")
+    if port is not None and not 0 < port < 65536:
+        raise AddressRefused(f"fetch: URL has no usable port: {url!r}")
     return parsed
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable before any lookup (not http(s), no host, a malformed
+    internationalised name, a port out of range), or None. For input validation."""
+    try:
+        checked_url(url)
+    except AddressRefused as exc:
+        return str(exc).removeprefix("fetch: ").replace(f": {url!r}", "").replace(f" {url!r}", "")
+    return None
 
 
 def public_addresses(url: httpx.URL, allow_hosts: frozenset[str]) -> list[str]:

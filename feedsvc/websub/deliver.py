@@ -17,10 +17,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import httpx
 
@@ -32,7 +29,7 @@ from feedsvc.sources.guard import AddressRefused, checked_url, public_addresses,
 
 # A challenge echo longer than this is wrong anyway (ours are 43 characters).
 MAX_ECHO_BYTES = 4096
-# Origins whose client (so kept-alive connection) a batch keeps; others get one-shot clients.
+# Origins whose client (so kept-alive connections) a run keeps; others get one-shot clients.
 MAX_KEPT_CLIENTS = 64
 
 
@@ -73,16 +70,13 @@ def _drain_small(response: httpx.Response) -> None:
         response.read()
 
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
 class Messenger:
-    """HTTP clients for the run of one job, and a bounded pool of threads to send with.
+    """The HTTP clients of one job run (feedsvc/websub/pump.py sends through them).
 
     One client per callback origin: requests go to checked addresses, so a client shared
     between two HTTPS hosts on one address could reuse the other's connection (fetch.py).
-    The clients, with their kept-alive connections, last one batch of ``each``.
+    At most MAX_KEPT_CLIENTS origins keep theirs (and its kept-alive connections) for the
+    run; others get a client for one request. Closed when the run ends.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -109,7 +103,7 @@ class Messenger:
             client.close()
 
     def _client(self, url: httpx.URL) -> tuple[httpx.Client, bool]:
-        """The origin's client, and whether it is kept for the batch: past MAX_KEPT_CLIENTS
+        """The origin's client, and whether it is kept for the run: past MAX_KEPT_CLIENTS
         origins a client serves one request (a batch to distinct origins would otherwise
         hold a kept-alive socket per origin: 512 at concurrency 64, bench/websub.py)."""
         key = (url.scheme, url.host, url.port)
@@ -125,22 +119,6 @@ class Messenger:
                 return client, False
             self._clients[key] = client
             return client, True
-
-    def each(self, items: Iterable[T], send: Callable[[T], R]) -> Iterator[tuple[T, R]]:
-        """``send`` each item, ``websub.concurrency`` at a time; (item, result) in order."""
-        batch = list(items)
-        if not batch:
-            return iter(())
-        workers = min(self.concurrency, len(batch))
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="feedsvc-websub") as pool:
-                return iter(list(zip(batch, pool.map(send, batch), strict=True)))
-        finally:
-            # Each client keeps its origin's connection open once a response was read (a
-            # verification's): kept for the whole run, a run verifying 1,000 callbacks on
-            # distinct origins held 1,000 sockets at once, past a 1,024-descriptor limit
-            # (bench/websub.py). Closed after each batch, when no thread uses them.
-            self._close_clients()
 
     # --- the exchanges ---------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ way and given up after as long.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -26,7 +26,6 @@ from feedsvc.context import Context
 from feedsvc.feeds import service
 from feedsvc.feeds.cache import RenderedFeed
 from feedsvc.feeds.document import Links
-from feedsvc.jobs import Lease
 from feedsvc.models import WebSubSubscription, WebSubTopic
 from feedsvc.repo import websub as websub_repo
 from feedsvc.websub.deliver import Exchange, Messenger, hub_links, signature
@@ -47,34 +46,43 @@ class _Delivery:
     feed: RenderedFeed | None  # None: the feed is gone (deleted since it changed)
 
 
-def deliver(ctx: Context, lease: Lease, messenger: Messenger, hub: str) -> int:
-    """Send every body owed; how many subscribers were sent one (successfully or not)."""
-    batch_size = messenger.concurrency * 8
-    sent = 0
-    while True:
-        lease.checkpoint()
-        now = ctx.clock.now()
+class Deliveries:
+    """Bodies owed to subscribers (Errands for pump.py): one per subscription at a time."""
+
+    def __init__(self, ctx: Context, messenger: Messenger, hub: str) -> None:
+        self.messenger, self.hub = messenger, hub
+        self.links = Links(ctx.settings.site.base_url)
+
+    def due(self, ctx: Context, exclude: set[Hashable], limit: int) -> list[_Delivery]:
         with ctx.db.read() as session:
-            owed = websub_repo.due_deliveries(session, now, batch_size)
-        if not owed:
-            return sent
+            owed = websub_repo.due_deliveries(
+                session, ctx.clock.now(), limit, exclude={int(str(k)) for k in exclude}
+            )
         feeds: dict[tuple[str, str], RenderedFeed | None] = {}
         for sub, _ in owed:
-            if (sub.feed, sub.fmt) not in feeds:
+            if (sub.feed, sub.fmt) not in feeds:  # rendered once per change (the cache)
                 feeds[sub.feed, sub.fmt] = service.get_feed(
                     ctx, feed_cache(ctx), sub.feed, sub.fmt, None
                 )
-        work = [_Delivery(sub, etag, feeds[sub.feed, sub.fmt]) for sub, etag in owed]
-        results = list(messenger.each(work, lambda d: _post(messenger, hub, d)))
+        return [_Delivery(sub, etag, feeds[sub.feed, sub.fmt]) for sub, etag in owed]
+
+    def key(self, item: _Delivery) -> Hashable:
+        return item.subscription.id
+
+    def send(self, item: _Delivery) -> Exchange:
+        return _post(self.messenger, self.hub, self.links, item)
+
+    def record(self, ctx: Context, results: Sequence[tuple[_Delivery, Exchange]]) -> None:
         _record(ctx, results)
-        sent += len(results)
 
 
-def _post(messenger: Messenger, hub: str, delivery: _Delivery) -> Exchange:
+def _post(messenger: Messenger, hub: str, links: Links, delivery: _Delivery) -> Exchange:
     sub, feed = delivery.subscription, delivery.feed
     if feed is None:
         return Exchange(None, "websub: the feed is gone")
-    headers = {"Content-Type": feed.media_type, "Link": hub_links(hub, sub.topic)}
+    # §7: rel="self" is the topic's canonical URL (a tag feed named by its tag: the slug's).
+    topic = topic_url(links, Topic(sub.feed, sub.fmt))
+    headers = {"Content-Type": feed.media_type, "Link": hub_links(hub, topic)}
     if sub.secret:
         headers["X-Hub-Signature"] = signature(sub.secret, feed.body)
     return messenger.post(sub.callback, feed.body, headers)
@@ -117,29 +125,33 @@ def _record(ctx: Context, results: Sequence[tuple[_Delivery, Exchange]]) -> None
         )
 
 
-def ping_hub(ctx: Context, lease: Lease, messenger: Messenger, hub: str) -> int:
-    """One publish ping per changed topic to the external hub; how many were sent."""
-    links = Links(ctx.settings.site.base_url)
-    sent = 0
-    while True:
-        lease.checkpoint()
-        now = ctx.clock.now()
+_Ping = tuple[str, str, str]  # feed, format, the ETag announced
+
+
+class Pings:
+    """Publish pings owed to an external hub (Errands for pump.py): one per changed topic."""
+
+    def __init__(self, ctx: Context, messenger: Messenger, hub: str) -> None:
+        self.messenger, self.hub = messenger, hub
+        self.links = Links(ctx.settings.site.base_url)
+
+    def due(self, ctx: Context, exclude: set[Hashable], limit: int) -> list[_Ping]:
         with ctx.db.read() as session:
-            due = websub_repo.due_pings(session, now, messenger.concurrency * 8)
-        if not due:
-            return sent
-        work = [(row.feed, row.fmt, row.etag) for row in due]
+            rows = websub_repo.due_pings(session, ctx.clock.now(), limit + len(exclude))
+        return [(r.feed, r.fmt, r.etag) for r in rows if (r.feed, r.fmt) not in exclude][:limit]
 
-        def ping(item: tuple[str, str, str]) -> Exchange:
-            url = topic_url(links, Topic(item[0], item[1]))
-            # The PubSubHubbub 0.4 publish request every public hub understands.
-            body = urlencode({"hub.mode": "publish", "hub.url": url}).encode("ascii")
-            headers = {"Content-Type": "application/x-www-form-urlencoded"}
-            return messenger.post(hub, body, headers, guarded=False)
+    def key(self, item: _Ping) -> Hashable:
+        return item[0], item[1]
 
-        results = list(messenger.each(work, ping))
-        _record_pings(ctx, results, now)
-        sent += len(results)
+    def send(self, item: _Ping) -> Exchange:
+        url = topic_url(self.links, Topic(item[0], item[1]))
+        # The PubSubHubbub 0.4 publish request every public hub understands.
+        body = urlencode({"hub.mode": "publish", "hub.url": url}).encode("ascii")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self.messenger.post(self.hub, body, headers, guarded=False)
+
+    def record(self, ctx: Context, results: Sequence[tuple[_Ping, Exchange]]) -> None:
+        _record_pings(ctx, results, ctx.clock.now())
 
 
 def _record_pings(

@@ -1,11 +1,12 @@
 """The websub job: one run expires leases, watches feeds, acts on requests and sends.
 
-Its run: expire subscriptions past their lease → watch (which topics' ETags changed) → verify
-or deny pending requests → deliver bodies (built-in hub) or ping (external hub). A run only
-starts when there is something to do: the scheduler process asks ``has_work`` every
-``websub.check_seconds`` (a few indexed reads, no write), and runs the job at once when it
-says so, under the job's lease like any run (so two scheduler processes never send twice).
-The job is also due every few minutes on the ordinary tick, as a safety net.
+Its run: expire subscriptions past their lease → watch (which topics' ETags changed) → pump
+(websub/pump.py): verify or deny pending requests and deliver bodies (built-in hub), or ping
+(external hub), as many at once as ``websub.concurrency``, watching for new changes
+meanwhile. A run only starts when there is something to do: the scheduler process asks
+``has_work`` every ``websub.check_seconds`` (a few indexed reads, no write), and runs the job
+at once when it says so, under the job's lease like any run (so two scheduler processes never
+send twice). The job is also due every few minutes on the ordinary tick, as a safety net.
 
 Writes never wait for any of it: a web request only bumps versions (as it always did) or
 records a subscriber's request; everything that talks to the network happens here.
@@ -20,8 +21,9 @@ from feedsvc.context import Context
 from feedsvc.jobs import JobSpec, Lease, every
 from feedsvc.repo import websub as websub_repo
 from feedsvc.websub.deliver import Messenger
-from feedsvc.websub.distribute import deliver, ping_hub
-from feedsvc.websub.verify import act_on_requests
+from feedsvc.websub.distribute import Deliveries, Pings
+from feedsvc.websub.pump import Errands, pump
+from feedsvc.websub.verify import Requests
 from feedsvc.websub.watch import site_changed_since_watched, watch
 
 log = logging.getLogger("feedsvc.websub")
@@ -45,14 +47,19 @@ def run(ctx: Context, lease: Lease) -> int:
             for sub in websub_repo.expire_subscriptions(session, ctx.clock.now()):
                 log.info("websub: lease of %s to %s expired", sub.callback, sub.topic)
                 items += 1
-    watch(ctx, external=not builtin)
-    lease.checkpoint()
+    watch(ctx, external=not builtin, checkpoint=lease.checkpoint)
     with Messenger(ctx) as messenger:
-        if builtin:
-            items += act_on_requests(ctx, lease, messenger)
-            items += deliver(ctx, lease, messenger, hub)
-        else:
-            items += ping_hub(ctx, lease, messenger, hub)
+        kinds: list[Errands] = (
+            [Requests(messenger), Deliveries(ctx, messenger, hub)]
+            if builtin
+            else [Pings(ctx, messenger, hub)]
+        )
+        items += pump(
+            ctx,
+            lease,
+            kinds,
+            look=lambda: watch(ctx, external=not builtin, checkpoint=lease.checkpoint),
+        )
     return items
 
 

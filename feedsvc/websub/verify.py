@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
 from feedsvc.context import Context
-from feedsvc.jobs import Lease
 from feedsvc.models import WebSubIntent, WebSubSubscription
 from feedsvc.repo import websub as websub_repo
 from feedsvc.websub.deliver import Exchange, Messenger
@@ -29,7 +28,6 @@ from feedsvc.websub.watch import ensure_topic
 log = logging.getLogger("feedsvc.websub")
 
 VERIFY_ATTEMPTS = 3
-BATCH = 200
 
 
 def backoff(ctx: Context, failures: int) -> timedelta:
@@ -39,55 +37,52 @@ def backoff(ctx: Context, failures: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.retry_max_seconds))
 
 
-def act_on_requests(ctx: Context, lease: Lease, messenger: Messenger) -> int:
-    """Verify or deny every request that is due; how many were acted on.
+class Requests:
+    """Requests to verify or deny (Errands for pump.py). Their outcomes are stored together:
+    the baseline ETag of each topic a subscriber verified is read first (rendering the feed
+    if it is not watched yet), then every outcome in one transaction."""
 
-    Per batch: the callbacks are asked (``websub.concurrency`` at a time), the baseline ETag
-    of each topic a subscriber verified is read (rendering it if it is not watched yet), then
-    every outcome is stored in one transaction.
-    """
-    done = 0
-    while True:
-        lease.checkpoint()
+    def __init__(self, messenger: Messenger) -> None:
+        self.messenger = messenger
+
+    def due(self, ctx: Context, exclude: set[Hashable], limit: int) -> list[WebSubIntent]:
         with ctx.db.read() as session:
-            intents = websub_repo.due_intents(session, ctx.clock.now(), BATCH)
-        if not intents:
-            return done
-        answers = [
-            (intent, exchange)
-            for intent, (exchange, _) in messenger.each(intents, _asker(messenger))
-        ]
+            rows = websub_repo.due_intents(session, ctx.clock.now(), limit + len(exclude))
+        return [row for row in rows if row.id not in exclude][:limit]
+
+    def key(self, item: WebSubIntent) -> Hashable:
+        return item.id
+
+    def send(self, item: WebSubIntent) -> Exchange:
+        return _ask(self.messenger, item)
+
+    def record(self, ctx: Context, results: Sequence[tuple[WebSubIntent, Exchange]]) -> None:
         baselines = {
             (intent.feed, intent.fmt): ensure_topic(ctx, Topic(intent.feed, intent.fmt))
-            for intent, exchange in answers
+            for intent, exchange in results
             if intent.mode == "subscribe" and exchange.ok and intent.feed and intent.fmt
         }
         said: list[tuple[int, str, object]] = []
         with ctx.db.write() as session:
-            for intent, exchange in answers:
+            for intent, exchange in results:
                 said += _settle(ctx, session, intent, exchange, baselines)
         for level, message, detail in said:
             log.log(level, message, detail)
-        done += len(answers)
 
 
-def _ask(messenger: Messenger, intent: WebSubIntent) -> tuple[Exchange, str]:
+def _ask(messenger: Messenger, intent: WebSubIntent) -> Exchange:
     if intent.mode == "denied":
         params = {
             "hub.mode": "denied",
             "hub.topic": intent.topic,
             "hub.reason": intent.reason or "",
         }
-        return messenger.tell(intent.callback, params), ""
+        return messenger.tell(intent.callback, params)
     challenge = secrets.token_urlsafe(32)
     params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
     if intent.mode == "subscribe":
         params["hub.lease_seconds"] = str(intent.lease_seconds)
-    return messenger.verify(intent.callback, params, challenge), challenge
-
-
-def _asker(messenger: Messenger) -> Callable[[WebSubIntent], tuple[Exchange, str]]:
-    return lambda intent: _ask(messenger, intent)
+    return messenger.verify(intent.callback, params, challenge)
 
 
 def _settle(
@@ -103,7 +98,8 @@ def _settle(
     if intent.mode == "denied":
         # §5.2: told once; nothing else depends on the callback's answer.
         websub_repo.remove_intents(session, [intent.id])
-        return [(logging.INFO, "websub: denied %s", f"{what}: {intent.reason}")]
+        told = f"{intent.callback} told its subscription to {intent.topic} is denied"
+        return [(logging.INFO, "websub: %s", f"{told}: {intent.reason}")]
     if not exchange.ok:
         attempts = intent.attempts + 1
         if exchange.final or attempts >= VERIFY_ATTEMPTS:

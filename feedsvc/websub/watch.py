@@ -14,6 +14,7 @@ there); with the built-in hub, only the feeds a live subscription is for.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,11 +48,20 @@ class Seen:
     recheck_at: datetime | None
 
 
-def look(ctx: Context, feeds: set[str]) -> tuple[list[Seen], set[str]]:
+# Feeds rendered between two checkpoints of the lease (the first look of an external hub's
+# site renders every feed: thousands of tag feeds take longer than one lease).
+CHECKPOINT_EVERY = 200
+
+
+def look(
+    ctx: Context, feeds: set[str], checkpoint: Callable[[], None] = lambda: None
+) -> tuple[list[Seen], set[str]]:
     """Render these feeds in every format now: what each topic holds, and the feeds gone."""
     seen, gone = [], set()
     cache = feed_cache(ctx)
-    for feed in sorted(feeds):
+    for n, feed in enumerate(sorted(feeds), 1):
+        if n % CHECKPOINT_EVERY == 0:
+            checkpoint()
         state = service.versions(ctx).state(feed)
         if state is None:
             gone.add(feed)
@@ -65,7 +75,9 @@ def look(ctx: Context, feeds: set[str]) -> tuple[list[Seen], set[str]]:
     return seen, gone
 
 
-def watch(ctx: Context, *, external: bool) -> list[Topic]:
+def watch(
+    ctx: Context, *, external: bool, checkpoint: Callable[[], None] = lambda: None
+) -> list[Topic]:
     """Bring the topic rows up to date; the topics whose ETag changed since last seen.
 
     With an external hub, each changed topic is owed one publish ping (``ping_due_at``); a
@@ -91,7 +103,7 @@ def watch(ctx: Context, *, external: bool) -> list[Topic]:
         or row.version != versions[feed]
         or (row.recheck_at is not None and row.recheck_at <= now)
     }
-    seen, gone = look(ctx, candidates)
+    seen, gone = look(ctx, candidates, checkpoint)
     first_look = not rows
     changed: list[Topic] = []
     with ctx.db.write() as session:
@@ -121,8 +133,10 @@ def watch(ctx: Context, *, external: bool) -> list[Topic]:
                     row.ping_due_at = now
             row.version, row.recheck_at, row.checked_at = item.version, item.recheck_at, now
     ctx.memory[_SEEN_SITE_VERSION] = versions.get(service.SITE_FEED)
-    for topic in changed:
-        log.info("websub: %s.%s changed", topic.feed, topic.fmt)
+    if changed:
+        names = ", ".join(f"{topic.feed}.{topic.fmt}" for topic in changed[:12])
+        more = f" and {len(changed) - 12} more" if len(changed) > 12 else ""
+        log.info("websub: %d topics changed: %s%s", len(changed), names, more)
     return changed
 
 

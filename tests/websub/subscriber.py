@@ -7,6 +7,7 @@ string), or an HTTP status to answer with. ``post_status``: how it answers a del
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ class Subscriber:
     port: int = 0
     echo: str | int = "challenge"
     post_status: int = 200
+    post_delay: float = 0.0  # seconds before answering a delivery (a slow subscriber)
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +96,7 @@ def _handler(subscriber: Subscriber) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             self._record(self.rfile.read(length))
+            time.sleep(subscriber.post_delay)
             self._answer(subscriber.post_status)
 
     return Handler

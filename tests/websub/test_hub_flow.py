@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from feedsvc.config import load_settings
 from feedsvc.models import WebSubSubscription
 from feedsvc.websub.jobs import WEBSUB, has_work
 from tests.conftest import BASE_URL, overrides_for
+from tests.processes import wait_for
 from tests.websub.subscriber import running_subscriber
 
 TOPIC = f"{BASE_URL}/feeds/licai-fangfa.atom"
@@ -135,3 +138,43 @@ def test_failing_subscriber_is_retried_then_dropped(client, ctx, factory, clock,
         assert len(sub.deliveries) == 5
         assert subscriptions(ctx) == []
         assert "dropped subscription" in caplog.text
+
+
+def test_a_slow_subscriber_holds_up_nobody(db_url, clock) -> None:
+    """One subscriber takes 3 s to answer each delivery: the others get the first change at
+    once, and a second change made while the slow one is still in flight, at once too."""
+    from feedsvc import create_app
+    from tests.factories import Factory
+
+    websub = {"hub": "builtin", "timeout": 5, "check_seconds": 0.1}
+    settings = load_settings(overrides_for(db_url, websub=websub), environ={})
+    app = create_app(settings=settings, clock=clock)
+    ctx, client = app.extensions["feedsvc"], app.test_client()
+    factory = Factory(ctx)
+    factory.post()
+    try:
+        with running_subscriber(post_delay=3.0) as slow, running_subscriber() as fast:
+            subscribe(client, slow.callback())
+            subscribe(client, fast.callback())
+            run_websub(ctx)
+            assert len(subscriptions(ctx)) == 2
+            factory.post(title="第一次更新")
+            started = time.monotonic()
+            runner = threading.Thread(target=run_websub, args=(ctx,))
+            runner.start()
+            wait_for(lambda: len(fast.deliveries) == 1, 2, "the fast subscriber's delivery")
+            assert time.monotonic() - started < 1.5
+            factory.post(title="第二次更新")  # while the slow delivery is in flight
+            wait_for(lambda: len(fast.deliveries) == 2, 2, "the second change, to the fast one")
+            assert time.monotonic() - started < 2.5
+            assert runner.is_alive()  # the slow one still holds its slot
+            runner.join(timeout=20)
+            titles = [feedparser.parse(d.body).entries[0].title for d in fast.deliveries]
+            assert titles == ["第一次更新", "第二次更新"]
+            # The slow one got the first body, then (owed) the newest.
+            wait_for(lambda: len(slow.deliveries) >= 1, 5, "the slow delivery")
+            run_websub(ctx)
+            last = feedparser.parse(slow.deliveries[-1].body).entries[0].title
+            assert last == "第二次更新"
+    finally:
+        ctx.db.dispose()

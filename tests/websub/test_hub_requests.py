@@ -67,6 +67,13 @@ BAD = [
     (form(hub_callback="http://169.254.169.254/latest"), "hub.callback", "link-local"),
     (form(hub_callback="http://[::1]:8080/cb"), "hub.callback", "loopback"),
     (form(hub_callback="http://app.localhost/cb"), "hub.callback", "loopback"),
+    (form(hub_callback="http://xn--/cb"), "hub.callback", "invalid URL"),
+    (form(hub_callback="http://xn--a.com/cb"), "hub.callback", "invalid URL"),
+    (form(hub_callback="http://reader.example.test:99999/cb"), "hub.callback", "port"),
+    (form(hub_callback="http://reader.example.test:0/cb"), "hub.callback", "port"),
+    (form(hub_callback="https://reader.example.test/cb%zz%"), "hub.callback", "hexadecimal"),
+    (form(hub_callback="https://me:pw@reader.example.test/cb"), "hub.callback", "credentials"),
+    (form(hub_topic="http://xn--/feeds/all.rss"), "hub.topic", "invalid URL"),
     (form(hub_lease_seconds="٣٦٠٠"), "hub.lease_seconds", "ASCII digits"),
     (form(hub_lease_seconds="-5"), "hub.lease_seconds", "whole number"),
     (form(hub_lease_seconds="1e6"), "hub.lease_seconds", "whole number"),
@@ -96,6 +103,38 @@ def test_nul_anywhere_is_refused(client, ctx, factory, field) -> None:
     answer = client.post("/websub", data=data)
     assert answer.status_code == 400 and "NUL" in answer.json["error"]["message"]
     assert held(ctx) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # An escape that is not UTF-8: werkzeug would keep "%FF%C3" as the secret's text.
+        (b"hub.secret=%ff%c3&", "not UTF-8"),
+        (b"hub.topic=\xff\xfe&", "ASCII"),
+        (b"hub.callback=https%3A%2F%2Fother.example.test%2Fcb&", "given twice"),
+        (b"&".join(b"p%d=1" % n for n in range(60)) + b"&", "more than 50 parameters"),
+    ],
+)
+def test_forms_read_strictly(client, ctx, factory, body, message) -> None:
+    factory.category()
+    good = (
+        f"hub.mode=subscribe&hub.topic={TOPIC}&hub.callback=https%3A%2F%2Freader.example.test%2F1"
+    ).encode()
+    answer = client.post(
+        "/websub", data=body + good, content_type="application/x-www-form-urlencoded"
+    )
+    assert answer.status_code == 400, answer.data
+    assert message in answer.json["error"]["message"]
+    assert held(ctx) == (0, 0)
+
+
+def test_callbacks_are_normalised(client, ctx, factory) -> None:
+    factory.category()
+    data = form(hub_callback="HTTPS://Reader.Example.TEST:8443/Push?Id=A")
+    assert client.post("/websub", data=data).status_code == 202
+    with ctx.db.read() as session:
+        (row,) = session.scalars(select(WebSubIntent))
+    assert row.callback == "https://reader.example.test:8443/Push?Id=A"
 
 
 def test_a_form_is_required(client, ctx, factory) -> None:
@@ -172,9 +211,15 @@ def test_a_tag_feed_named_by_its_tag_is_a_topic(client, ctx, factory) -> None:
         assert jobs.run_job(ctx, WEBSUB, trigger="cli") is jobs.Outcome.SUCCEEDED
         (check,) = sub.of("GET", "subscribe")
         assert check.params["hub.topic"] == topic
-    with ctx.db.read() as session:
-        (row,) = session.scalars(select(WebSubSubscription))
-    assert (row.feed, row.fmt, row.topic) == ("tags/ding-tou", "json", topic)
+        with ctx.db.read() as session:
+            (row,) = session.scalars(select(WebSubSubscription))
+        assert (row.feed, row.fmt, row.topic) == ("tags/ding-tou", "json", topic)
+        factory.post(tags=["定投"], title="定投第二篇")
+        assert jobs.run_job(ctx, WEBSUB, trigger="cli") is jobs.Outcome.SUCCEEDED
+        (delivery,) = sub.deliveries
+        # WebSub §7: rel="self" is the topic's canonical URL, the one the feed says it has.
+        canonical = f"{BASE_URL}/feeds/tags/ding-tou.json"
+        assert f'<{canonical}>; rel="self"' in delivery.headers["link"]
 
 
 def test_a_callback_that_says_404_is_not_subscribed(client, ctx, factory) -> None:

@@ -144,6 +144,20 @@ class WebSubSubscription(_Shape):
     last_error: str | None
 
 
+class WebSubRequest(_Shape):
+    """A request the built-in hub answered 202 and is still acting on (WebSub §5.2-5.3)."""
+
+    id: int
+    mode: Literal["subscribe", "unsubscribe", "denied"]  # denied: the callback is to be told
+    topic: str
+    callback: str
+    reason: str | None  # why it is denied
+    requested_at: Timestamp
+    attempts: int  # verifications tried (up to 3: 404 or a wrong echo end it at once)
+    next_attempt_at: Timestamp
+    last_error: str | None
+
+
 class JobRequested(_Shape):
     job: str
     status: Literal["requested"]

@@ -7,7 +7,15 @@ from typing import Any
 
 from feedsvc.context import Context
 from feedsvc.feeds.document import Links
-from feedsvc.models import ApiToken, Category, JobRun, Post, Source, WebSubSubscription
+from feedsvc.models import (
+    ApiToken,
+    Category,
+    JobRun,
+    Post,
+    Source,
+    WebSubIntent,
+    WebSubSubscription,
+)
 from feedsvc.repo import jobs as job_repo
 from feedsvc.repo.related import RelatedView
 from feedsvc.web.api import responses as shapes
@@ -184,5 +192,19 @@ def subscription_json(
         failures=row.failures,
         failing_since=_maybe_time(ctx, row.failing_since),
         next_attempt_at=_maybe_time(ctx, row.next_attempt_at),
+        last_error=row.last_error,
+    ).model_dump()
+
+
+def request_json(ctx: Context, row: WebSubIntent) -> dict[str, Any]:
+    return shapes.WebSubRequest(
+        id=row.id,
+        mode=row.mode,  # one of WEBSUB_INTENTS (pydantic checks it)
+        topic=row.topic,
+        callback=row.callback,
+        reason=row.reason,
+        requested_at=_time(ctx, row.requested_at),
+        attempts=row.attempts,
+        next_attempt_at=_time(ctx, row.next_attempt_at),
         last_error=row.last_error,
     ).model_dump()

@@ -10,7 +10,7 @@ from feedsvc.services import websub as websub_service
 from feedsvc.web import ctx
 from feedsvc.web.api import cursor_key, page, query, require_token, route
 from feedsvc.web.api import responses as shapes
-from feedsvc.web.api.serialize import subscription_json
+from feedsvc.web.api.serialize import request_json, subscription_json
 
 
 @route(
@@ -53,3 +53,29 @@ def delete_subscription(subscription_id: int) -> tuple[str, int]:
     require_token()
     websub_service.remove_subscription(ctx(), subscription_id)
     return "", 204
+
+
+@route(
+    "GET",
+    "/websub/requests",
+    operation_id="listWebSubRequests",
+    summary="Requests the built-in hub still has to verify (or to tell they were denied)",
+    tag="websub",
+    ok=200,
+    response=shapes.Page[shapes.WebSubRequest],
+    query=ListQuery,
+)
+def list_requests() -> Response:
+    require_token()
+    args = query(ListQuery)
+    start = cursor_key("websub-requests", args.cursor, (int,))
+    after_id = None if start is None else int(str(start[0]))
+    with ctx().db.read() as session:
+        rows = websub_repo.list_intents(session, after_id=after_id, limit=args.limit + 1)
+    return page(
+        "websub-requests",
+        rows,
+        args.limit,
+        lambda row: (row.id,),
+        lambda row: request_json(ctx(), row),
+    )

@@ -1,0 +1,86 @@
+"""Sending, ``websub.concurrency`` exchanges at a time, without one slow callback holding up
+the rest.
+
+A run keeps up to ``websub.concurrency`` exchanges in flight (verifications, deliveries,
+pings: ``Errands``), and as each one ends it is recorded and the next one due takes its place:
+a subscriber that takes the whole ``websub.timeout`` to answer occupies one slot, not a batch.
+While anything is in flight the run keeps looking for changes (``look``, every
+``websub.check_seconds``), so a change made meanwhile goes out to everyone else at once rather
+than after the slow one. The run ends when nothing is in flight and nothing is due.
+
+Stopping (SIGTERM: the lease's checkpoint raises) lets the exchanges in flight end (each is
+bounded by the time-out) and starts no more; what was not recorded is still owed, in the
+database, for the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Protocol
+
+from feedsvc.context import Context
+from feedsvc.jobs import Lease
+from feedsvc.websub.deliver import Exchange
+
+# How often a long run extends its lease (one small write).
+CHECKPOINT_SECONDS = 2.0
+
+
+class Errands(Protocol):
+    """One kind of exchange: what is due, how to send one, how to store what came of it."""
+
+    def due(self, ctx: Context, exclude: set[Hashable], limit: int) -> Sequence[Any]: ...
+
+    def key(self, item: Any) -> Hashable: ...
+
+    def send(self, item: Any) -> Exchange: ...
+
+    def record(self, ctx: Context, results: Sequence[tuple[Any, Exchange]]) -> None: ...
+
+
+def pump(
+    ctx: Context,
+    lease: Lease,
+    kinds: Sequence[Errands],
+    look: Callable[[], object],
+) -> int:
+    """Send everything due of these kinds, in that order of priority; how many were sent."""
+    settings = ctx.settings.websub
+    in_flight: dict[Future[Exchange], tuple[Errands, Any]] = {}
+    busy: dict[int, set[Hashable]] = {id(kind): set() for kind in kinds}
+    sent = 0
+    last_look = last_checkpoint = time.monotonic()
+    pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="feedsvc-websub")
+    try:
+        while True:
+            now = time.monotonic()
+            if now - last_checkpoint >= CHECKPOINT_SECONDS:
+                lease.checkpoint()
+                last_checkpoint = now
+            if in_flight and now - last_look >= settings.check_seconds:
+                look()  # a change made while a slow exchange is in flight goes out now
+                last_look = time.monotonic()
+            room = settings.concurrency - len(in_flight)
+            for kind in kinds:
+                if room <= 0:
+                    break
+                for item in kind.due(ctx, busy[id(kind)], room):
+                    in_flight[pool.submit(kind.send, item)] = (kind, item)
+                    busy[id(kind)].add(kind.key(item))
+                    room -= 1
+            if not in_flight:
+                return sent
+            done, _ = wait(in_flight, timeout=settings.check_seconds, return_when=FIRST_COMPLETED)
+            finished: dict[int, tuple[Errands, list[tuple[Any, Exchange]]]] = {}
+            for future in done:
+                kind, item = in_flight.pop(future)
+                busy[id(kind)].discard(kind.key(item))
+                finished.setdefault(id(kind), (kind, []))[1].append((item, future.result()))
+            for kind, results in finished.values():
+                kind.record(ctx, results)
+                sent += len(results)
+    finally:
+        # Stopping: what is in flight ends (bounded by websub.timeout), nothing new starts.
+        pool.shutdown(wait=True, cancel_futures=True)
