@@ -65,6 +65,11 @@ url = {database_url}
 
 [scheduler]
 enabled = true
+
+[websub]
+# WebSub push (README: "WebSub push"): "" off; "builtin" runs the hub at <base_url>/websub;
+# or an external hub's URL, pinged when a feed changes. Feeds advertise it (rel="hub").
+hub = ""
 """
 
 _CATEGORIES_TEMPLATE = """\
