@@ -26,6 +26,8 @@ from feedsvc.websub.deliver import Exchange
 
 # How often a long run extends its lease (one small write).
 CHECKPOINT_SECONDS = 2.0
+# How long, once one exchange ended, the others get to end too before all are recorded.
+GATHER_SECONDS = 0.01
 
 
 class Errands(Protocol):
@@ -53,6 +55,19 @@ def pump(
     sent = 0
     last_look = last_checkpoint = time.monotonic()
     pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="feedsvc-websub")
+    finished: list[tuple[Errands, Any, Exchange]] = []  # ended, not yet recorded
+
+    def refill() -> None:
+        room = settings.concurrency - len(in_flight)
+        for kind in kinds:
+            if room <= 0:
+                break
+            # ``busy`` holds what is in flight and what ended unrecorded: both still owed.
+            for item in kind.due(ctx, busy[id(kind)], room):
+                in_flight[pool.submit(kind.send, item)] = (kind, item)
+                busy[id(kind)].add(kind.key(item))
+                room -= 1
+
     try:
         while True:
             now = time.monotonic()
@@ -62,25 +77,35 @@ def pump(
             if in_flight and now - last_look >= settings.check_seconds:
                 look()  # a change made while a slow exchange is in flight goes out now
                 last_look = time.monotonic()
-            room = settings.concurrency - len(in_flight)
-            for kind in kinds:
-                if room <= 0:
-                    break
-                for item in kind.due(ctx, busy[id(kind)], room):
-                    in_flight[pool.submit(kind.send, item)] = (kind, item)
-                    busy[id(kind)].add(kind.key(item))
-                    room -= 1
+            # The freed slots get new work before the ended exchanges are recorded, so the
+            # threads send while this one writes.
+            refill()
+            sent += _record(ctx, finished, busy)
+            finished = []
             if not in_flight:
-                return sent
-            done, _ = wait(in_flight, timeout=settings.check_seconds, return_when=FIRST_COMPLETED)
-            finished: dict[int, tuple[Errands, list[tuple[Any, Exchange]]]] = {}
-            for future in done:
+                refill()  # what the records just made due (a retry, say): none, usually
+                if not in_flight:
+                    return sent
+            wait(in_flight, timeout=settings.check_seconds, return_when=FIRST_COMPLETED)
+            # A few ms for the others to end too: recorded together, in one transaction.
+            wait(in_flight, timeout=GATHER_SECONDS)
+            for future in [future for future in in_flight if future.done()]:
                 kind, item = in_flight.pop(future)
-                busy[id(kind)].discard(kind.key(item))
-                finished.setdefault(id(kind), (kind, []))[1].append((item, future.result()))
-            for kind, results in finished.values():
-                kind.record(ctx, results)
-                sent += len(results)
+                finished.append((kind, item, future.result()))
     finally:
         # Stopping: what is in flight ends (bounded by websub.timeout), nothing new starts.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _record(
+    ctx: Context, finished: Sequence[tuple[Errands, Any, Exchange]], busy: dict[int, set[Hashable]]
+) -> int:
+    """Store what the ended exchanges came to, kind by kind; they are no longer busy."""
+    by_kind: dict[int, tuple[Errands, list[tuple[Any, Exchange]]]] = {}
+    for kind, item, exchange in finished:
+        by_kind.setdefault(id(kind), (kind, []))[1].append((item, exchange))
+    for kind, results in by_kind.values():
+        kind.record(ctx, results)
+        for item, _ in results:
+            busy[id(kind)].discard(kind.key(item))
+    return len(finished)
