@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.feeds.versions import SITE_FEED, TAG_FEED
@@ -137,11 +137,7 @@ def list_subscriptions(
     """Subscriptions by id, each with its topic's ETag (None: the topic is not watched yet)."""
     query = (
         select(WebSubSubscription, WebSubTopic.etag)
-        .outerjoin(
-            WebSubTopic,
-            (WebSubTopic.feed == WebSubSubscription.feed)
-            & (WebSubTopic.fmt == WebSubSubscription.fmt),
-        )
+        .outerjoin(WebSubTopic, _TOPIC_OF_SUBSCRIPTION)
         .order_by(WebSubSubscription.id)
         .limit(limit)
     )
@@ -157,21 +153,29 @@ def count_held(session: Session) -> int:
     return subscriptions + intents
 
 
-def _owed(now: datetime):  # type: ignore[no-untyped-def]
-    """Live subscriptions whose topic holds bytes they have not been sent, and not waiting."""
+def _owed_where(now: datetime) -> list[ColumnElement[bool]]:
+    """Live subscriptions whose topic holds bytes they have not been sent (joined to it)."""
+    return [
+        WebSubSubscription.expires_at > now,
+        or_(
+            WebSubSubscription.delivered_etag.is_(None),
+            WebSubSubscription.delivered_etag != WebSubTopic.etag,
+        ),
+    ]
+
+
+_TOPIC_OF_SUBSCRIPTION = (WebSubTopic.feed == WebSubSubscription.feed) & (
+    WebSubTopic.fmt == WebSubSubscription.fmt
+)
+
+
+def _owed(now: datetime) -> Select[WebSubSubscription]:
+    """Subscriptions owed a body now: not waiting to retry (``next_attempt_at``)."""
     return (
         select(WebSubSubscription)
-        .join(
-            WebSubTopic,
-            (WebSubTopic.feed == WebSubSubscription.feed)
-            & (WebSubTopic.fmt == WebSubSubscription.fmt),
-        )
+        .join(WebSubTopic, _TOPIC_OF_SUBSCRIPTION)
         .where(
-            WebSubSubscription.expires_at > now,
-            or_(
-                WebSubSubscription.delivered_etag.is_(None),
-                WebSubSubscription.delivered_etag != WebSubTopic.etag,
-            ),
+            *_owed_where(now),
             or_(
                 WebSubSubscription.next_attempt_at.is_(None),
                 WebSubSubscription.next_attempt_at <= now,
@@ -332,18 +336,8 @@ def backlog(session: Session, now: datetime) -> Backlog:
     owed = (
         select(func.count())
         .select_from(WebSubSubscription)
-        .join(
-            WebSubTopic,
-            (WebSubTopic.feed == WebSubSubscription.feed)
-            & (WebSubTopic.fmt == WebSubSubscription.fmt),
-        )
-        .where(
-            WebSubSubscription.expires_at > now,
-            or_(
-                WebSubSubscription.delivered_etag.is_(None),
-                WebSubSubscription.delivered_etag != WebSubTopic.etag,
-            ),
-        )
+        .join(WebSubTopic, _TOPIC_OF_SUBSCRIPTION)
+        .where(*_owed_where(now))
     )
     pings = (
         select(func.count()).select_from(WebSubTopic).where(WebSubTopic.ping_due_at.is_not(None))

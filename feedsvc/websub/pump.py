@@ -2,7 +2,8 @@
 the rest.
 
 A run keeps up to ``websub.concurrency`` exchanges in flight (verifications, deliveries,
-pings: ``Errands``), and as each one ends it is recorded and the next one due takes its place:
+pings: ``Errands``), and as each one ends the next one due takes its place (what ended is
+recorded a few at a time, in one transaction):
 a subscriber that takes the whole ``websub.timeout`` to answer occupies one slot, not a batch.
 While anything is in flight the run keeps looking for changes (``look``, every
 ``websub.check_seconds``), so a change made meanwhile goes out to everyone else at once rather
@@ -16,6 +17,7 @@ database, for the next run.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
@@ -26,8 +28,11 @@ from feedsvc.websub.deliver import Exchange
 
 # How often a long run extends its lease (one small write).
 CHECKPOINT_SECONDS = 2.0
-# How long, once one exchange ended, the others get to end too before all are recorded.
-GATHER_SECONDS = 0.01
+# Items read per query, in slots (websub.concurrency): the next ones are sent without waiting
+# for a query each.
+READ_AHEAD = 8
+# Ended exchanges are recorded together, a slot's worth or after this long.
+RECORD_SECONDS = 0.05
 
 
 class Errands(Protocol):
@@ -56,17 +61,21 @@ def pump(
     last_look = last_checkpoint = time.monotonic()
     pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="feedsvc-websub")
     finished: list[tuple[Errands, Any, Exchange]] = []  # ended, not yet recorded
+    queued: deque[tuple[Errands, Any]] = deque()  # read as due, not yet sent
+    last_record = time.monotonic()
 
     def refill() -> None:
-        room = settings.concurrency - len(in_flight)
-        for kind in kinds:
-            if room <= 0:
-                break
-            # ``busy`` holds what is in flight and what ended unrecorded: both still owed.
-            for item in kind.due(ctx, busy[id(kind)], room):
-                in_flight[pool.submit(kind.send, item)] = (kind, item)
-                busy[id(kind)].add(kind.key(item))
-                room -= 1
+        # ``busy`` holds what is queued, in flight, or ended unrecorded: all still owed.
+        if not queued:
+            for kind in kinds:  # read ahead: one query feeds several slots' worth
+                for item in kind.due(ctx, busy[id(kind)], settings.concurrency * READ_AHEAD):
+                    queued.append((kind, item))
+                    busy[id(kind)].add(kind.key(item))
+                if queued:
+                    break
+        while queued and len(in_flight) < settings.concurrency:
+            kind, item = queued.popleft()
+            in_flight[pool.submit(kind.send, item)] = (kind, item)
 
     try:
         while True:
@@ -78,17 +87,21 @@ def pump(
                 look()  # a change made while a slow exchange is in flight goes out now
                 last_look = time.monotonic()
             # The freed slots get new work before the ended exchanges are recorded, so the
-            # threads send while this one writes.
+            # threads send while this one writes; the records wait for a slot's worth.
             refill()
-            sent += _record(ctx, finished, busy)
-            finished = []
-            if not in_flight:
+            if finished and (
+                not in_flight
+                or len(finished) >= settings.concurrency
+                or now - last_record >= RECORD_SECONDS
+            ):
+                sent += _record(ctx, finished, busy)
+                finished, last_record = [], time.monotonic()
+            if not in_flight and not finished:
                 refill()  # what the records just made due (a retry, say): none, usually
                 if not in_flight:
                     return sent
-            wait(in_flight, timeout=settings.check_seconds, return_when=FIRST_COMPLETED)
-            # A few ms for the others to end too: recorded together, in one transaction.
-            wait(in_flight, timeout=GATHER_SECONDS)
+            if in_flight:
+                wait(in_flight, timeout=settings.check_seconds, return_when=FIRST_COMPLETED)
             for future in [future for future in in_flight if future.done()]:
                 kind, item = in_flight.pop(future)
                 finished.append((kind, item, future.result()))

@@ -111,18 +111,8 @@ def watch(
         for item in seen:
             row = session.get(WebSubTopic, (item.topic.feed, item.topic.fmt))
             if row is None:
-                session.add(
-                    WebSubTopic(
-                        feed=item.topic.feed,
-                        fmt=item.topic.fmt,
-                        version=item.version,
-                        etag=item.etag,
-                        checked_at=now,
-                        recheck_at=item.recheck_at,
-                        ping_due_at=now if external and not first_look else None,
-                        ping_failures=0,
-                    )
-                )
+                ping_due = now if external and not first_look else None
+                session.add(_new_topic(item, now, ping_due))
                 if not first_look:
                     changed.append(item.topic)
                 continue
@@ -154,18 +144,21 @@ def ensure_topic(ctx: Context, topic: Topic) -> str | None:
     with ctx.db.write() as session:
         for item in seen:
             if session.get(WebSubTopic, (item.topic.feed, item.topic.fmt)) is None:
-                session.add(
-                    WebSubTopic(
-                        feed=item.topic.feed,
-                        fmt=item.topic.fmt,
-                        version=item.version,
-                        etag=item.etag,
-                        checked_at=now,
-                        recheck_at=item.recheck_at,
-                        ping_failures=0,
-                    )
-                )
+                session.add(_new_topic(item, now, None))
     return next(item.etag for item in seen if item.topic == topic)
+
+
+def _new_topic(item: Seen, now: datetime, ping_due: datetime | None) -> WebSubTopic:
+    return WebSubTopic(
+        feed=item.topic.feed,
+        fmt=item.topic.fmt,
+        version=item.version,
+        etag=item.etag,
+        checked_at=now,
+        recheck_at=item.recheck_at,
+        ping_due_at=ping_due,
+        ping_failures=0,
+    )
 
 
 def site_changed_since_watched(ctx: Context, site_version: int) -> bool:
