@@ -45,37 +45,40 @@ Run: `.venv/bin/python bench/websub.py [--postgres URL] [--subscribers N] [--por
 Measured on this machine (2 shared cores; N = 1,000 on 1,000 ports; the subscribers'
 process shares the cores; all checks ok in every row; subscribe: the 1,000 POST /websub;
 speed-up: delivery time at c=1 / this one; RSS: peak growth in the delivery run, VmHWM;
-fds: the most descriptors open during it; conns: connections the subscribers accepted):
+fds: the most descriptors open during it; conns: connections the subscribers accepted),
+with the run as it is now (feedsvc/websub/pump.py: a slot is refilled as each exchange ends;
+one query reads eight slots' worth ahead; what ended is recorded a slot's worth at a time):
 
     SQLite          subscribe  verify  deliver  deliv/s  speed-up  RSS MiB  fds  conns
-    c=1                 2.41s   4.10s    2.64s      378     1.00x      0.4   17   1000
-    c=16                2.46s   3.81s    1.61s      620     1.64x      2.0   89   1000
-    c=64                2.63s   3.71s    1.68s      596     1.58x      6.0  137   1000
-    c=16, 100 fail      2.59s   4.01s    1.76s      568  (x1.09 the healthy c=16 run)
-    PASS: 1.61 s against 30 s
+    c=1                 2.47s   4.53s    3.53s      283     1.00x      0.7   74   1000
+    c=16                2.54s   3.81s    1.90s      526     1.86x      1.3   85   1000
+    c=64                2.45s   3.65s    1.84s      543     1.92x      3.1  100   1000
+    c=16, 100 fail      2.54s   3.65s    1.92s      521  (x1.01 the healthy c=16 run)
+    PASS: 1.90 s against 30 s
 
     PostgreSQL      subscribe  verify  deliver  deliv/s  speed-up  RSS MiB  fds  conns
-    c=1                 3.76s   6.24s    3.08s      325     1.00x      0.3   15   1000
-    c=16                4.25s   5.93s    1.82s      551     1.69x      1.8   87   1000
-    c=64                3.84s   6.22s    1.96s      511     1.57x      6.6  135   1000
-    c=16, 100 fail      3.87s   5.75s    1.96s      511  (x1.08 the healthy c=16 run)
-    PASS: 1.82 s against 30 s
+    c=1                 4.74s   6.59s    4.59s      218     1.00x      0.6   72   1000
+    c=16                4.55s   5.33s    2.12s      472     2.17x      1.1   82   1000
+    c=64                4.60s   5.17s    2.10s      477     2.19x      3.2   95   1000
+    c=16, 100 fail      4.79s   5.70s    2.22s      450  (x1.05 the healthy c=16 run)
+    PASS: 2.12 s against 30 s
 
-The verification runs peaked at 9-14 MiB of RSS growth and 72-137 descriptors; the delivery
+The verification runs peaked at 9-13 MiB of RSS growth and 72-91 descriptors; the delivery
 run comes after them in the same process and reuses what they freed, so its RSS growth reads
-low (1.6-2 MiB at c=16). Concurrency stops paying at about 16: on 127.0.0.1 a delivery
-waits on no network, so the hub is bound by CPU (one Python process, its GIL, two cores
-shared with the subscribers' process), not by waiting; against real subscribers, whose
-answers take tens of milliseconds, concurrency would pay much more. With ``--ports 1``
-(one origin, connections kept alive within a batch) c=16 delivered in 1.71 s with 123
-connections instead of 1,000. Before the fixes of this branch's commits (feedsvc/websub/:
-a SELECT and an UPDATE per delivered row; every client kept for the whole run; answers not
-read) the same c=16 delivery took 2.22 s (SQLite) and 2.88 s (PostgreSQL), and verification
-held 1,009 descriptors: 1,100 subscribers under a 1,024-descriptor limit left 84 unverified.
+low. Concurrency stops paying at about 16: on 127.0.0.1 a delivery waits on no network, so
+the hub is bound by CPU (one Python process, its GIL, two cores shared with the subscribers'
+process), not by waiting; against real subscribers, whose answers take tens of milliseconds,
+concurrency pays much more.
 
-Where verification's time goes (--profile, SQLite, c=16, 6.0 s under the profiler): 3.9 s
-in verify._settle, three transactions per request (ensure_topic's read, then a write with
-get_subscription, the insert and remove_intents); the exchanges 1.7 s. Left as it is.
+History of this bench (c=16, deliver): fixed batches of 128 (each batch waited for its
+slowest exchange) took 2.22 s (SQLite) and 2.88 s (PostgreSQL) with a SELECT and an UPDATE
+per delivered row, every client kept for the whole run (verification held 1,009 descriptors:
+1,100 subscribers under a 1,024-descriptor limit left 84 unverified) and answers unread; 1.61
+and 1.82 s once those were fixed. The refilled slots (so that one subscriber taking the
+whole time-out holds up nobody: tests/websub/test_hub_flow.py) first cost 2.04 and 2.66 s,
+a query and a transaction per exchange; reading ahead and recording a slot at a time brought
+that to the figures above. Verification: three transactions per request before they were
+stored a batch at a time (3.9 of 6.0 s under the profiler).
 """
 
 from __future__ import annotations
