@@ -27,6 +27,7 @@ from feedsvc.commands import (
     site,
     source,
     token,
+    user,
     websub,
 )
 from feedsvc.commands.base import CommandFailed, ConfigurationFailed, explain
@@ -163,6 +164,7 @@ for command in (
     source.source_group,
     feed_import.import_command,
     token.token_group,
+    user.user_group,
     websub.websub_group,
     backup_command,
     export_command,

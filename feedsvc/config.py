@@ -59,7 +59,8 @@ class SiteSettings(_Section):
     # feeds have been published. The authority defaults to base_url's host.
     tag_authority: str = ""
     tag_date: date = date(2026, 1, 1)
-    # Signs the sessions of the coming admin UI; `feedsvc new-site` generates one.
+    # Signs the admin's session cookies (feedsvc/web/admin/); `feedsvc new-site` generates
+    # one. Empty or shorter than ADMIN_MIN_SECRET_CHARS: the admin signs nobody in.
     secret_key: str = Field("", max_length=200)
 
     @field_validator("base_url")
@@ -336,6 +337,26 @@ class MetricsSettings(_Section):
         return value
 
 
+# A key shorter than this could be guessed or is a placeholder ("changeme"): the admin refuses
+# to sign anyone in with it (web/admin/session.py). new-site's key has 43 characters.
+ADMIN_MIN_SECRET_CHARS = 32
+
+
+class AdminSettings(_Section):
+    """The admin web UI at /admin (feedsvc/web/admin/): sessions and the sign-in rate limit."""
+
+    # A session ends this many hours after sign-in, whatever happens meanwhile.
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    # This many failed sign-ins of one account from one address within failure_window_minutes
+    # lock that pair out for lockout_minutes after the last of them (the table login_failures).
+    max_failures: int = Field(5, ge=1, le=1000)
+    failure_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    lockout_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Failures from one address within the window, whatever the account names, that lock the
+    # address out of every account (password spraying across names).
+    max_failures_per_address: int = Field(50, ge=1, le=100_000)
+
+
 class Settings(_Section):
     site: SiteSettings = SiteSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -351,6 +372,7 @@ class Settings(_Section):
     config_file: Path | None = None
     metrics: MetricsSettings = MetricsSettings()
     websub: WebSubSettings = WebSubSettings()
+    admin: AdminSettings = AdminSettings()
 
     @property
     def hub_url(self) -> str | None:

@@ -456,3 +456,34 @@ class WebSubIntent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminUser(Base):
+    """Who may sign in to the admin at /admin (feedsvc/web/admin/); `feedsvc user` manages."""
+
+    __tablename__ = "admin_users"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    # Argon2id in PHC string form ($argon2id$v=19$m=...,t=...,p=...$salt$hash).
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """One failed sign-in, kept in the database so that every worker sees every failure
+    (services/users.py counts them for the lockout and prunes the old ones)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_pair", "name", "address", "failed_at"),
+        Index("ix_login_failures_address", "address", "failed_at"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))  # the name tried (it may be no user's)
+    address: Mapped[str] = mapped_column(String(64))  # the client's IP address
+    failed_at: Mapped[datetime]

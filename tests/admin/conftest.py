@@ -1,0 +1,66 @@
+"""The admin's fixtures: a site with a secret key, cheap password hashes, signed-in clients."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+
+from feedsvc.config import load_settings
+from feedsvc.services import users as user_service
+from tests.conftest import overrides_for
+
+SECRET = "k" * 20 + "tests-only-secret-key-0123456789"
+PASSWORD = "正确的密码-correct-horse"
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Argon2id still, at test cost: 64 MiB and 3 passes per hash would add seconds.
+    monkeypatch.setattr(
+        user_service, "hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    user_service._dummy_hash.cache_clear()
+
+
+def admin_overrides(db_url: str, **site: Any) -> dict[str, Any]:
+    overrides = overrides_for(db_url)
+    overrides["site"].update({"secret_key": SECRET, **site})
+    return overrides
+
+
+@pytest.fixture
+def settings(db_url: str):  # type: ignore[no-untyped-def]
+    return load_settings(admin_overrides(db_url), environ={})
+
+
+@pytest.fixture
+def admin_user(ctx) -> str:  # type: ignore[no-untyped-def]
+    user_service.create_user(ctx, "编辑小王", PASSWORD)
+    return "编辑小王"
+
+
+def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
+    """The CSRF token of the client's session, read from the login page's form."""
+    page = client.get("/admin/login").get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def sign_in(client, name: str, password: str = PASSWORD, **extra: Any):  # type: ignore[no-untyped-def]
+    token = csrf_of(client)
+    return client.post(
+        "/admin/login" + extra.pop("query", ""),
+        data={"name": name, "password": password, "csrf_token": token},
+        **extra,
+    )
+
+
+@pytest.fixture
+def signed_in(client, admin_user: str):  # type: ignore[no-untyped-def]
+    answer = sign_in(client, admin_user)
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return client
