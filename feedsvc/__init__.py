@@ -30,7 +30,7 @@ def create_app(
     from feedsvc.context import Context
     from feedsvc.db import Database
     from feedsvc.feeds.cache import FeedCache
-    from feedsvc.web import api, errors, feeds, pages, retry, routing, static, websub, writes
+    from feedsvc.web import admin, api, errors, feeds, pages, retry, routing, static, websub, writes
     from feedsvc.web import metrics as web_metrics
 
     settings = settings or load_settings(overrides)
@@ -59,6 +59,7 @@ def create_app(
     static.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(websub.bp)
+    admin.init_app(app, settings)
     retry.init_app(app)  # after the views it wraps; /healthz below reports, never retries
 
     @app.get("/healthz")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, literal, or_, select, tuple_
+from sqlalchemy import Select, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -210,3 +210,36 @@ def get_tag_by_id(session: Session, tag_id: int) -> Tag | None:
 
 def get_tag_by_name(session: Session, name: str) -> Tag | None:
     return session.scalar(select(Tag).where(Tag.name == name))
+
+
+def count_by_state(session: Session, now: datetime) -> tuple[int, int, int]:
+    """(published and due, drafts, scheduled: published with a time still to come)."""
+    due = and_(Post.status == "published", Post.published_at <= now)
+    scheduled = and_(Post.status == "published", Post.published_at > now)
+    row = session.execute(
+        select(
+            func.count(case((due, 1))),
+            func.count(case((Post.status == "draft", 1))),
+            func.count(case((scheduled, 1))),
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def recently_changed(session: Session, limit: int) -> list[Post]:
+    """Posts of every state, the last written first (the admin's dashboard)."""
+    return list(
+        session.scalars(select(Post).order_by(Post.updated_at.desc(), Post.id.desc()).limit(limit))
+    )
+
+
+def scheduled_posts(session: Session, now: datetime, limit: int) -> list[Post]:
+    """Published posts still to come, the soonest first."""
+    return list(
+        session.scalars(
+            select(Post)
+            .where(Post.status == "published", Post.published_at > now)
+            .order_by(Post.published_at, Post.id)
+            .limit(limit)
+        )
+    )

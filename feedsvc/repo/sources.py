@@ -119,3 +119,15 @@ def add_entries(session: Session, rows: Sequence[dict[str, object]]) -> None:
     """Record upstream entries (SourceEntry rows) in one statement."""
     if rows:
         session.execute(insert(SourceEntry), list(rows))
+
+
+def failing_sources(session: Session, limit: int) -> list[Source]:
+    """Sources whose last fetches failed, or that were disabled for it; the worst first."""
+    return list(
+        session.scalars(
+            select(Source)
+            .where(or_(Source.consecutive_errors > 0, Source.disabled_reason.is_not(None)))
+            .order_by(Source.consecutive_errors.desc(), Source.id)
+            .limit(limit)
+        )
+    )

@@ -133,6 +133,7 @@ class SignIn:
 
     user: AdminUser | None
     message: str = ""
+    locked: bool = False  # refused without looking at the password (the lockout)
 
 
 @cache
@@ -155,7 +156,7 @@ def sign_in(ctx: Context, name: str, password: str, address: str) -> SignIn:
         user = user_repo.get_user_by_name(session, name)
     if until is not None:
         minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-        return SignIn(None, f"登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试。")
+        return SignIn(None, f"登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试。", True)
     if not _verify(user.password_hash if user else _dummy_hash(), password) or user is None:
         limits = ctx.settings.admin
         keep = timedelta(minutes=limits.failure_window_minutes + limits.lockout_minutes)

@@ -42,16 +42,16 @@ def admin_user(ctx) -> str:  # type: ignore[no-untyped-def]
     return "编辑小王"
 
 
-def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
+def csrf_of(client, base_url: str = "http://localhost") -> str:  # type: ignore[no-untyped-def]
     """The CSRF token of the client's session, read from the login page's form."""
-    page = client.get("/admin/login").get_data(as_text=True)
+    page = client.get("/admin/login", base_url=base_url).get_data(as_text=True)
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert found, page
     return found.group(1)
 
 
 def sign_in(client, name: str, password: str = PASSWORD, **extra: Any):  # type: ignore[no-untyped-def]
-    token = csrf_of(client)
+    token = csrf_of(client, extra.get("base_url", "http://localhost"))
     return client.post(
         "/admin/login" + extra.pop("query", ""),
         data={"name": name, "password": password, "csrf_token": token},

@@ -1,0 +1,122 @@
+"""/admin: the dashboard. Counts of posts, the last written, the scheduled ones with their due
+time (site time zone), the jobs with their last run, and the sources that are failing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import render_template
+
+from feedsvc.context import Context
+from feedsvc.models import Post, Source
+from feedsvc.repo import posts as post_repo
+from feedsvc.repo import sources as source_repo
+from feedsvc.web import ctx
+from feedsvc.web.admin import bp, session
+from feedsvc.web.admin.layout import admin_layout, local_time
+from feedsvc.web.api.serialize import jobs_json
+
+LATEST = 10
+SCHEDULED = 20
+FAILING = 20
+
+
+@dataclass(frozen=True)
+class PostRow:
+    title: str
+    slug: str
+    category: str
+    state: str  # 已发布 / 草稿 / 定时
+    published_at: str  # site time zone
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class JobRow:
+    name: str
+    description: str
+    next_due_at: str
+    running: bool
+    last_status: str  # "" when it never ran
+    last_started_at: str
+    last_error: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    published: int
+    drafts: int
+    scheduled: int
+    latest: list[PostRow]
+    upcoming: list[PostRow]
+    jobs: list[JobRow]
+    failing: list[Source]
+
+
+def build(context: Context) -> Dashboard:
+    now = context.clock.now()
+    tz = context.settings.site.tz
+    with context.db.read() as session:
+        published, drafts, scheduled = post_repo.count_by_state(session, now)
+        latest = [_post_row(post, now, tz) for post in post_repo.recently_changed(session, LATEST)]
+        upcoming = [
+            _post_row(post, now, tz) for post in post_repo.scheduled_posts(session, now, SCHEDULED)
+        ]
+        failing = source_repo.failing_sources(session, FAILING)
+    return Dashboard(published, drafts, scheduled, latest, upcoming, _jobs(context, tz), failing)
+
+
+def _post_row(post: Post, now: datetime, tz: Any) -> PostRow:
+    if post.status == "draft":
+        state = "草稿"
+    elif post.published_at > now:
+        state = "定时"
+    else:
+        state = "已发布"
+    return PostRow(
+        title=post.title,
+        slug=post.slug,
+        category=post.category.name,
+        state=state,
+        published_at=local_time(post.published_at, tz),
+        updated_at=local_time(post.updated_at, tz),
+    )
+
+
+def _jobs(context: Context, tz: Any) -> list[JobRow]:
+    rows = []
+    for job in jobs_json(context, runs_per_job=1):
+        last = job["runs"][0] if job["runs"] else None
+        rows.append(
+            JobRow(
+                name=job["name"],
+                description=job["description"],
+                next_due_at=_shown(job["next_due_at"], tz),
+                running=bool(job["running"]),
+                last_status="" if last is None else last["status"],
+                last_started_at="" if last is None else _shown(last["started_at"], tz),
+                last_error="" if last is None else (last["error"] or ""),
+            )
+        )
+    return rows
+
+
+def _shown(value: str | None, tz: Any) -> str:
+    return "" if value is None else local_time(datetime.fromisoformat(value), tz)
+
+
+@bp.get("")
+@bp.get("/")
+def dashboard() -> str:
+    context = ctx()
+    return render_template(
+        "admin/dashboard.html",
+        board=build(context),
+        timezone=context.settings.site.timezone,
+        local_time=local_time,
+        tz=context.settings.site.tz,
+        csrf_token=session.csrf_token(),
+        **admin_layout(context.settings),
+    )

@@ -1,0 +1,133 @@
+"""Who is signed in, the CSRF token, and where ``?next=`` may lead (see __init__.py)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import abort, g, redirect, request, session
+from werkzeug.wrappers import Response
+
+from feedsvc.config import ADMIN_MIN_SECRET_CHARS
+from feedsvc.context import Context
+from feedsvc.models import AdminUser
+from feedsvc.services import users as user_service
+from feedsvc.web import ctx
+from feedsvc.web.admin import PREFIX, bp
+
+LOGIN = PREFIX + "/login"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The endpoints a signed-out visitor may reach.
+_OPEN = frozenset({"admin.login", "admin.logout"})
+
+
+def key_problem(context: Context) -> str | None:
+    """Why the admin cannot sign anyone in with this configuration, or None."""
+    key = context.settings.site.secret_key
+    if len(key) < ADMIN_MIN_SECRET_CHARS:
+        return (
+            "管理后台未启用：site.secret_key 为空或太短（至少 "
+            f"{ADMIN_MIN_SECRET_CHARS} 个字符）。请在 feedsvc.toml 的 [site] 中设置一个随机密钥，"
+            "例如 python -c 'import secrets; print(secrets.token_urlsafe(32))' 的输出，"
+            "然后重启服务。"
+        )
+    return None
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def start(user: AdminUser, context: Context) -> None:
+    """A new session for ``user``: nothing of the signed-out one is kept (session fixation)."""
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session["pw"] = user_service.password_stamp(user)
+    session["since"] = context.clock.now().timestamp()
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def end() -> None:
+    session.clear()
+
+
+def current_user(context: Context) -> AdminUser | None:
+    """The signed-in account, or None (and the session emptied when it has ended)."""
+    if key_problem(context) is not None:
+        return None
+    uid, stamp, since = session.get("uid"), session.get("pw"), session.get("since")
+    if uid is None:
+        return None
+    if not isinstance(uid, int) or not isinstance(stamp, str) or not _number(since):
+        end()
+        return None
+    assert isinstance(since, int | float)
+    age = context.clock.now().timestamp() - since
+    if not -60 <= age <= context.settings.admin.session_hours * 3600:
+        end()
+        return None
+    user = user_service.get_user(context, uid)
+    if user is None or not hmac.compare_digest(stamp, user_service.password_stamp(user)):
+        end()
+        return None
+    return user
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def local_next(value: str | None) -> str:
+    """``value`` when it is a path under /admin on this site; /admin otherwise (no open
+    redirect: not //host, not https://host, not /admin/../elsewhere)."""
+    if not value or len(value) > 2000 or not value.isprintable() or "\\" in value:
+        return PREFIX
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.fragment:
+        return PREFIX
+    if parts.path != PREFIX and not parts.path.startswith(PREFIX + "/"):
+        return PREFIX
+    if any(segment in (".", "..") for segment in parts.path.split("/")):
+        return PREFIX
+    return value
+
+
+def login_url(next_path: str) -> str:
+    next_path = local_next(next_path)
+    if next_path == PREFIX + "/":
+        next_path = PREFIX
+    return LOGIN + "?" + urlencode({"next": next_path}, safe="/")
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    """Every request that may change something carries the session's token (400 otherwise)."""
+    if request.method in READ_METHODS or key_problem(ctx()) is not None:
+        return  # without a usable key the login view refuses everything itself
+    given = request.form.get("csrf_token", "")
+    expected = session.get("csrf")
+    if (
+        not isinstance(expected, str)
+        or not given.isascii()
+        or not hmac.compare_digest(given.encode("ascii"), expected.encode("ascii"))
+    ):
+        abort(400, "表单已过期或缺少安全令牌（CSRF），请刷新页面后重试。")
+
+
+@bp.before_request
+def _require_sign_in() -> Response | None:
+    if request.endpoint in _OPEN:
+        return None
+    user = current_user(ctx())
+    if user is None:
+        wanted = request.full_path.removesuffix("?")
+        return redirect(login_url(wanted))
+    g.admin_user = user
+    return None
