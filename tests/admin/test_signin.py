@@ -267,8 +267,25 @@ def test_no_secret_key_refuses_everyone(db_url, clock) -> None:  # type: ignore[
             assert "site.secret_key" in page.get_data(as_text=True)
             assert 'name="password"' not in page.get_data(as_text=True)
             answer = client.post("/admin/login", data={"name": "管理员", "password": PASSWORD})
-            assert answer.status_code == 503
+            assert answer.status_code == 403
             assert "site.secret_key" in answer.get_data(as_text=True)
             assert client.get("/admin").status_code == 302
         finally:
             app.extensions["feedsvc"].db.dispose()
+
+
+def test_behind_a_local_front_the_forwarded_address_counts(app, admin_user) -> None:  # type: ignore[no-untyped-def]
+    def attempt(forwarded: str, password: str = "不对的密码不对的密码"):  # type: ignore[no-untyped-def]
+        return sign_in(
+            app.test_client(),
+            admin_user,
+            password,
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            headers={"X-Forwarded-For": forwarded},
+        )
+
+    for _ in range(5):
+        attempt("203.0.113.9")
+    assert attempt("203.0.113.9", PASSWORD).status_code == 429
+    assert attempt("198.51.100.1, 203.0.113.9", PASSWORD).status_code == 429  # last hop counts
+    assert attempt("203.0.113.10", PASSWORD).status_code == 302

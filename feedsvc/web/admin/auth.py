@@ -17,15 +17,17 @@ def login() -> Response | tuple[str, int]:
     problem = session.key_problem(context)
     next_path = session.local_next(request.values.get("next"))
     if problem is not None:
-        status = 200 if request.method == "GET" else 503
+        # A sign-in attempt is refused (403: no client can change it; not a 5xx, which would
+        # read as the server failing); the page says what the operator must do.
+        status = 200 if request.method in ("GET", "HEAD") else 403
         return _page(problem, next_path, form=False), status
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         if session.current_user(context) is not None:
             return redirect(next_path)
         return _page("", next_path), 200
     name = request.form.get("name", "")
     password = request.form.get("password", "")
-    result = user_service.sign_in(context, name, password, request.remote_addr or "")
+    result = user_service.sign_in(context, name, password, session.client_address())
     if result.user is None:
         # The name goes back into the form only when it could be a name at all.
         shown = name if len(name) <= user_service.NAME_MAX and name.isprintable() else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -34,6 +35,37 @@ def key_problem(context: Context) -> str | None:
             "然后重启服务。"
         )
     return None
+
+
+def client_address() -> str:
+    """The address the lockout counts failures of.
+
+    Behind a front on this host (nginx, deploy/nginx.conf; ``feedsvc serve``'s default
+    ``--forwarded-allow-ips`` is loopback) every peer is 127.0.0.1 or a Unix socket: the last
+    ``X-Forwarded-For`` hop that is not loopback is the reader, as the access log reads it
+    (logs.py). A front on another host is seen as one address: all clients share its counts.
+    """
+    peer = request.remote_addr or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if not forwarded or not _loopback(peer):
+        return peer
+    for hop in reversed([hop.strip() for hop in forwarded.split(",")]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # not an address: a front would not write it, so not trusted
+        if not address.is_loopback:
+            return str(address)
+    return peer
+
+
+def _loopback(peer: str) -> bool:
+    if not peer:  # a Unix socket
+        return True
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
 
 
 def csrf_token() -> str:
