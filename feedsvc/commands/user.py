@@ -30,7 +30,13 @@ def _password(from_stdin: bool) -> str:
         if not password:
             raise CommandFailed("no password on standard input")
     else:
-        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        try:
+            typed = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        except click.exceptions.Abort:  # input ended (no terminal, a closed pipe) or Ctrl-C
+            raise CommandFailed(
+                "no password was typed (input ended); type it twice, or give --password-stdin"
+            ) from None
+        password = str(typed)
     user_service.check_password(password)  # before any database work
     return password
 

@@ -98,3 +98,15 @@ def test_password_not_utf8_on_stdin(runner, ctx) -> None:  # type: ignore[no-unt
 def test_nul_in_name_argument(runner, ctx) -> None:  # type: ignore[no-untyped-def]
     answer = run(runner, "user", "create", "a\x00b", "--password-stdin", input=PASSWORD + "\n")
     assert_one_error_line(answer, 1, "NUL")
+
+
+@pytest.mark.parametrize("args", [["user", "create", "编辑部"], ["user", "passwd", "编辑部"]])
+def test_no_typed_password_is_one_line(runner, ctx, args) -> None:  # type: ignore[no-untyped-def]
+    """Input that ends before a password is typed (no terminal, a closed pipe): click's bare
+    "Aborted!" before; one error line now, naming --password-stdin."""
+    run(runner, "user", "create", "编辑部", "--password-stdin", input="旧密码是十个字以上的\n")
+    result = run(runner, *args, input="")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("feedsvc: error: no password was typed")
+    assert "--password-stdin" in line
