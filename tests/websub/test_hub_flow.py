@@ -178,3 +178,29 @@ def test_a_slow_subscriber_holds_up_nobody(db_url, clock) -> None:
             assert last == "第二次更新"
     finally:
         ctx.db.dispose()
+
+
+def test_leases_renew_expire_and_are_pruned(client, ctx, factory, clock) -> None:
+    factory.post()
+    lease = ctx.settings.websub.default_lease_seconds
+    with running_subscriber() as sub:
+        subscribe(client, sub.callback(), **{"hub.secret": "第一个密钥-0123456789"})
+        run_websub(ctx)
+        (first,) = subscriptions(ctx)
+        assert first.expires_at == clock.now() + timedelta(seconds=lease)
+        # Subscribing again before it ends renews it: the same row, a new lease and secret.
+        clock.advance(days=5)
+        subscribe(client, sub.callback(), **{"hub.secret": "第二个密钥-0123456789"})
+        run_websub(ctx)
+        (renewed,) = subscriptions(ctx)
+        assert renewed.id == first.id and renewed.secret == "第二个密钥-0123456789"
+        assert renewed.expires_at == clock.now() + timedelta(seconds=lease)
+        assert len(sub.of("GET", "subscribe")) == 2
+        # Past its lease it is pruned, and nothing more is sent.
+        clock.advance(seconds=lease)
+        assert has_work(ctx)
+        run_websub(ctx)
+        assert subscriptions(ctx) == []
+        factory.post(title="租约到期以后")
+        run_websub(ctx)
+        assert sub.deliveries == []
