@@ -70,6 +70,15 @@ enabled = true
 # WebSub push (README: "WebSub push"): "" off; "builtin" runs the hub at <base_url>/websub;
 # or an external hub's URL, pinged when a feed changes. Feeds advertise it (rel="hub").
 hub = ""
+
+[admin]
+# The admin at <base_url>/admin (README: "Admin"): create an account with `feedsvc user create
+# NAME`. A session ends this many hours after sign-in; failed sign-ins lock an account for
+# an address after max_failures within failure_window_minutes.
+session_hours = 12
+# max_failures = 5
+# failure_window_minutes = 15
+# lockout_minutes = 15
 """
 
 _CATEGORIES_TEMPLATE = """\
