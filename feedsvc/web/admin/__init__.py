@@ -28,7 +28,12 @@ PREFIX = "/admin"
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    from feedsvc.web.admin import auth, dashboard, session  # noqa: F401 - registers the views
+    from feedsvc.web.admin import (  # noqa: F401 - registers the views
+        auth,
+        categories,
+        dashboard,
+        session,
+    )
 
     app.config.update(
         SESSION_COOKIE_NAME="feedsvc_admin",
