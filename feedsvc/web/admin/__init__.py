@@ -33,6 +33,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         categories,
         dashboard,
         session,
+        tokens,
     )
 
     app.config.update(
