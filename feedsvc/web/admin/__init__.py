@@ -32,6 +32,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         auth,
         categories,
         dashboard,
+        jobs,
         session,
         tokens,
     )
