@@ -182,6 +182,11 @@ def edit_category(slug: str) -> Response | tuple[str, int]:
 def delete_category(slug: str) -> Response | tuple[str, int]:
     row = _row(slug)
     move_to = request.form.get("move_to", "")
+    if forms.has_control(move_to):
+        # Not a slug, and PostgreSQL refuses NUL in a query parameter: answered here.
+        errors = {"move_to": forms.in_chinese("is not a category")}
+        message = "分类没有删除：" + errors["move_to"]
+        return _edit_page(row, errors=errors, message=message), 422
     try:
         removal = category_service.delete_category(ctx(), slug, move_to=move_to or None)
     except FeedsvcError as exc:
