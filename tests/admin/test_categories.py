@@ -67,6 +67,7 @@ def stored(ctx) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
         ("get", "/admin/categories/licai-fangfa"),
         ("post", "/admin/categories/licai-fangfa"),
         ("post", "/admin/categories/licai-fangfa/delete"),
+        ("post", "/admin/categories/licai-fangfa/move"),
     ],
 )
 def test_signed_out_goes_to_login(client, factory: Factory, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
@@ -238,3 +239,32 @@ def test_delete_an_empty_category(signed_in, factory: Factory, ctx) -> None:  # 
     factory.category("jijin")
     assert post(signed_in, "/admin/categories/jijin/delete").status_code == 303
     assert stored(ctx) == {}
+
+
+def test_move_up_and_down_reorders_as_the_api_lists(signed_in, factory: Factory, ctx) -> None:  # type: ignore[no-untyped-def]
+    for slug in ("gupiao", "jijin", "licai-fangfa"):  # all at position 0: listed by slug
+        factory.category(slug)
+    before = factory.snapshot()
+    assert (
+        signed_in.post("/admin/categories/jijin/move", data={"direction": "up"}).status_code == 400
+    )
+    assert factory.snapshot() == before
+
+    answer = post(signed_in, "/admin/categories/licai-fangfa/move", direction="up")
+    assert answer.status_code == 303
+    listed = [c["slug"] for c in signed_in.get("/api/v1/categories").json["items"]]
+    assert listed == ["gupiao", "licai-fangfa", "jijin"]
+    page = signed_in.get("/admin/categories").get_data(as_text=True)
+    assert "已上移“理财方法”" in page
+    assert page.index("category-licai-fangfa") < page.index("category-jijin")
+
+    post(signed_in, "/admin/categories/gupiao/move", direction="down")
+    listed = [c["slug"] for c in signed_in.get("/api/v1/categories").json["items"]]
+    assert listed == ["licai-fangfa", "gupiao", "jijin"]
+
+    before = factory.snapshot()
+    answer = post(signed_in, "/admin/categories/licai-fangfa/move", direction="up")
+    assert answer.status_code == 303
+    assert "已经在最前" in signed_in.get("/admin/categories").get_data(as_text=True)
+    assert factory.snapshot() == before
+    assert post(signed_in, "/admin/categories/nope/move", direction="up").status_code == 404

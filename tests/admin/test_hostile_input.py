@@ -26,6 +26,7 @@ def test_hostile_path_segments(signed_in, factory: Factory, segment: str) -> Non
     for path in (
         f"/admin/categories/{segment}",
         f"/admin/categories/{segment}/delete",
+        f"/admin/categories/{segment}/move",
         f"/admin/tokens/{segment}/revoke",
         f"/admin/jobs/{segment}/run",
     ):

@@ -178,6 +178,31 @@ def edit_category(slug: str) -> Response | tuple[str, int]:
     return _edit_page(row, values=values, errors=errors, message="请修改标出的字段。"), 422
 
 
+@bp.post("/categories/<slug>/move")
+def move_category(slug: str) -> Response:
+    """上移 / 下移: swap with the neighbour in the listed order, then number the list 0, 1, 2…
+
+    Positions may tie (the list then goes by slug), so swapping two numbers would not always
+    move anything; renumbering does. Only the categories whose number changes are written,
+    each through update_category (one transaction each: an interruption leaves a valid order).
+    """
+    rows = _rows()
+    index = next((i for i, row in enumerate(rows) if row.slug == slug), None)
+    if index is None:
+        raise NotFound(f"没有分类 {slug!r}")
+    step = -1 if request.form.get("direction") == "up" else 1
+    other = index + step
+    if not 0 <= other < len(rows):
+        flash(f"“{rows[index].name}”已经在{'最前' if step < 0 else '最后'}。")
+        return redirect(LIST, 303)
+    rows[index], rows[other] = rows[other], rows[index]
+    for position, row in enumerate(rows):
+        if row.position != position:
+            category_service.update_category(ctx(), row.slug, CategoryUpdate(position=position))
+    flash(f"已{'上移' if step < 0 else '下移'}“{rows[other].name}”。")
+    return redirect(LIST, 303)
+
+
 @bp.post("/categories/<slug>/delete")
 def delete_category(slug: str) -> Response | tuple[str, int]:
     row = _row(slug)
