@@ -28,7 +28,14 @@ PREFIX = "/admin"
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    from feedsvc.web.admin import auth, dashboard, session  # noqa: F401 - registers the views
+    from feedsvc.web.admin import (  # noqa: F401 - registers the views
+        auth,
+        categories,
+        dashboard,
+        jobs,
+        session,
+        tokens,
+    )
 
     app.config.update(
         SESSION_COOKIE_NAME="feedsvc_admin",

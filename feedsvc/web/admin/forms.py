@@ -1,0 +1,74 @@
+"""Reading admin forms: text and whole numbers from strings, and field messages in Chinese.
+
+The services and schemas speak English to the API and CLI (their ``Invalid(fields=...)``);
+the admin shows the same rule in Chinese next to the field, the English kept when a message
+has no translation here, so nothing a service says is ever lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from feedsvc.schemas import parse_whole_number
+
+_FIXED = {
+    "is required": "必填",
+    "must be a string": "必须是文字",
+    "is not a known field": "不是可填写的字段",
+    "must not be null": "不能为空",
+    "must be lowercase ASCII letters, digits and single hyphens": (
+        "只能使用小写英文字母、数字和单个连字符（例如 licai-fangfa）"
+    ),
+    "is already taken": "已被其他分类使用",
+    "is not a category": "不是已有的分类",
+    "is the category being removed": "不能移到正在删除的分类本身",
+    "required while the category has posts or sources": (
+        "该分类还有文章或订阅源：请选择要把它们移到哪个分类"
+    ),
+    "1-100 chars": "须为 1 到 100 个字符",
+}
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"String should have at least 1 character"), "不能为空"),
+    (re.compile(r"String should have at least (\d+) characters"), "至少 {0} 个字符"),
+    (re.compile(r"String should have at most (\d+) characters?"), "最多 {0} 个字符"),
+    (re.compile(r"String should match pattern .*"), "格式不正确"),
+    (re.compile(r"Input should be greater than or equal to (\d+)"), "不能小于 {0}"),
+    (re.compile(r"Input should be less than or equal to (\d+)"), "不能大于 {0}"),
+    (
+        re.compile(r"must be at most feeds\.max_length \((\d+)\)"),
+        "不能大于 {0}（feeds.max_length）",
+    ),
+    (re.compile(r"'(.*)' is reserved by the URL map"), "“{0}”是网址保留字，不能使用"),
+]
+NOT_A_NUMBER = "请填写整数（半角数字 0-9）"
+CONTROL = "不能包含控制字符（如 NUL）"
+
+
+def in_chinese(message: str) -> str:
+    if message in _FIXED:
+        return _FIXED[message]
+    for pattern, chinese in _PATTERNS:
+        found = pattern.fullmatch(message)
+        if found:
+            return chinese.format(*found.groups())
+    return f"输入无效：{message}"
+
+
+def chinese_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    return {name: in_chinese(message) for name, message in fields.items()}
+
+
+def has_control(text: str) -> bool:
+    # Tabs and line breaks are text; NUL and the other C0/C1 controls are not.
+    return any(not ch.isprintable() and ch not in "\t\r\n" for ch in text)
+
+
+def shown(text: str) -> str:
+    """A typed value as it goes back into the form: control characters dropped (HTML forbids
+    NUL), everything else kept."""
+    return "".join(ch for ch in text if ch.isprintable() or ch in "\t\r\n")
+
+
+def whole_number(text: str) -> int | None:
+    return parse_whole_number(text.strip())
