@@ -15,7 +15,7 @@ from feedsvc.repo import posts as post_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.web import ctx
 from feedsvc.web.admin import bp, session
-from feedsvc.web.admin.layout import admin_layout, local_time
+from feedsvc.web.admin.layout import admin_layout, local_time, local_time_of
 from feedsvc.web.api.serialize import jobs_json
 
 LATEST = 10
@@ -93,18 +93,14 @@ def _jobs(context: Context, tz: Any) -> list[JobRow]:
             JobRow(
                 name=job["name"],
                 description=job["description"],
-                next_due_at=_shown(job["next_due_at"], tz),
+                next_due_at=local_time_of(job["next_due_at"], tz),
                 running=bool(job["running"]),
                 last_status="" if last is None else last["status"],
-                last_started_at="" if last is None else _shown(last["started_at"], tz),
+                last_started_at="" if last is None else local_time_of(last["started_at"], tz),
                 last_error="" if last is None else (last["error"] or ""),
             )
         )
     return rows
-
-
-def _shown(value: str | None, tz: Any) -> str:
-    return "" if value is None else local_time(datetime.fromisoformat(value), tz)
 
 
 @bp.get("")
