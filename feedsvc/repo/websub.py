@@ -25,12 +25,7 @@ from feedsvc.repo.feedstate import SITE_STATE_ID
 
 def feed_versions(session: Session) -> dict[str, int]:
     """The content version of every feed there is: the site's, each category's, each tag's."""
-    found = {
-        SITE_FEED: session.scalar(
-            select(SiteState.content_version).where(SiteState.id == SITE_STATE_ID)
-        )
-        or 0
-    }
+    found = {SITE_FEED: site_version(session)}
     for slug, version in session.execute(select(Category.slug, Category.content_version)):
         found[slug] = version
     for slug, version in session.execute(select(Tag.slug, Tag.content_version)):
@@ -114,10 +109,6 @@ def get_subscription(
             WebSubSubscription.callback == callback,
         )
     )
-
-
-def get_subscription_by_id(session: Session, subscription_id: int) -> WebSubSubscription | None:
-    return session.get(WebSubSubscription, subscription_id)
 
 
 def subscriptions_by_id(
