@@ -31,6 +31,9 @@ class PostFilter:
     tag_id: int | None = None
     # Anonymous readers see only posts that are published and due.
     visible_at: datetime | None = None
+    # The admin's list: published posts still to come, and a search of titles.
+    scheduled_after: datetime | None = None
+    title_contains: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,15 @@ def _filtered(session: Session, query: _Q, where: PostFilter) -> _Q:
         query = query.where(_tagged(session, where.tag_id))
     if where.visible_at is not None:
         query = query.where(Post.status == "published", Post.published_at <= where.visible_at)
+    if where.scheduled_after is not None:
+        query = query.where(Post.status == "published", Post.published_at > where.scheduled_after)
+    if where.title_contains:
+        # A scan of the titles the other filters leave (no index serves "contains"): the
+        # admin's search, a few milliseconds per 10,000 posts. Case-folded for Latin titles;
+        # autoescape keeps % and _ literal.
+        query = query.where(
+            func.lower(Post.title).contains(where.title_contains.lower(), autoescape=True)
+        )
     return query
 
 

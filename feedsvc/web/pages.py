@@ -43,6 +43,7 @@ from feedsvc.repo import categories as category_repo
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo.posts import PostFilter
+from feedsvc.repo.related import RelatedView
 from feedsvc.schemas import MAX_ID, parse_whole_number
 from feedsvc.web import ctx
 from feedsvc.web.conditional import accepts_gzip
@@ -305,7 +306,6 @@ def post(slug: str) -> Response:
 
     def build(now: datetime) -> tuple[str, datetime | None]:
         context = ctx()
-        links = Links(context.settings.site.base_url)
         with context.db.read() as session:
             found = post_repo.get_post_by_slug(session, slug)
             if found is None or found.status != "published" or found.published_at > now:
@@ -313,20 +313,37 @@ def post(slug: str) -> Response:
             if number > len(found.pages):
                 raise _out_of_range(found.title, number, len(found.pages))
             related = related_repo.related_views(session, [found.id], now).get(found.id, [])
-            category = found.category
-            feeds = alternates(links, category.name, lambda fmt: links.feed(category.slug, fmt))
-            html = render_template(
-                "post.html",
-                post=found,
-                page_html=found.pages[number - 1],
-                pager=Pager(links.post(found.slug), number, len(found.pages)),
-                published=found.published_at.astimezone(context.settings.site.tz),
-                related=related,
-                **layout(context.settings, feeds),
-            )
+            html = post_html(context.settings, found, number, related)
             return html, post_repo.next_due(session, None, now)
 
     return _serve(number, build)
+
+
+def post_html(
+    settings: Settings,
+    post: Any,
+    number: int,
+    related: list[RelatedView],
+    *,
+    template: str = "post.html",
+    **extra: Any,
+) -> str:
+    """Page ``number`` of a post as readers see it. The admin's preview passes a post that is
+    not stored (admin/posts.py) and a template that extends post.html with a banner: the
+    page itself is this one, byte for byte."""
+    links = Links(settings.site.base_url)
+    category = post.category
+    feeds = alternates(links, category.name, lambda fmt: links.feed(category.slug, fmt))
+    return render_template(
+        template,
+        post=post,
+        page_html=post.pages[number - 1],
+        pager=Pager(links.post(post.slug), number, len(post.pages)),
+        published=post.published_at.astimezone(settings.site.tz),
+        related=related,
+        **layout(settings, feeds),
+        **extra,
+    )
 
 
 # -- the fast path ------------------------------------------------------------------------------

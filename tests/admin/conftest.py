@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -75,3 +76,22 @@ def signed_in(client, admin_user: str):  # type: ignore[no-untyped-def]
     answer = sign_in(client, admin_user)
     assert answer.status_code == 302, answer.get_data(as_text=True)
     return client
+
+
+def post(client, path: str, **data: Any):  # type: ignore[no-untyped-def]
+    return client.post(path, data={"csrf_token": form_token(client), **data})
+
+
+def field_error(page: str, name: str) -> str:
+    found = re.search(rf'id="error-{name}">([^<]*)<', page)
+    assert found, f"no message next to {name}"
+    return html.unescape(found.group(1))
+
+
+def typed_value(page: str, name: str) -> str:
+    found = re.search(rf'id="field-{name}" name="{name}" value="([^"]*)"', page)
+    if found is None:
+        # A textarea's first line break is the template's (HTML drops it when parsing).
+        found = re.search(rf'id="field-{name}" name="{name}"[^>]*>\n?([^<]*)</textarea>', page)
+    assert found, name
+    return html.unescape(found.group(1))

@@ -3,14 +3,12 @@ the API's; invalid forms shown again (422) with Chinese messages and the typed v
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
 import pytest
 
 from feedsvc.repo import categories as category_repo
-from tests.admin.conftest import form_token
+from tests.admin.conftest import field_error, post, typed_value
 from tests.conftest import BASE_URL
 from tests.factories import Factory
 from tests.feedcheck import parse
@@ -25,24 +23,6 @@ FORM = {
     "feed_length": "15",
     "position": "3",
 }
-
-
-def post(client, path: str, **data: Any):  # type: ignore[no-untyped-def]
-    return client.post(path, data={"csrf_token": form_token(client), **data})
-
-
-def field_error(page: str, name: str) -> str:
-    found = re.search(rf'id="error-{name}">([^<]*)<', page)
-    assert found, f"no message next to {name}"
-    return html.unescape(found.group(1))
-
-
-def typed_value(page: str, name: str) -> str:
-    found = re.search(rf'id="field-{name}" name="{name}" value="([^"]*)"', page)
-    if found is None:
-        found = re.search(rf'id="field-{name}" name="{name}"[^>]*>([^<]*)</textarea>', page)
-    assert found, name
-    return html.unescape(found.group(1))
 
 
 def stored(ctx) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -137,7 +117,7 @@ def test_created_here_is_what_the_api_creates(signed_in, ctx, auth) -> None:  # 
         ({"name": ""}, "name", "不能为空"),
         ({"name": "   "}, "name", "不能为空"),
         ({"slug": "Not A Slug"}, "slug", "只能使用小写英文字母"),
-        ({"slug": "licai-fangfa"}, "slug", "已被其他分类使用"),
+        ({"slug": "licai-fangfa"}, "slug", "已被占用，请换一个"),
         ({"slug": "api"}, "slug", "保留字"),
         ({"feed_length": "0"}, "feed_length", "不能小于 1"),
         ({"feed_length": "99999"}, "feed_length", "不能大于 1000"),

@@ -33,6 +33,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         categories,
         dashboard,
         jobs,
+        posts,
+        preview,
         session,
         tokens,
     )

@@ -4,33 +4,23 @@ time (site time zone), the jobs with their last run, and the sources that are fa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import render_template
 
 from feedsvc.context import Context
-from feedsvc.models import Post, Source
+from feedsvc.models import Source
 from feedsvc.repo import posts as post_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.web import ctx
 from feedsvc.web.admin import bp, session
 from feedsvc.web.admin.layout import admin_layout, local_time, local_time_of
+from feedsvc.web.admin.posts import PostRow, post_row
 from feedsvc.web.api.serialize import jobs_json
 
 LATEST = 10
 SCHEDULED = 20
 FAILING = 20
-
-
-@dataclass(frozen=True)
-class PostRow:
-    title: str
-    slug: str
-    category: str
-    state: str  # 已发布 / 草稿 / 定时
-    published_at: str  # site time zone
-    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -60,29 +50,12 @@ def build(context: Context) -> Dashboard:
     tz = context.settings.site.tz
     with context.db.read() as session:
         published, drafts, scheduled = post_repo.count_by_state(session, now)
-        latest = [_post_row(post, now, tz) for post in post_repo.recently_changed(session, LATEST)]
+        latest = [post_row(post, now, tz) for post in post_repo.recently_changed(session, LATEST)]
         upcoming = [
-            _post_row(post, now, tz) for post in post_repo.scheduled_posts(session, now, SCHEDULED)
+            post_row(post, now, tz) for post in post_repo.scheduled_posts(session, now, SCHEDULED)
         ]
         failing = source_repo.failing_sources(session, FAILING)
     return Dashboard(published, drafts, scheduled, latest, upcoming, _jobs(context, tz), failing)
-
-
-def _post_row(post: Post, now: datetime, tz: Any) -> PostRow:
-    if post.status == "draft":
-        state = "草稿"
-    elif post.published_at > now:
-        state = "定时"
-    else:
-        state = "已发布"
-    return PostRow(
-        title=post.title,
-        slug=post.slug,
-        category=post.category.name,
-        state=state,
-        published_at=local_time(post.published_at, tz),
-        updated_at=local_time(post.updated_at, tz),
-    )
 
 
 def _jobs(context: Context, tz: Any) -> list[JobRow]:

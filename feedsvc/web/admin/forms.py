@@ -20,13 +20,15 @@ _FIXED = {
     "must be lowercase ASCII letters, digits and single hyphens": (
         "只能使用小写英文字母、数字和单个连字符（例如 licai-fangfa）"
     ),
-    "is already taken": "已被其他分类使用",
+    "is already taken": "已被占用，请换一个",
     "is not a category": "不是已有的分类",
     "is the category being removed": "不能移到正在删除的分类本身",
     "required while the category has posts or sources": (
         "该分类还有文章或订阅源：请选择要把它们移到哪个分类"
     ),
     "1-100 chars": "须为 1 到 100 个字符",
+    "is empty once sanitized": "去掉不安全的标签和脚本后内容为空",
+    "year must be between 1970 and 9998": "年份须在 1970 到 9998 之间",
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"String should have at least 1 character"), "不能为空"),
@@ -40,6 +42,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "不能大于 {0}（feeds.max_length）",
     ),
     (re.compile(r"'(.*)' is reserved by the URL map"), "“{0}”是网址保留字，不能使用"),
+    (re.compile(r"unknown category .*"), "不是已有的分类"),
+    (re.compile(r"must be one of .*"), "请选择列表中的一项"),
+    (re.compile(r"List should have at most (\d+) items.*"), "最多 {0} 个"),
+    (re.compile(r"nests elements more than (\d+) deep"), "元素嵌套超过 {0} 层，请简化"),
 ]
 NOT_A_NUMBER = "请填写整数（半角数字 0-9）"
 CONTROL = "不能包含控制字符（如 NUL）"
