@@ -12,6 +12,7 @@
   image that did not load, a stylesheet that is not applied, a missing ``<title>`` or
   ``<h1>``. The layouts name an empty icon (``data:,``), so the browser asks for no
   /favicon.ico: every request it makes is a page's.
+- ``loopback_feed``: an upstream RSS feed with two Chinese items, on 127.0.0.1.
 - ``screenshot``: the whole page as build/e2e/NAME.png; ``at_phone_width`` and
   ``check_no_horizontal_scroll`` for a phone's viewport.
 """
@@ -23,11 +24,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +280,15 @@ def check_page(
     WebDriverWait(driver, 20).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+    # Chromium logs a page answered >= 400 as a console error: not one when the step expects it.
+    expected = f"{driver.current_url} - Failed to load resource: the server responded with a "
+    expected += f"status of {page_status} "
     severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-    problems = [f"console error: {entry['message']}" for entry in severe]
+    problems = [
+        f"console error: {entry['message']}"
+        for entry in severe
+        if page_status == 200 or not entry["message"].startswith(expected)
+    ]
     problems += _request_problems(driver, page_status)
     for src, complete, width in driver.execute_script(_IMAGES):
         if not (complete and width > 0):
@@ -350,3 +360,80 @@ def check_no_horizontal_scroll(driver: WebDriver) -> None:
             f"{driver.current_url}: horizontal scrollbar at {PHONE[0]} px: scrollWidth "
             f"{scroll_width}, innerWidth {inner_width}; wider than {PHONE[0]} px: {wide}"
         )
+
+
+# -- an upstream feed ---------------------------------------------------------------------------
+
+UPSTREAM_ITEMS = (
+    (
+        "上游：如何为孩子准备教育金",
+        "upstream-jiaoyujin",
+        "教育金要早做打算，定投指数基金是常见的办法。",
+    ),
+    (
+        "上游：个人养老金账户怎么开",
+        "upstream-yanglaojin",
+        "个人养老金账户每年可存一万二千元，享受税收优惠。",
+    ),
+)
+UPSTREAM_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel>
+<title>上游理财周刊</title><link>{base}/</link><description>测试用的上游订阅</description>
+<language>zh-CN</language>
+{items}
+</channel></rss>
+"""
+UPSTREAM_ITEM = """<item><title>{title}</title><link>{base}/{slug}</link>
+<guid isPermaLink="false">{slug}</guid><pubDate>{date}</pubDate>
+<description>{text}</description></item>"""
+
+
+@dataclass
+class Upstream:
+    """An upstream RSS feed on 127.0.0.1 (``url``) with the two Chinese ``items`` (title,
+    slug, text); ``requests`` records each path asked for, in order."""
+
+    url: str
+    items: tuple[tuple[str, str, str], ...] = UPSTREAM_ITEMS
+    requests: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def loopback_feed() -> Iterator[Upstream]:
+    """An upstream feed: a tiny HTTP server in a thread answering /feed.xml (200, RSS 2.0
+    with the two Chinese UPSTREAM_ITEMS) and 404 to anything else, until the end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    upstream = Upstream(f"{base}/feed.xml")
+    dates = ("Sat, 28 Nov 2026 02:00:00 GMT", "Sun, 29 Nov 2026 02:00:00 GMT")
+    body = UPSTREAM_RSS.format(
+        base=base,
+        items="\n".join(
+            UPSTREAM_ITEM.format(base=base, title=title, slug=slug, text=text, date=date)
+            for (title, slug, text), date in zip(UPSTREAM_ITEMS, dates, strict=True)
+        ),
+    ).encode("utf-8")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            upstream.requests.append(self.path)
+            found = self.path.split("?")[0] == "/feed.xml"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: pytest shows what failed
+
+    server.RequestHandlerClass = Handler
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield upstream
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
