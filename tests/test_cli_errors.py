@@ -441,4 +441,3 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
         os.close(writer)
     assert result.returncode == 1
     assert result.stderr == b""  # neither "error: Broken pipe" nor a traceback
-
