@@ -61,6 +61,7 @@ def test_every_job_with_lease_runs_and_errors(signed_in, ctx, clock) -> None:  #
         assert "立即运行" in job_section(page, name)
     poll = job_section(page, "sources-poll")
     assert "失败" in poll and "超时了" in poll and "定时" in poll
+    assert "<td>3</td>" in poll  # its items (a run is a dict: run.items was dict.items)
     refresh = job_section(page, "related-refresh")
     assert "host-a:123" in refresh and "运行中" in refresh
     due = (now + timedelta(hours=1)).astimezone(ctx.settings.site.tz).strftime("%Y-%m-%d %H:%M")
