@@ -37,6 +37,8 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
@@ -44,6 +46,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.e2e.browser import (
@@ -66,6 +69,14 @@ ACCOUNT = ("bianji", "收入规划-correct-horse-42")  # a password of at least 
 CATEGORY = ("shouru-guihua", "收入规划", "工资、奖金与副业收入的安排。")
 BAD_SLUG = "收入"
 TOKEN_NAME = "发布脚本"
+PAGE_HEADINGS = ("第一步：算清每月收入", "第二步：先存后花")
+POST = (
+    "工资到账后的三步预算",
+    f"## {PAGE_HEADINGS[0]}\n\n把工资、奖金和副业收入分开记，**按月**算出能支配的钱。\n\n"
+    f"<!--nextpage-->\n\n## {PAGE_HEADINGS[1]}\n\n到账当天先转三成进储蓄账户，余下的再安排开销。",
+    ("预算", "储蓄", "工资"),
+)
+SCHEDULED_TITLE = "下个月的预算提前写好"
 JOB = "related-refresh"
 SAMPLE_POSTS = 16
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -172,7 +183,7 @@ def _sign_in(walk: Walk) -> None:
         key: int(walk.find(f"#count-{key}").text) for key in ("published", "drafts", "scheduled")
     }
     assert counts == {"published": SAMPLE_POSTS, "drafts": 0, "scheduled": 0}, counts
-    assert walk.texts("nav.admin-nav a") == ["概览", "分类", "API 令牌", "后台任务"]
+    assert walk.texts("nav.admin-nav a") == ["概览", "文章", "分类", "API 令牌", "后台任务"]
     assert name in walk.find("header.site-header").text
     assert len(walk.texts("#latest tbody tr")) == 10  # the ten last written
     assert JOB in walk.find("#jobs").text
@@ -345,20 +356,101 @@ def _sign_out(walk: Walk) -> None:
 # -- to be written (issue 12 item 10, later) ----------------------------------------------------
 
 
-def _write_and_publish_post(walk: Walk) -> None:
-    """TO WRITE (not in STEPS yet): insert into STEPS after ``_invalid_category``.
+def _in_new_tab(walk: Walk, selector: str) -> str:
+    """Click what opens a new tab (a form with target=_blank); switch to it; the old handle."""
+    before = set(walk.driver.window_handles)
+    home = walk.driver.current_window_handle
+    walk.driver.get_log("browser")
+    walk.find(selector).click()
+    WebDriverWait(walk.driver, 20).until(lambda d: len(set(d.window_handles) - before) == 1)
+    walk.driver.switch_to.window((set(walk.driver.window_handles) - before).pop())
+    return home
 
-    At /admin/posts/new write a two-page Markdown post (one ``<!--nextpage-->`` break) with
-    tags (one of them Chinese) in the category ``CATEGORY`` made by ``_create_category``;
-    preview it (the preview shows the rendered Markdown), publish it; then see it
-    - in the category's RSS and Atom (``http_get`` + feedparser: the entry's title, its tags),
-    - on its public page (``visit``, ``check_page``) with the pager's 共2页, and
-    - on the dashboard (已发布 one more than ``SAMPLE_POSTS``, listed under 最近的文章).
-    Then schedule another post a minute ahead (published_at in the site's time zone) and see
-    the dashboard list it under 定时发布 (#scheduled) and count it (#count-scheduled == 1),
-    and its feed not show it yet. A screenshot per page (``walk.shot``).
-    """
-    raise NotImplementedError("_write_and_publish_post: to be written (issue 12 item 10)")
+
+def _entry(walk: Walk, feed: str, title: str) -> feedparser.FeedParserDict | None:
+    parsed = feedparser.parse(http_get(walk.url(feed)))
+    assert not parsed.bozo, (feed, parsed.bozo_exception)
+    return next((entry for entry in parsed.entries if entry.title == title), None)
+
+
+def _write_and_publish_post(walk: Walk) -> None:
+    """文章: write a two-page Markdown post with tags in the new category, preview both of
+    its pages (the public page, rendered, with its 共2页 pager), publish it; it is in the
+    category's RSS and Atom with its tags, on its public page, and counted on the dashboard.
+    Then a post scheduled a minute or two ahead: the dashboard lists it under 定时发布, and
+    the feed does not show it yet."""
+    slug = CATEGORY[0]
+    title, two_pages, tags = POST
+    walk.click("nav.admin-nav a[href='/admin/posts']")
+    check_page(walk.driver, "文章", "文章")
+    assert len(walk.texts("#posts tbody tr")) == SAMPLE_POSTS
+    walk.shot("posts")
+    walk.click("#new-post")
+    check_page(walk.driver, "写文章", "写文章")
+    walk.fill({"field-title": title, "field-tags": "，".join(tags), "field-content": two_pages})
+    Select(walk.find("#field-category")).select_by_value(slug)
+    walk.shot("post-new")
+
+    home = _in_new_tab(walk, "#preview-post")
+    for number in (1, 2):
+        check_page(walk.driver, title, title)
+        banner = walk.find("div.admin-preview").text
+        assert "预览" in banner and f"第{number}页，共2页" in banner, banner
+        assert "共2页" in walk.find("nav.pager").text
+        assert walk.find("div.page h2").text == PAGE_HEADINGS[number - 1]  # Markdown rendered
+        assert sorted(walk.texts("p.meta a.tag")) == sorted(tags)
+        walk.shot(f"post-preview-page-{number}")
+        if number == 1:
+            walk.click("div.admin-preview button[value='2']")
+    walk.driver.close()
+    walk.driver.switch_to.window(home)
+
+    walk.click("#save-post")
+    assert re.fullmatch(walk.url(r"/admin/posts/\d+"), walk.driver.current_url)
+    check_page(walk.driver, "编辑文章", "编辑文章")
+    assert walk.notice() == f"已发布《{title}》。"
+    assert walk.find("#post-state").text == "已发布"
+    walk.shot("post-published")
+
+    for feed in (f"/feeds/{slug}.rss", f"/feeds/{slug}.atom"):
+        entry = _entry(walk, feed, title)
+        assert entry is not None, feed
+        assert {tag.term for tag in entry.tags} >= set(tags), (feed, entry.tags)
+    walk.click("#public-link")
+    check_page(walk.driver, title, title)
+    assert "共2页" in walk.find("nav.pager").text
+    assert walk.find("div.page h2").text == PAGE_HEADINGS[0]
+    walk.shot("post-public")
+
+    # Another post, a minute or two ahead in the site's time zone: scheduled.
+    walk.open("/admin/posts/new")
+    check_page(walk.driver, "写文章", "写文章")
+    hint = walk.find("#field-published_at + span.meta").text
+    zone = re.search(r"站点时区（(.+?)）", hint)
+    assert zone, hint
+    due = datetime.now(ZoneInfo(zone.group(1))) + timedelta(minutes=2)
+    walk.fill({"field-title": SCHEDULED_TITLE, "field-content": "下个月的预算，明天再发。"})
+    Select(walk.find("#field-category")).select_by_value(slug)
+    walk.driver.execute_script(
+        "arguments[0].value = arguments[1]",
+        walk.find("#field-published_at"),
+        due.strftime("%Y-%m-%dT%H:%M"),
+    )
+    walk.click("#save-post")
+    check_page(walk.driver, "编辑文章", "编辑文章")
+    assert walk.notice() == f"《{SCHEDULED_TITLE}》将于 {due:%Y-%m-%d %H:%M} 发布。"
+    assert walk.find("#post-state").text == "定时"
+    walk.shot("post-scheduled")
+
+    walk.click("nav.admin-nav a[href='/admin']")
+    check_page(walk.driver, "概览", "概览")
+    assert walk.find("#count-published").text == str(SAMPLE_POSTS + 1)
+    assert walk.find("#count-scheduled").text == "1"
+    scheduled = walk.find("#scheduled").text
+    assert SCHEDULED_TITLE in scheduled and f"{due:%Y-%m-%d %H:%M}" in scheduled, scheduled
+    assert title in walk.find("#latest").text
+    assert _entry(walk, f"/feeds/{slug}.rss", SCHEDULED_TITLE) is None  # not due yet
+    walk.shot("dashboard-scheduled")
 
 
 def _add_and_refresh_source(walk: Walk) -> None:
@@ -381,13 +473,14 @@ STEPS: tuple[Step, ...] = (
     _sign_in,
     _create_category,
     _invalid_category,
-    # here: _write_and_publish_post, then _add_and_refresh_source (see TO_WRITE)
+    _write_and_publish_post,
+    # here: _add_and_refresh_source (see TO_WRITE)
     _token_create_and_revoke,
     _run_job,
     _phone_width,
     _sign_out,
 )
-TO_WRITE: tuple[Step, ...] = (_write_and_publish_post, _add_and_refresh_source)
+TO_WRITE: tuple[Step, ...] = (_add_and_refresh_source,)
 
 
 def test_admin_walk(admin_site: Site, browser: WebDriver, upstream_feed: Upstream) -> None:

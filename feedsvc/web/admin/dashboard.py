@@ -14,7 +14,7 @@ from feedsvc.repo import posts as post_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.web import ctx
 from feedsvc.web.admin import bp, session
-from feedsvc.web.admin.layout import admin_layout, local_time, local_time_of
+from feedsvc.web.admin.layout import admin_layout, job_description, local_time, local_time_of
 from feedsvc.web.admin.posts import PostRow, post_row
 from feedsvc.web.api.serialize import jobs_json
 
@@ -65,7 +65,7 @@ def _jobs(context: Context, tz: Any) -> list[JobRow]:
         rows.append(
             JobRow(
                 name=job["name"],
-                description=job["description"],
+                description=job_description(job["name"], job["description"]),
                 next_due_at=local_time_of(job["next_due_at"], tz),
                 running=bool(job["running"]),
                 last_status="" if last is None else last["status"],

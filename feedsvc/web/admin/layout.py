@@ -11,6 +11,18 @@ from flask import g
 from feedsvc.config import Settings
 from feedsvc.feeds.document import Links
 
+# What each job does, as the admin says it (the API and CLI keep the jobs' own English).
+JOB_DESCRIPTIONS = {
+    "related-refresh": "重新计算自上次运行以来可能变化的相关内容",
+    "related-rebuild": "重新计算全部相关内容（包括 IDF 词频统计）",
+    "sources-poll": "抓取到期的上游订阅源",
+    "websub": "WebSub：发现变化的订阅，验证订阅者，推送新内容或通知 hub",
+}
+
+
+def job_description(name: str, english: str) -> str:
+    return JOB_DESCRIPTIONS.get(name, english)
+
 
 def admin_layout(settings: Settings) -> dict[str, Any]:
     return {
@@ -18,6 +30,7 @@ def admin_layout(settings: Settings) -> dict[str, Any]:
         "language": "zh-CN",
         "links": Links(settings.site.base_url),
         "user": g.get("admin_user"),
+        "job_description": job_description,
     }
 
 
