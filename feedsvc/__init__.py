@@ -38,6 +38,9 @@ def create_app(
     # Static files are served by web/static.py (content-hashed URLs, their own caching).
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.http.max_request_bytes
+    # One limit for a whole request: Werkzeug's own 500 kB per form field would refuse a long
+    # post written in the admin's editor that the API takes.
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.http.max_request_bytes
     app.config["SECRET_KEY"] = settings.site.secret_key or None
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
