@@ -394,3 +394,33 @@ def test_the_new_post_form_offers_the_categories(signed_in, factory: Factory) ->
     options = re.findall(r'<option value="([^"]*)"', page.split('name="category"')[1])
     assert options[:2] == ["jijin", "licai-fangfa"]  # by position, then slug
     assert 'type="datetime-local"' in page and 'formaction="/admin/posts/preview"' in page
+
+
+HOSTILE = ["\x00", "\ufffe", "9" * 40, "١٢", "-1", " ", "x" * 10_000, "<b>&", "\u202e", "🙂" * 60]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_form_values_answer_a_page(signed_in, factory: Factory, value: str) -> None:  # type: ignore[no-untyped-def]
+    """Every field of the editor, given each value, in a create, an edit and a preview: a
+    saved post, a preview, or the editor with a message; never a 5xx."""
+    existing = factory.post(slug="yi-you")
+    for name in FORM:
+        fields = form(**{name: value})
+        for path in ("/admin/posts", f"/admin/posts/{existing.id}", "/admin/posts/preview"):
+            answer = post(signed_in, path, **fields)
+            assert answer.status_code in (200, 303, 422), (name, path, answer.status_code)
+            if answer.status_code == 422:
+                assert "admin-field-error" in page_of(answer) or "admin-message" in page_of(answer)
+        extras = {"post_id": value, "preview_page": value}
+        answer = post(signed_in, "/admin/posts/preview", **form(), **extras)
+        assert answer.status_code in (200, 404), (value, answer.status_code)
+
+
+@pytest.mark.parametrize(
+    "segment", ["%00", "%FF%FE", "9" * 40, "%D9%A1", "-1", "0", "a" * 8192, "new%00"]
+)
+def test_hostile_path_segments_are_4xx(signed_in, factory: Factory, segment: str) -> None:  # type: ignore[no-untyped-def]
+    factory.post()
+    for path in (f"/admin/posts/{segment}", f"/admin/posts/{segment}/delete"):
+        assert 400 <= signed_in.get(path).status_code < 500, path
+        assert 400 <= post(signed_in, path, **FORM).status_code < 500, path
