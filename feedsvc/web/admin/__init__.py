@@ -34,6 +34,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         dashboard,
         jobs,
         session,
+        sources,
         tokens,
     )
 

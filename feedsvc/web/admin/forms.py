@@ -27,6 +27,14 @@ _FIXED = {
         "该分类还有文章或订阅源：请选择要把它们移到哪个分类"
     ),
     "1-100 chars": "须为 1 到 100 个字符",
+    "must be an absolute http:// or https:// URL": "须为以 http:// 或 https:// 开头的完整网址",
+    "is already a source": "已经是订阅源",
+    "must be one of 'related' or 'posts'": "请选择“相关内容”或“文章”",
+    "Input should be a valid boolean": "须为是或否",
+    "URL has no host": "网址缺少主机名",
+    "URL has no usable port": "网址的端口不可用（须为 1 到 65535）",
+    "only http and https URLs are fetched, not": "只能抓取 http:// 或 https:// 网址",
+    "Invalid IPv6 URL": "网址中的 IPv6 地址无效",
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"String should have at least 1 character"), "不能为空"),
@@ -40,6 +48,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "不能大于 {0}（feeds.max_length）",
     ),
     (re.compile(r"'(.*)' is reserved by the URL map"), "“{0}”是网址保留字，不能使用"),
+    (
+        re.compile(r"must be at least (\d+) minutes"),
+        "不能少于 {0} 分钟（sources.min_interval_minutes）",
+    ),
+    (re.compile(r"unknown category '(.*)'", re.S), "不是已有的分类"),
+    (re.compile(r"invalid URL: (.*)", re.S), "网址无效：{0}"),
 ]
 NOT_A_NUMBER = "请填写整数（半角数字 0-9）"
 CONTROL = "不能包含控制字符（如 NUL）"
