@@ -119,8 +119,10 @@ def _read_form(
         if forms.has_control(text):
             errors[name] = forms.CONTROL
         elif name == "interval_minutes":
-            if not text.strip() and blank_interval_is_default:
-                continue  # sources.default_interval_minutes
+            if not text.strip():
+                if not blank_interval_is_default:
+                    errors[name] = forms.in_chinese("is required")
+                continue  # on create: sources.default_interval_minutes
             number = forms.whole_number(text)
             if number is None:
                 errors[name] = forms.NOT_A_NUMBER
@@ -221,8 +223,6 @@ def source(source_id: str) -> str:
 def edit_source(source_id: str) -> Response | tuple[str, int]:
     row = _source(source_id)
     values, data, errors = _read_form(_FIELDS, blank_interval_is_default=False)
-    if "interval_minutes" not in data and "interval_minutes" not in errors:
-        errors["interval_minutes"] = forms.in_chinese("is required")
     parsed = _validated(SourceUpdate, data, errors)
     if parsed is not None:
         try:
