@@ -98,9 +98,9 @@ def _source(text: str) -> SourceRow:
         with ctx().db.read() as db:
             source = source_repo.get_source(db, source_id)
             if source is not None:
-                counts = source_repo.item_counts(db)
+                counts = source_repo.item_counts(db, source.id)
                 return _row(source, counts.get(source.id, (0, 0)))
-    raise NotFound(f"没有编号为 {forms.shown(text)} 的订阅源")
+    raise NotFound(f"没有编号为 {forms.shown(text)[:40]} 的订阅源")
 
 
 def _categories() -> list[tuple[str, str]]:
