@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.models import ExternalItem, RelatedItem, Source, SourceEntry
@@ -49,6 +49,20 @@ def entries_of(session: Session, source_id: int) -> list[SourceEntry]:
 
 def items_of(session: Session, source_id: int) -> list[ExternalItem]:
     return list(session.scalars(select(ExternalItem).where(ExternalItem.source_id == source_id)))
+
+
+def item_counts(session: Session, source_id: int | None = None) -> dict[int, tuple[int, int]]:
+    """What each source (or the one given) has brought in, by source id: (its external items,
+    kept for related lists; the upstream entries it imported as posts). Sources with neither
+    are absent."""
+    items = select(ExternalItem.source_id, func.count()).group_by(ExternalItem.source_id)
+    entries = select(SourceEntry.source_id, func.count()).group_by(SourceEntry.source_id)
+    if source_id is not None:
+        items = items.where(ExternalItem.source_id == source_id)
+        entries = entries.where(SourceEntry.source_id == source_id)
+    kept = {key: count for key, count in session.execute(items)}
+    imported = {key: count for key, count in session.execute(entries)}
+    return {key: (kept.get(key, 0), imported.get(key, 0)) for key in kept.keys() | imported}
 
 
 def mark_deleted(session: Session, post_id: int) -> None:

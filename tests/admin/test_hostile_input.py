@@ -21,6 +21,8 @@ def test_hostile_path_segments(signed_in, factory: Factory, segment: str) -> Non
     for path in (
         f"/admin/categories/{segment}",
         f"/admin/tokens/{segment}/revoke",
+        f"/admin/sources/{segment}",
+        f"/admin/sources/{segment}/delete",
     ):
         assert signed_in.get(path).status_code < 500, path
     for path in (
@@ -29,6 +31,10 @@ def test_hostile_path_segments(signed_in, factory: Factory, segment: str) -> Non
         f"/admin/categories/{segment}/move",
         f"/admin/tokens/{segment}/revoke",
         f"/admin/jobs/{segment}/run",
+        f"/admin/sources/{segment}",
+        f"/admin/sources/{segment}/enabled",
+        f"/admin/sources/{segment}/refresh",
+        f"/admin/sources/{segment}/delete",
     ):
         answer = signed_in.post(path, data={"csrf_token": token, "name": "名"})
         assert answer.status_code < 500, path
@@ -52,3 +58,24 @@ def test_hostile_form_values(signed_in, factory: Factory, value: str) -> None:  
     assert delete.status_code in (303, 409, 422)
     answer = signed_in.post("/admin/tokens", data={"name": value, "csrf_token": token})
     assert answer.status_code in (200, 422)
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_hostile_source_form_values(signed_in, factory: Factory, value: str) -> None:  # type: ignore[no-untyped-def]
+    factory.category("jijin")
+    token = form_token(signed_in)
+    form = {"url": "https://partner.example.cn/feed", "category": "jijin", "mode": "related"}
+    form |= {"interval_minutes": "30", "enabled": "on"}
+    assert signed_in.post("/admin/sources", data={**form, "csrf_token": token}).status_code == 303
+    for path, fields in (
+        ("/admin/sources", ("url", "category", "mode", "interval_minutes", "enabled")),
+        ("/admin/sources/1", ("category", "mode", "interval_minutes", "enabled")),
+    ):
+        for name in fields:
+            data = {**form, "url": "https://other.example.cn/feed", name: value}
+            answer = signed_in.post(path, data={**data, "csrf_token": token})
+            assert answer.status_code in (303, 422), (path, name, answer.status_code)
+    answer = signed_in.post(
+        "/admin/sources/1/enabled", data={"enabled": value, "csrf_token": token}
+    )
+    assert answer.status_code == 422

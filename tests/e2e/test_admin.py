@@ -183,7 +183,8 @@ def _sign_in(walk: Walk) -> None:
         key: int(walk.find(f"#count-{key}").text) for key in ("published", "drafts", "scheduled")
     }
     assert counts == {"published": SAMPLE_POSTS, "drafts": 0, "scheduled": 0}, counts
-    assert walk.texts("nav.admin-nav a") == ["概览", "文章", "分类", "API 令牌", "后台任务"]
+    menu = ["概览", "文章", "分类", "订阅源", "API 令牌", "后台任务"]
+    assert walk.texts("nav.admin-nav a") == menu
     assert name in walk.find("header.site-header").text
     assert len(walk.texts("#latest tbody tr")) == 10  # the ten last written
     assert JOB in walk.find("#jobs").text

@@ -36,6 +36,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         posts,
         preview,
         session,
+        sources,
         tokens,
     )
 

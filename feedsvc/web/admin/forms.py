@@ -29,6 +29,14 @@ _FIXED = {
     "1-100 chars": "须为 1 到 100 个字符",
     "is empty once sanitized": "去掉不安全的标签和脚本后内容为空",
     "year must be between 1970 and 9998": "年份须在 1970 到 9998 之间",
+    "must be an absolute http:// or https:// URL": "须为以 http:// 或 https:// 开头的完整网址",
+    "is already a source": "已经是订阅源",
+    "must be one of 'related' or 'posts'": "请选择“相关内容”或“文章”",
+    "Input should be a valid boolean": "须为是或否",
+    "URL has no host": "网址缺少主机名",
+    "URL has no usable port": "网址的端口不可用（须为 1 到 65535）",
+    "only http and https URLs are fetched, not": "只能抓取 http:// 或 https:// 网址",
+    "Invalid IPv6 URL": "网址中的 IPv6 地址无效",
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"String should have at least 1 character"), "不能为空"),
@@ -42,7 +50,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "不能大于 {0}（feeds.max_length）",
     ),
     (re.compile(r"'(.*)' is reserved by the URL map"), "“{0}”是网址保留字，不能使用"),
-    (re.compile(r"unknown category .*"), "不是已有的分类"),
+    (
+        re.compile(r"must be at least (\d+) minutes"),
+        "不能少于 {0} 分钟（sources.min_interval_minutes）",
+    ),
+    (re.compile(r"invalid URL: (.*)", re.S), "网址无效：{0}"),
+    (re.compile(r"unknown category .*", re.S), "不是已有的分类"),
     (re.compile(r"must be one of .*"), "请选择列表中的一项"),
     (re.compile(r"List should have at most (\d+) items.*"), "最多 {0} 个"),
     (re.compile(r"nests elements more than (\d+) deep"), "元素嵌套超过 {0} 层，请简化"),

@@ -10,6 +10,8 @@ from flask import g
 
 from feedsvc.config import Settings
 from feedsvc.feeds.document import Links
+from feedsvc.repo import categories as category_repo
+from feedsvc.web import ctx
 
 # What each job does, as the admin says it (the API and CLI keep the jobs' own English).
 JOB_DESCRIPTIONS = {
@@ -32,6 +34,12 @@ def admin_layout(settings: Settings) -> dict[str, Any]:
         "user": g.get("admin_user"),
         "job_description": job_description,
     }
+
+
+def category_choices() -> list[tuple[str, str]]:
+    """(slug, name) of every category, in the site's order: a form's category select."""
+    with ctx().db.read() as db:
+        return [(c.slug, c.name) for c in category_repo.list_categories(db)]
 
 
 def local_time(value: datetime | None, tz: ZoneInfo) -> str:

@@ -30,7 +30,7 @@ from feedsvc.schemas import MAX_ID, parse_id, parse_whole_number
 from feedsvc.services import posts as post_service
 from feedsvc.web import ctx
 from feedsvc.web.admin import PREFIX, bp, forms, session
-from feedsvc.web.admin.layout import admin_layout, local_time
+from feedsvc.web.admin.layout import admin_layout, category_choices, local_time
 from feedsvc.web.admin.post_form import FORMATS, STATUSES, PostForm, stored_values
 
 LIST = PREFIX + "/posts"
@@ -108,11 +108,6 @@ def _where(session: Any, filters: dict[str, str], now: datetime) -> PostFilter |
     return where
 
 
-def _categories() -> list[tuple[str, str]]:
-    with ctx().db.read() as db:
-        return [(c.slug, c.name) for c in category_repo.list_categories(db)]
-
-
 @bp.get("/posts")
 def posts() -> str:
     context = ctx()
@@ -135,7 +130,7 @@ def posts() -> str:
         query=query,
         filters=filters,
         states=STATES,
-        categories=_categories(),
+        categories=category_choices(),
         csrf_token=session.csrf_token(),
         **admin_layout(context.settings),
     )
@@ -169,7 +164,7 @@ def editor(post: Post | None, values: dict[str, str], **extra: Any) -> str:
         post=None if post is None else post_row(post, now, tz),
         values=values,
         related=[] if post is None else related_of(post),
-        categories=_categories(),
+        categories=category_choices(),
         formats=FORMATS,
         statuses=STATUSES,
         timezone=context.settings.site.timezone,
@@ -182,7 +177,7 @@ def editor(post: Post | None, values: dict[str, str], **extra: Any) -> str:
 
 
 def _new_values() -> dict[str, str]:
-    categories = _categories()
+    categories = category_choices()
     return {
         "title": "",
         "slug": "",
@@ -261,7 +256,7 @@ def update_post(post_id: str) -> Response | tuple[str, int]:
 
 
 @bp.get("/posts/<post_id>/delete")
-def confirm_delete(post_id: str) -> str:
+def confirm_delete_post(post_id: str) -> str:
     context = ctx()
     post = load_post(post_id)
     return render_template(
