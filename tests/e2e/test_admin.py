@@ -14,17 +14,21 @@ The steps (``STEPS``, in order; each takes the ``Walk``):
    fetched over HTTP, parses with the category's name as its title.
 3. The create form with a slug in 中文: the page comes back (422) with the Chinese message
    next to the field and the typed values kept.
-4. API 令牌: a token created (shown once) authorizes GET /api/v1/jobs; revoked (after its
+4. 文章: a two-page Markdown post with tags written in the new category, both pages previewed
+   (the public page, in a new tab), published: in the category's RSS and Atom with its tags,
+   on its public page with 共2页, counted on the dashboard. Another post scheduled a minute or
+   two ahead: the dashboard lists it under 定时发布; the feed does not show it yet.
+5. 订阅源: the loopback upstream feed added in the new category; the scheduler fetches it;
+   立即抓取 queues another fetch, which the upstream sees; the page shows the fetch state.
+6. API 令牌: a token created (shown once) authorizes GET /api/v1/jobs; revoked (after its
    confirm page), the API answers it 401.
-5. 后台任务: the jobs are listed; 立即运行 on related-refresh shows the notice, and the
+7. 后台任务: the jobs are listed; 立即运行 on related-refresh shows the notice, and the
    scheduler runs it.
-6. The dashboard and the categories list at a phone's width (390x844): no horizontal page
+8. The dashboard and the categories list at a phone's width (390x844): no horizontal page
    scrollbar (a table may scroll inside itself).
-7. 退出登录: back at the login page, and /admin sends there again.
+9. 退出登录: back at the login page, and /admin sends there again.
 
-Two steps are to be written (``TO_WRITE``): ``_write_and_publish_post`` and
-``_add_and_refresh_source``; insert each into ``STEPS`` where its docstring says once it has a
-body. Each step saves full-page screenshots as build/e2e/admin-NN-<what>.png (numbered in the
+Each step saves full-page screenshots as build/e2e/admin-NN-<what>.png (numbered in the
 order taken) and checks every page it loads (browser.check_page): no console error, no request
 answered >= 400 (but the 422 of a form shown again, which that step expects), the stylesheet
 applied, the expected <title> and <h1>. Nothing but 127.0.0.1 is reached.
@@ -354,7 +358,7 @@ def _sign_out(walk: Walk) -> None:
     assert not walk.driver.find_elements(By.CSS_SELECTOR, "nav.admin-nav")
 
 
-# -- to be written (issue 12 item 10, later) ----------------------------------------------------
+# -- posts and sources (steps 4 and 5) ----------------------------------------------------------
 
 
 def _in_new_tab(walk: Walk, selector: str) -> str:
@@ -454,18 +458,63 @@ def _write_and_publish_post(walk: Walk) -> None:
     walk.shot("dashboard-scheduled")
 
 
-def _add_and_refresh_source(walk: Walk) -> None:
-    """TO WRITE (not in STEPS yet): insert into STEPS after ``_write_and_publish_post``.
+def _fetch_state(walk: Walk) -> dict[str, str]:
+    rows = walk.driver.find_elements(By.CSS_SELECTOR, "#fetch-state tr")
+    return {
+        row.find_element(By.TAG_NAME, "th").text: row.find_element(By.TAG_NAME, "td").text
+        for row in rows
+    }
 
-    On the admin's sources page add a source whose URL is ``walk.upstream.url`` (the loopback
-    RSS of browser.loopback_feed: two Chinese items, ``walk.upstream.items``; the site's
-    ``[sources] allow_hosts`` already lets it fetch from 127.0.0.1) in the category
-    ``CATEGORY``; refresh it (its 立即抓取 button, or 立即运行 of the sources-poll job: the
-    scheduler ticks every second); then see its fetch state on the page (last fetched time,
-    no error, the items it found), check ``walk.upstream.requests`` recorded the fetch, and
-    that the dashboard's 出错的订阅源 still says 所有订阅源正常. A screenshot per page.
-    """
-    raise NotImplementedError("_add_and_refresh_source: to be written (issue 12 item 10)")
+
+def _add_and_refresh_source(walk: Walk) -> None:
+    """订阅源: add the loopback upstream feed (its two Chinese items) in the new category; the
+    scheduler fetches it; 立即抓取 queues another fetch, which the upstream sees; the page
+    shows the fetch state (when, HTTP status, no error, the items), and the dashboard still
+    has no failing source."""
+    slug = CATEGORY[0]
+    walk.click("nav.admin-nav a[href='/admin/sources']")
+    check_page(walk.driver, "订阅源", "订阅源")
+    walk.shot("sources")
+    walk.fill({"field-url": walk.upstream.url})
+    Select(walk.find("#field-category")).select_by_value(slug)
+    walk.click("#create-source button[type=submit]")
+    check_page(walk.driver, "订阅源", "订阅源")
+    assert walk.notice().startswith(f"已添加订阅源 {walk.upstream.url}"), walk.notice()
+    row = next(
+        r
+        for r in walk.driver.find_elements(By.CSS_SELECTOR, "#sources tbody tr")
+        if walk.upstream.url in r.text
+    )
+    source_id = (row.get_attribute("id") or "").removeprefix("source-")
+    walk.shot("source-added")
+
+    def fetched(count: int) -> Callable[[], bool]:
+        def done() -> bool:
+            walk.open(f"/admin/sources/{source_id}")
+            state = _fetch_state(walk)
+            return len(walk.upstream.requests) >= count and state["条目"].startswith("2 ")
+
+        return done
+
+    # Added, it is due at once: the scheduler (a tick a second) fetches it.
+    wait_for(fetched(1), 60, "the scheduler to fetch the new source", step=1)
+    before = len(walk.upstream.requests)
+    check_page(walk.driver, "编辑订阅源", "编辑订阅源")
+    walk.click("#refresh-source button[type=submit]")
+    check_page(walk.driver, "编辑订阅源", "编辑订阅源")
+    assert walk.notice().startswith("已加入抓取队列"), walk.notice()
+    walk.shot("source-refresh-queued")
+    wait_for(fetched(before + 1), 60, "立即抓取 to fetch the source again", step=1)
+    check_page(walk.driver, "编辑订阅源", "编辑订阅源")
+    state = _fetch_state(walk)
+    assert state["上次抓取"] != "从未抓取" and state["上次错误"] == "—", state
+    assert state["HTTP 状态"] in ("200", "304") and state["连续失败"] == "0", state
+    assert set(walk.upstream.requests) == {"/feed.xml"}, walk.upstream.requests
+    walk.shot("source-fetched")
+
+    walk.click("nav.admin-nav a[href='/admin']")
+    check_page(walk.driver, "概览", "概览")
+    assert "所有订阅源正常" in walk.driver.page_source
 
 
 Step = Callable[[Walk], None]
@@ -475,13 +524,12 @@ STEPS: tuple[Step, ...] = (
     _create_category,
     _invalid_category,
     _write_and_publish_post,
-    # here: _add_and_refresh_source (see TO_WRITE)
+    _add_and_refresh_source,
     _token_create_and_revoke,
     _run_job,
     _phone_width,
     _sign_out,
 )
-TO_WRITE: tuple[Step, ...] = (_add_and_refresh_source,)
 
 
 def test_admin_walk(admin_site: Site, browser: WebDriver, upstream_feed: Upstream) -> None:
