@@ -89,9 +89,14 @@ def field_error(page: str, name: str) -> str:
 
 
 def typed_value(page: str, name: str) -> str:
+    """The value a field shows: an input's, a textarea's text, a select's chosen option."""
     found = re.search(rf'id="field-{name}" name="{name}" value="([^"]*)"', page)
     if found is None:
         # A textarea's first line break is the template's (HTML drops it when parsing).
         found = re.search(rf'id="field-{name}" name="{name}"[^>]*>\n?([^<]*)</textarea>', page)
+    if found is None:
+        select = re.search(rf'id="field-{name}" name="{name}".*?</select>', page, re.S)
+        assert select, name
+        found = re.search(r'<option value="([^"]*)" selected>', select.group(0))
     assert found, name
     return html.unescape(found.group(1))

@@ -19,7 +19,7 @@ from feedsvc.repo import jobs as job_repo
 from feedsvc.schemas import SourceCreate, SourceUpdate
 from feedsvc.services import sources as source_service
 from feedsvc.sources.jobs import POLL
-from tests.admin.conftest import form_token
+from tests.admin.conftest import field_error, form_token, post, typed_value
 from tests.factories import CATEGORIES, Factory
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -43,26 +43,6 @@ FEED = (
     )
     + "</channel></rss>"
 ).encode()
-
-
-def post(client, path: str, **data: Any):  # type: ignore[no-untyped-def]
-    return client.post(path, data={"csrf_token": form_token(client), **data})
-
-
-def field_error(page: str, name: str) -> str:
-    found = re.search(rf'id="error-{name}">([^<]*)<', page)
-    assert found, f"no message next to {name}"
-    return html.unescape(found.group(1))
-
-
-def typed_value(page: str, name: str) -> str:
-    found = re.search(rf'id="field-{name}" name="{name}" value="([^"]*)"', page)
-    if found is None:  # a select: the chosen option
-        select_ = re.search(rf'id="field-{name}" name="{name}".*?</select>', page, re.S)
-        assert select_, name
-        found = re.search(r'<option value="([^"]*)" selected>', select_.group(0))
-    assert found, name
-    return html.unescape(found.group(1))
 
 
 def stored(ctx) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ from typing import Any
 from flask import flash, redirect, render_template, request
 from werkzeug.wrappers import Response
 
-from feedsvc.errors import FeedsvcError, Invalid, NotFound
+from feedsvc.errors import FeedsvcError, NotFound
 from feedsvc.repo import categories as category_repo
-from feedsvc.schemas import CategoryCreate, CategoryUpdate, parse_input
+from feedsvc.schemas import CategoryCreate, CategoryUpdate
 from feedsvc.services import categories as category_service
 from feedsvc.web import ctx
 from feedsvc.web.admin import PREFIX, bp, forms, session
@@ -90,16 +90,6 @@ def _read_form(names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, Any], 
     return {name: forms.shown(text) for name, text in typed.items()}, data, errors
 
 
-def _validated(model: type[Any], data: dict[str, Any], errors: dict[str, str]) -> Any:
-    try:
-        parsed = parse_input(model, data)
-    except Invalid as exc:
-        for name, message in forms.chinese_fields(exc.fields).items():
-            errors.setdefault(name, message)
-        return None
-    return None if errors else parsed
-
-
 def _page(**extra: Any) -> str:
     context = ctx()
     return render_template(
@@ -141,7 +131,7 @@ def categories() -> str:
 @bp.post("/categories")
 def create_category() -> Response | tuple[str, int]:
     values, data, errors = _read_form(("slug", *_TEXT, *_NUMBERS))
-    parsed = _validated(CategoryCreate, data, errors)
+    parsed = forms.validated(CategoryCreate, data, errors)
     if parsed is not None:
         try:
             category_service.create_category(ctx(), parsed)
@@ -164,7 +154,7 @@ def category(slug: str) -> str:
 def edit_category(slug: str) -> Response | tuple[str, int]:
     row = _row(slug)
     values, data, errors = _read_form((*_TEXT, *_NUMBERS))
-    parsed = _validated(CategoryUpdate, data, errors)
+    parsed = forms.validated(CategoryUpdate, data, errors)
     if parsed is not None:
         try:
             category_service.update_category(ctx(), slug, parsed)

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from feedsvc.schemas import parse_whole_number
+from pydantic import BaseModel
+
+from feedsvc.errors import Invalid
+from feedsvc.schemas import parse_input, parse_whole_number
+
+M = TypeVar("M", bound=BaseModel)
 
 _FIXED = {
     "is required": "必填",
@@ -87,6 +93,18 @@ def shown(text: str) -> str:
     """A typed value as it goes back into the form: control characters dropped (HTML forbids
     NUL), everything else kept."""
     return "".join(ch for ch in text if ch.isprintable() or ch in "\t\r\n")
+
+
+def validated(model: type[M], data: dict[str, Any], errors: dict[str, str]) -> M | None:
+    """``data`` read into the API's ``model``; None when it or the form (``errors``, which
+    gains the schema's messages in Chinese) found a problem."""
+    try:
+        parsed = parse_input(model, data)
+    except Invalid as exc:
+        for name, message in chinese_fields(exc.fields).items():
+            errors.setdefault(name, message)
+        return None
+    return None if errors else parsed
 
 
 def whole_number(text: str) -> int | None:

@@ -21,10 +21,10 @@ from flask import flash, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from feedsvc import jobs
-from feedsvc.errors import Conflict, FeedsvcError, Invalid, NotFound
+from feedsvc.errors import Conflict, FeedsvcError, NotFound
 from feedsvc.models import Source
 from feedsvc.repo import sources as source_repo
-from feedsvc.schemas import SourceCreate, SourceUpdate, parse_id, parse_input
+from feedsvc.schemas import SourceCreate, SourceUpdate, parse_id
 from feedsvc.services import sources as source_service
 from feedsvc.sources.jobs import POLL
 from feedsvc.web import ctx
@@ -131,16 +131,6 @@ def _read_form(
     return values, data, errors
 
 
-def _validated(model: type[Any], data: dict[str, Any], errors: dict[str, str]) -> Any:
-    try:
-        parsed = parse_input(model, data)
-    except Invalid as exc:
-        for name, message in forms.chinese_fields(exc.fields).items():
-            errors.setdefault(name, message)
-        return None
-    return None if errors else parsed
-
-
 def _common() -> dict[str, Any]:
     context = ctx()
     settings = context.settings.sources
@@ -193,7 +183,7 @@ def sources() -> str:
 @bp.post("/sources")
 def create_source() -> Response | tuple[str, int]:
     values, data, errors = _read_form((*_TEXT, "interval_minutes"), blank_interval_is_default=True)
-    parsed = _validated(SourceCreate, data, errors)
+    parsed = forms.validated(SourceCreate, data, errors)
     if parsed is not None:
         try:
             source = source_service.create_source(ctx(), parsed)
@@ -217,7 +207,7 @@ def source(source_id: str) -> str:
 def edit_source(source_id: str) -> Response | tuple[str, int]:
     row = _source(source_id)
     values, data, errors = _read_form(_FIELDS, blank_interval_is_default=False)
-    parsed = _validated(SourceUpdate, data, errors)
+    parsed = forms.validated(SourceUpdate, data, errors)
     if parsed is not None:
         try:
             source_service.update_source(ctx(), row.id, parsed)
