@@ -146,7 +146,7 @@ def test_list_shows_each_source_with_its_fetch_state(signed_in, ctx, factory, cl
     assert "文章" in second and "500" in second and " 3 " in second
     assert "fetch: HTTP 500 from upstream" in second
     third = row_of(off)
-    assert "已停用：disabled by the publisher" in third
+    assert "已停用：由发布者停用" in third
     assert "从未抓取" in third
 
 
@@ -194,7 +194,7 @@ def test_a_blank_interval_is_the_default_and_unticked_is_disabled(signed_in, ctx
         ({"category": "nope"}, "category", "不是已有的分类"),
         ({"category": "Not A Slug"}, "category", "小写英文字母"),
         ({"mode": "everything"}, "mode", "请选择“相关内容”或“文章”"),
-        ({"interval_minutes": "0"}, "interval_minutes", "不能小于 1"),
+        ({"interval_minutes": "0"}, "interval_minutes", "不能少于 5 分钟"),
         ({"interval_minutes": "2"}, "interval_minutes", "不能少于 5 分钟"),
         ({"interval_minutes": "99999"}, "interval_minutes", "不能大于 10080"),
         ({"interval_minutes": "9" * 40}, "interval_minutes", "半角数字"),
@@ -294,7 +294,7 @@ def test_disable_and_enable(signed_in, ctx, factory, auth, clock) -> None:  # ty
     assert shown["state"]["disabled_reason"] == "disabled by the publisher"
     page = signed_in.get(path).get_data(as_text=True)
     assert "已停用订阅源" in page and ">启用</button>" in page
-    assert "已停用：disabled by the publisher" in page
+    assert "已停用：由发布者停用" in page
 
     clock.advance(hours=1)
     assert post(signed_in, path + "/enabled", enabled="1").status_code == 303

@@ -11,6 +11,7 @@ from flask import g
 from feedsvc.config import Settings
 from feedsvc.feeds.document import Links
 from feedsvc.repo import categories as category_repo
+from feedsvc.sources.importer import IMPORT_ONLY
 from feedsvc.web import ctx
 
 # What each job does, as the admin says it (the API and CLI keep the jobs' own English).
@@ -26,6 +27,18 @@ def job_description(name: str, english: str) -> str:
     return JOB_DESCRIPTIONS.get(name, english)
 
 
+# Why a source is disabled (sources.disabled_reason, stored in English for the API and CLI).
+DISABLED_REASONS = {
+    "disabled by the publisher": "由发布者停用",
+    "gone (410)": "上游已永久删除这个订阅（HTTP 410）",
+    IMPORT_ONLY: "仅用于导入，不定时抓取",
+}
+
+
+def disabled_reason(english: str | None) -> str:
+    return "" if not english else DISABLED_REASONS.get(english, english)
+
+
 def admin_layout(settings: Settings) -> dict[str, Any]:
     return {
         "site": settings.site,
@@ -33,6 +46,7 @@ def admin_layout(settings: Settings) -> dict[str, Any]:
         "links": Links(settings.site.base_url),
         "user": g.get("admin_user"),
         "job_description": job_description,
+        "disabled_reason": disabled_reason,
     }
 
 

@@ -118,8 +118,11 @@ def _read_form(
                     errors[name] = forms.in_chinese("is required")
                 continue  # on create: sources.default_interval_minutes
             number = forms.whole_number(text)
+            least = ctx().settings.sources.min_interval_minutes
             if number is None:
                 errors[name] = forms.NOT_A_NUMBER
+            elif number < least:  # the schema's bound is 1; the site's is what matters here
+                errors[name] = forms.in_chinese(f"must be at least {least} minutes")
             else:
                 data[name] = number
         else:
