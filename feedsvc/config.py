@@ -60,7 +60,8 @@ class SiteSettings(_Section):
     tag_authority: str = ""
     tag_date: date = date(2026, 1, 1)
     # Signs the admin's session cookies (feedsvc/web/admin/); `feedsvc new-site` generates
-    # one. Empty or shorter than ADMIN_MIN_SECRET_CHARS: the admin signs nobody in.
+    # one. Empty here: the file SECRET_KEY_FILE beside the config, which `feedsvc init`
+    # generates when neither exists. Shorter than ADMIN_MIN_SECRET_CHARS: nobody signs in.
     secret_key: str = Field("", max_length=200)
 
     @field_validator("base_url")
@@ -340,6 +341,9 @@ class MetricsSettings(_Section):
 # A key shorter than this could be guessed or is a placeholder ("changeme"): the admin refuses
 # to sign anyone in with it (web/admin/session.py). new-site's key has 43 characters.
 ADMIN_MIN_SECRET_CHARS = 32
+# Beside the config file: the admin's secret key when the config names none (`feedsvc init`
+# writes it, mode 0600). A checkout's config is in git; this file never is (.gitignore).
+SECRET_KEY_FILE = "secret_key"
 
 
 class AdminSettings(_Section):
@@ -545,10 +549,30 @@ def load_settings(
         ),
         posts=_site_path(settings.paths.posts, "posts", base, "paths.posts", origin),
     )
+    site = settings.site
+    if not site.secret_key and config_path is not None:
+        site = site.model_copy(update={"secret_key": _secret_key_file(config_path.parent)})
     return settings.model_copy(
         update={
             "database": settings.database.model_copy(update={"url": url}),
             "paths": paths,
             "config_file": config_path,
+            "site": site,
         }
     )
+
+
+def secret_key_path(settings: Settings) -> Path | None:
+    """Where the secret key file of this configuration is (None: no config file)."""
+    config = settings.config_file
+    return None if config is None else config.parent / SECRET_KEY_FILE
+
+
+def _secret_key_file(folder: Path) -> str:
+    path = folder / SECRET_KEY_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as the admin's secret key: {exc}") from None

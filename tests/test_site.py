@@ -64,7 +64,10 @@ def test_new_site_writes_a_site_that_loads(tmp_path: Path) -> None:
     )
     assert code == 0, output
     assert f"wrote {folder}/feedsvc.toml" in output and f"wrote {folder}/categories.toml" in output
-    assert output.endswith(f"next: cd {folder} && feedsvc init && feedsvc serve\n")
+    assert output.endswith(
+        f"next: cd {folder} && feedsvc init && feedsvc serve\n"
+        "admin: feedsvc user create NAME (then sign in at /admin)\n"
+    )
     assert sorted(p.name for p in folder.iterdir()) == ["categories.toml", "feedsvc.toml"]
     text = (folder / "feedsvc.toml").read_text(encoding="utf-8")
     assert "NEVER change them" in text  # why guids must stay

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import click
 from flask.cli import with_appcontext
 
 from feedsvc.commands.base import current_context
+from feedsvc.config import ADMIN_MIN_SECRET_CHARS, Settings, secret_key_path
 from feedsvc.repo import categories as category_repo
 from feedsvc.schemas import PostCreate
 from feedsvc.services import categories as category_service
@@ -44,6 +47,7 @@ def init_command(no_samples: bool) -> None:
     config = ctx.settings.config_file
     click.echo(f"config: {config if config else 'none (defaults and FEEDSVC_* environment)'}")
     click.echo(f"database: {_safe_url(ctx.db.url)} at revision {migrate.current_revision(ctx.db)}")
+    click.echo(_admin_secret_key(ctx.settings))
     if listed is None:
         click.echo("categories: no categories file (paths.categories, or categories.toml)")
     else:
@@ -69,6 +73,28 @@ def init_command(no_samples: bool) -> None:
                 "file's values"
             )
     _load_samples(no_samples, posts_dir, samples)
+
+
+def _admin_secret_key(settings: Settings) -> str:
+    """The admin's secret key: generated beside the config (mode 0600) when the config names
+    none and the file does not exist yet; never printed."""
+    key, path = settings.site.secret_key, secret_key_path(settings)
+    if len(key) >= ADMIN_MIN_SECRET_CHARS:
+        return "admin secret key: set"
+    unusable = "/admin signs nobody in until site.secret_key or that file holds a random key"
+    if path is None:
+        return "admin secret key: none (no config file: set site.secret_key to use /admin)"
+    if key:
+        return f"admin secret key: shorter than {ADMIN_MIN_SECRET_CHARS} characters; {unusable}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return f"admin secret key: {path} is empty; {unusable}"
+    except OSError as exc:
+        return f"admin secret key: cannot write {path} ({exc.strerror}); {unusable}"
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secrets.token_urlsafe(32) + "\n")
+    return f"admin secret key: generated {path} (keep it private; never commit it)"
 
 
 def _load_samples(no_samples: bool, posts_dir: Path | None, samples: list[PostCreate]) -> None:

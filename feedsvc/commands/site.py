@@ -223,3 +223,4 @@ def new_site_command(
     for line in report:
         click.echo(line)
     click.echo(f"next: cd {directory} && feedsvc init && feedsvc serve")
+    click.echo("admin: feedsvc user create NAME (then sign in at /admin)")

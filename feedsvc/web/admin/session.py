@@ -29,8 +29,9 @@ def key_problem(context: Context) -> str | None:
     if len(key) < ADMIN_MIN_SECRET_CHARS:
         return (
             "管理后台未启用：site.secret_key 为空或太短（至少 "
-            f"{ADMIN_MIN_SECRET_CHARS} 个字符）。请在 feedsvc.toml 的 [site] 中设置一个随机密钥，"
-            "例如 python -c 'import secrets; print(secrets.token_urlsafe(32))' 的输出，"
+            f"{ADMIN_MIN_SECRET_CHARS} 个字符）。运行 feedsvc init 会在配置文件旁生成 "
+            "secret_key 文件；也可以在 feedsvc.toml 的 [site] 中设置一个随机密钥，"
+            "例如 python -c 'import secrets; print(secrets.token_urlsafe(32))' 的输出。"
             "然后重启服务。"
         )
     return None
