@@ -424,3 +424,33 @@ def test_hostile_path_segments_are_4xx(signed_in, factory: Factory, segment: str
     for path in (f"/admin/posts/{segment}", f"/admin/posts/{segment}/delete"):
         assert 400 <= signed_in.get(path).status_code < 500, path
         assert 400 <= post(signed_in, path, **FORM).status_code < 500, path
+
+
+def test_a_save_from_an_older_page_changes_nothing_and_keeps_the_typing(  # type: ignore[no-untyped-def]
+    signed_in, factory: Factory, ctx, clock
+) -> None:
+    """Two tabs: B saves a new title; A, opened before, adds a tag. A's save would write
+    the old title back: it is refused (409) with A's values; a second save overwrites."""
+    original = factory.post(tags=["储蓄"])
+    page_a = page_of(signed_in.get(f"/admin/posts/{original.id}"))
+    version_a = re.search(r'name="version" value="([^"]+)"', page_a)
+    assert version_a
+    fields = {name: typed_value(page_a, name) for name in FORM}
+    fields |= {"category": "licai-fangfa", "format": "markdown", "status": "published"}
+    clock.advance(minutes=1)
+    tab_b = {**fields, "title": "另一个标签页改的标题"}
+    assert post(signed_in, f"/admin/posts/{original.id}", **tab_b).status_code == 303
+    before = factory.snapshot()
+    tab_a = {**fields, "tags": "储蓄，预算", "version": version_a.group(1)}
+    answer = post(signed_in, f"/admin/posts/{original.id}", **tab_a)
+    assert answer.status_code == 409
+    page = page_of(answer)
+    assert "打开编辑页之后被修改过" in page
+    assert typed_value(page, "tags") == "储蓄，预算"
+    assert typed_value(page, "title") == original.title  # what A typed, kept
+    assert factory.snapshot() == before
+    current = re.search(r'name="version" value="([^"]+)"', page)
+    assert current and current.group(1) != version_a.group(1)
+    again = post(signed_in, f"/admin/posts/{original.id}", **{**tab_a, "version": current.group(1)})
+    assert again.status_code == 303
+    assert [tag.name for tag in stored_post(ctx, original.slug).tags] == ["储蓄", "预算"]

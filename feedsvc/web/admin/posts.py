@@ -162,6 +162,7 @@ def editor(post: Post | None, values: dict[str, str], **extra: Any) -> str:
     return render_template(
         "admin/post.html",
         post=None if post is None else post_row(post, now, tz),
+        version="" if post is None else version_of(post),
         values=values,
         related=[] if post is None else related_of(post),
         categories=category_choices(),
@@ -236,11 +237,27 @@ def edit_post(post_id: str) -> str:
     return editor(post, stored_values(post, ctx().settings.site.tz))
 
 
+def version_of(post: Post) -> str:
+    """What the editor was loaded with: an edit made since then changed updated_at."""
+    return post.updated_at.isoformat()
+
+
 @bp.post("/posts/<post_id>")
 def update_post(post_id: str) -> Response | tuple[str, int]:
     post = load_post(post_id)
     context = ctx()
     form = PostForm.read(request.form)
+    loaded = request.form.get("version")
+    if loaded is not None and loaded != version_of(post):
+        # Saved from a page older than the post (another tab, another editor): its untouched
+        # fields show old values, and saving them would undo that edit. The page comes back
+        # with what was typed and the current version: a second 保存 overwrites knowingly.
+        changed = local_time(post.updated_at, context.settings.site.tz)
+        message = (
+            f"没有保存：这篇文章在你打开编辑页之后被修改过（{changed}）。你填写的内容保留在下面；"
+            "核对后再点“保存”，会用它覆盖那次修改。"
+        )
+        return editor(post, form.typed, message=message), 409
     data = form.update(post, context.settings.site.tz)
     if data is None:
         return refused(post, form)
