@@ -7,7 +7,7 @@ import ipaddress
 import secrets
 from urllib.parse import urlencode, urlsplit
 
-from flask import abort, g, redirect, request, session
+from flask import abort, g, jsonify, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
 from feedsvc.config import ADMIN_MIN_SECRET_CHARS
@@ -15,7 +15,8 @@ from feedsvc.context import Context
 from feedsvc.models import AdminUser
 from feedsvc.services import users as user_service
 from feedsvc.web import ctx
-from feedsvc.web.admin import PREFIX, bp
+from feedsvc.web.admin import PREFIX, bp, forms
+from feedsvc.web.admin.layout import admin_layout
 
 LOGIN = PREFIX + "/login"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -140,10 +141,11 @@ def login_url(next_path: str) -> str:
 
 
 @bp.before_request
-def _check_csrf() -> None:
-    """Every request that may change something carries the session's token (400 otherwise)."""
+def _check_csrf() -> tuple[str, int] | None:
+    """Every request that may change something carries the session's token (400 otherwise,
+    and nothing runs)."""
     if request.method in READ_METHODS or key_problem(ctx()) is not None:
-        return  # without a usable key the login view refuses everything itself
+        return None  # without a usable key the login view refuses everything itself
     given = request.form.get("csrf_token", "")
     expected = session.get("csrf")
     if (
@@ -151,7 +153,47 @@ def _check_csrf() -> None:
         or not given.isascii()
         or not hmac.compare_digest(given.encode("ascii"), expected.encode("ascii"))
     ):
-        abort(400, "表单已过期或缺少安全令牌（CSRF），请刷新页面后重试。")
+        kept = _kept_form()
+        if kept is None:
+            abort(400, "表单已过期或缺少安全令牌（CSRF），请刷新页面后重试。")
+        return kept, 400
+    return None
+
+
+def _kept_form() -> str | None:
+    """A form refused for its token, given back: the session ended while it was being written
+    (signed out in another tab, expired), or the page is older than the session. Its fields
+    come back (escaped, in read-only boxes) with 重新提交, which fetches the new session's
+    token (GET /admin/csrf-token) after signing in again in another tab. Only for a form sent
+    from this site's own pages (Origin, else Referer): another site's POST gets the bare 400,
+    never its text shown on ours. Never the login form (its password)."""
+    if request.endpoint in _OPEN:
+        return None
+    sender = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    if urlsplit(sender).netloc != request.host:
+        return None
+    fields = [
+        (name, forms.shown(value))
+        for name, value in request.form.items(multi=True)
+        if name not in ("csrf_token", "password") and not forms.has_control(name)
+    ]
+    if not fields:
+        return None
+    return render_template(
+        "admin/expired.html",
+        fields=fields,
+        action=request.path,
+        multipart=request.mimetype == "multipart/form-data",
+        csrf_token="",
+        **admin_layout(ctx().settings),
+    )
+
+
+@bp.get("/csrf-token")
+def fresh_csrf_token() -> Response:
+    """The signed-in session's CSRF token, for a kept form's 重新提交 (expired.html). Signed
+    out: the usual 302 to the login page. Readable by this site's pages only (no CORS)."""
+    return jsonify({"csrf_token": csrf_token()})
 
 
 @bp.before_request
