@@ -20,6 +20,8 @@ The steps (``STEPS``, in order; each takes the ``Walk``):
    two ahead: the dashboard lists it under 定时发布; the feed does not show it yet.
 5. 订阅源: the loopback upstream feed added in the new category; the scheduler fetches it;
    立即抓取 queues another fetch, which the upstream sees; the page shows the fetch state.
+5b. The session ends while a post is written: 保存 gives back everything typed (400);
+   signed in again in a new tab, 重新提交 saves it.
 6. API 令牌: a token created (shown once) authorizes GET /api/v1/jobs; revoked (after its
    confirm page), the API answers it 401.
 7. 后台任务: the jobs are listed; 立即运行 on related-refresh shows the notice, and the
@@ -81,6 +83,7 @@ POST = (
     ("预算", "储蓄", "工资"),
 )
 SCHEDULED_TITLE = "下个月的预算提前写好"
+KEPT_TITLE = "会话过期也不丢的草稿"
 JOB = "related-refresh"
 SAMPLE_POSTS = 16
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -517,6 +520,41 @@ def _add_and_refresh_source(walk: Walk) -> None:
     assert "所有订阅源正常" in walk.driver.page_source
 
 
+def _session_ends_while_writing(walk: Walk) -> None:
+    """The session ends while a post is being written (its cookie gone, as after signing out
+    in another tab): 保存 answers 400 with everything typed kept; signed in again in a new
+    tab, 重新提交 saves it."""
+    walk.open("/admin/posts/new")
+    check_page(walk.driver, "写文章", "写文章")
+    walk.fill({"field-title": KEPT_TITLE, "field-content": "会话过期时写的正文，不能丢。"})
+    Select(walk.find("#field-category")).select_by_value(CATEGORY[0])
+    walk.driver.delete_all_cookies()
+    walk.click("#save-post")
+    check_page(walk.driver, "没有保存", "没有保存", page_status=400)
+    boxes = {
+        e.get_attribute("name"): e.get_attribute("value")
+        for e in walk.driver.find_elements(By.CSS_SELECTOR, "#resubmit textarea")
+    }
+    assert boxes["title"] == KEPT_TITLE and boxes["content"] == "会话过期时写的正文，不能丢。"
+    walk.shot("post-kept-after-session-ended")
+
+    kept = walk.driver.current_window_handle
+    walk.find("a[target=_blank][href^='/admin/login']").click()
+    WebDriverWait(walk.driver, 20).until(lambda d: len(d.window_handles) == 2)
+    walk.driver.switch_to.window(next(h for h in walk.driver.window_handles if h != kept))
+    check_page(walk.driver, "登录", "登录管理后台", min_text=10)
+    name, password = ACCOUNT
+    walk.fill({"name": name, "password": password})
+    walk.click("section.admin-box button[type=submit]")
+    check_page(walk.driver, "概览", "概览")
+    walk.driver.close()
+    walk.driver.switch_to.window(kept)
+    walk.click("#resubmit button[type=submit]")
+    check_page(walk.driver, "编辑文章", "编辑文章")
+    assert walk.notice() == f"已发布《{KEPT_TITLE}》。"
+    walk.shot("post-resubmitted")
+
+
 Step = Callable[[Walk], None]
 
 STEPS: tuple[Step, ...] = (
@@ -525,6 +563,7 @@ STEPS: tuple[Step, ...] = (
     _invalid_category,
     _write_and_publish_post,
     _add_and_refresh_source,
+    _session_ends_while_writing,
     _token_create_and_revoke,
     _run_job,
     _phone_width,

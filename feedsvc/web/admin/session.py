@@ -160,6 +160,26 @@ def _check_csrf() -> tuple[str, int] | None:
     return None
 
 
+# The typed fields a kept form shows (the others, and empty ones, go back hidden).
+KEPT_LABELS = {
+    "title": "标题",
+    "category": "分类",
+    "tags": "标签",
+    "content": "正文",
+    "summary": "摘要",
+    "author": "作者",
+    "published_at": "发布时间",
+    "slug": "网址名",
+    "name": "名称",
+    "description": "简介",
+    "language": "语言",
+    "feed_length": "订阅中的文章数",
+    "position": "位置",
+    "url": "订阅地址",
+    "interval_minutes": "抓取间隔（分钟）",
+}
+
+
 def _kept_form() -> str | None:
     """A form refused for its token, given back: the session ended while it was being written
     (signed out in another tab, expired), or the page is older than the session. Its fields
@@ -173,11 +193,11 @@ def _kept_form() -> str | None:
     if urlsplit(sender).netloc != request.host:
         return None
     fields = [
-        (name, forms.shown(value))
+        (name, forms.shown(value), KEPT_LABELS.get(name) if value.strip() else None)
         for name, value in request.form.items(multi=True)
         if name not in ("csrf_token", "password") and not forms.has_control(name)
     ]
-    if not fields:
+    if not any(label for _, _, label in fields):
         return None
     return render_template(
         "admin/expired.html",
