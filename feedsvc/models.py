@@ -289,6 +289,10 @@ class JobRun(Base):
 
 
 SOURCE_MODES = ("related", "posts")
+# sources.disabled_reason of a source the publisher disabled, and of one made by
+# `feedsvc import` (read once, never polled); a failing source's reason says what failed.
+DISABLED_BY_PUBLISHER = "disabled by the publisher"
+IMPORT_ONLY = "import only (not polled)"
 
 
 class Source(Base):

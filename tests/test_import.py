@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from feedsvc.cli import cli
 from feedsvc.errors import Conflict
-from feedsvc.models import Post, Source, SourceEntry
+from feedsvc.models import IMPORT_ONLY, Post, Source, SourceEntry
 from feedsvc.schemas import SourceCreate
 from feedsvc.services import sources as source_service
-from feedsvc.sources.importer import IMPORT_ONLY, import_feed
+from feedsvc.sources.importer import import_feed
 from feedsvc.sources.poll import poll_sources
 from tests.conftest import BEIJING, NOW
 from tests.factories import Factory

@@ -8,7 +8,14 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from feedsvc.models import ExternalItem, RelatedItem, Source, SourceEntry
+from feedsvc.models import (
+    DISABLED_BY_PUBLISHER,
+    IMPORT_ONLY,
+    ExternalItem,
+    RelatedItem,
+    Source,
+    SourceEntry,
+)
 from feedsvc.repo import chunked
 
 
@@ -136,11 +143,13 @@ def add_entries(session: Session, rows: Sequence[dict[str, object]]) -> None:
 
 
 def failing_sources(session: Session, limit: int) -> list[Source]:
-    """Sources whose last fetches failed, or that were disabled for it; the worst first."""
+    """Sources whose last fetches failed, or that were disabled for it (not those the
+    publisher disabled, nor import-only ones); the worst first."""
+    failed = Source.disabled_reason.not_in([DISABLED_BY_PUBLISHER, IMPORT_ONLY])
     return list(
         session.scalars(
             select(Source)
-            .where(or_(Source.consecutive_errors > 0, Source.disabled_reason.is_not(None)))
+            .where(or_(Source.consecutive_errors > 0, failed))
             .order_by(Source.consecutive_errors.desc(), Source.id)
             .limit(limit)
         )

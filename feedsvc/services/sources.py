@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, Invalid, NotFound
-from feedsvc.models import Source
+from feedsvc.models import DISABLED_BY_PUBLISHER, Source
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import related as related_repo
 from feedsvc.repo import sources as source_repo
@@ -92,7 +92,7 @@ def update_source(ctx: Context, source_id: int, data: SourceUpdate) -> Source:
                 source.last_error = None
                 source.next_fetch_at = now
             else:
-                source.disabled_reason = "disabled by the publisher"
+                source.disabled_reason = DISABLED_BY_PUBLISHER
         if session.is_modified(source):
             source.updated_at = now
         session.flush()

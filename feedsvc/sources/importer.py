@@ -15,14 +15,12 @@ from urllib.parse import urlsplit
 
 from feedsvc.context import Context
 from feedsvc.errors import Conflict, FeedsvcError, Invalid
-from feedsvc.models import Source
+from feedsvc.models import IMPORT_ONLY, Source
 from feedsvc.repo import categories as category_repo
 from feedsvc.repo import sources as source_repo
 from feedsvc.sources.parse import FeedParseError, ParsedFeed, declared_link, parse_feed
 from feedsvc.sources.poll import fetch_source
 from feedsvc.sources.store import StoreReport, store_as_posts
-
-IMPORT_ONLY = "import only (not polled)"
 
 
 def _read(ctx: Context, target: str) -> tuple[bytes, dict[str, str], str]:

@@ -248,3 +248,8 @@ def test_move_up_and_down_reorders_as_the_api_lists(signed_in, factory: Factory,
     assert "已经在最前" in signed_in.get("/admin/categories").get_data(as_text=True)
     assert factory.snapshot() == before
     assert post(signed_in, "/admin/categories/nope/move", direction="up").status_code == 404
+    for direction in ("sideways", "", "UP", "up\x00"):
+        answer = post(signed_in, "/admin/categories/gupiao/move", direction=direction)
+        assert answer.status_code == 400, direction
+    assert post(signed_in, "/admin/categories/gupiao/move").status_code == 400  # none given
+    assert factory.snapshot() == before

@@ -87,13 +87,24 @@ def test_failing_sources(signed_in, ctx, factory: Factory) -> None:  # type: ign
     bad = source_service.create_source(
         ctx, SourceCreate(url="http://127.0.0.1:9/bad.xml", category="jijin")
     )
+    paused = source_service.create_source(
+        ctx, SourceCreate(url="http://127.0.0.1:9/paused.xml", category="jijin", enabled=False)
+    )
+    gone = source_service.create_source(
+        ctx, SourceCreate(url="http://127.0.0.1:9/gone.xml", category="jijin")
+    )
     with ctx.db.write() as session:
         row = session.get(Source, bad.id)
         row.consecutive_errors = 3
         row.last_error = "HTTP 503：上游暂时不可用"
+        session.get(Source, paused.id).disabled_reason = "disabled by the publisher"
+        gone_row = session.get(Source, gone.id)
+        gone_row.enabled, gone_row.disabled_reason = False, "gone (410)"
     failing = section(signed_in.get("/admin").get_data(as_text=True), "failing-sources")
     assert "bad.xml" in failing and "HTTP 503：上游暂时不可用" in failing
+    assert "gone.xml" in failing and "上游已永久删除这个订阅（HTTP 410）" in failing
     assert "good.xml" not in failing
+    assert "paused.xml" not in failing  # the publisher's own choice is not a failure
     assert good.id != bad.id
 
 

@@ -188,6 +188,7 @@ def test_the_list_filters_searches_and_pages(signed_in, factory: Factory) -> Non
     assert len(ids("?page=2")) == 5
     assert len(ids("?category=jijin")) == 1
     assert len(ids("?tag=定投")) == 1 and len(ids("?tag=预算&page=2")) == 3
+    assert ids("?tag=ding-tou") == ids("?tag=定投")  # a tag's slug, as its public URL has it
     assert len(ids("?status=draft")) == 1 and len(ids("?status=published&page=2")) == 4
     assert len(ids("?q=100%25")) == 1  # % is a character, not a wildcard
     assert len(ids("?q=第1")) == 11  # 第1期, 第10期 … 第19期

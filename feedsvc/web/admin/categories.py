@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import flash, redirect, render_template, request
+from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
 from feedsvc.errors import FeedsvcError, NotFound
@@ -180,7 +181,10 @@ def move_category(slug: str) -> Response:
     index = next((i for i, row in enumerate(rows) if row.slug == slug), None)
     if index is None:
         raise NotFound(f"没有分类 {slug!r}")
-    step = -1 if request.form.get("direction") == "up" else 1
+    direction = request.form.get("direction")
+    if direction not in ("up", "down"):
+        raise BadRequest("direction 须为 up 或 down（请用页面上的“上移”“下移”按钮）。")
+    step = -1 if direction == "up" else 1
     other = index + step
     if not 0 <= other < len(rows):
         flash(f"“{rows[index].name}”已经在{'最前' if step < 0 else '最后'}。")

@@ -10,8 +10,8 @@ from flask import g
 
 from feedsvc.config import Settings
 from feedsvc.feeds.document import Links
+from feedsvc.models import DISABLED_BY_PUBLISHER, IMPORT_ONLY
 from feedsvc.repo import categories as category_repo
-from feedsvc.sources.importer import IMPORT_ONLY
 from feedsvc.web import ctx
 
 # What each job does, as the admin says it (the API and CLI keep the jobs' own English).
@@ -29,7 +29,7 @@ def job_description(name: str, english: str) -> str:
 
 # Why a source is disabled (sources.disabled_reason, stored in English for the API and CLI).
 DISABLED_REASONS = {
-    "disabled by the publisher": "由发布者停用",
+    DISABLED_BY_PUBLISHER: "由发布者停用",
     "gone (410)": "上游已永久删除这个订阅（HTTP 410）",
     IMPORT_ONLY: "仅用于导入，不定时抓取",
 }

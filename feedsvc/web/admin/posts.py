@@ -92,7 +92,7 @@ def _where(session: Any, filters: dict[str, str], now: datetime) -> PostFilter |
             return None
         where = replace(where, category_id=category.id)
     if filters["tag"]:
-        tag = post_repo.get_tag_by_name(session, filters["tag"])
+        tag = post_repo.get_tag(session, filters["tag"])  # its name, or its slug
         if tag is None:
             return None
         where = replace(where, tag_id=tag.id)
