@@ -26,8 +26,8 @@ The steps (``STEPS``, in order; each takes the ``Walk``):
    confirm page), the API answers it 401.
 7. 后台任务: the jobs are listed; 立即运行 on related-refresh shows the notice, and the
    scheduler runs it.
-8. The dashboard and the categories list at a phone's width (390x844): no horizontal page
-   scrollbar (a table may scroll inside itself).
+8. The dashboard, the categories, posts and sources lists and the post editor at a phone's
+   width (390x844): no horizontal page scrollbar (a table may scroll inside itself).
 9. 退出登录: back at the login page, and /admin sends there again.
 
 Each step saves full-page screenshots as build/e2e/admin-NN-<what>.png (numbered in the
@@ -334,11 +334,15 @@ def _run_job(walk: Walk) -> None:
 
 
 def _phone_width(walk: Walk) -> None:
-    """The dashboard and the categories list at 390x844: no horizontal page scrollbar."""
+    """The dashboard, the categories, posts and sources lists and the editor at 390x844: no
+    horizontal page scrollbar."""
     with at_phone_width(walk.driver):
         for path, title, what in (
             ("/admin", "概览", "phone-390x844-dashboard"),
             ("/admin/categories", "分类", "phone-390x844-categories"),
+            ("/admin/posts", "文章", "phone-390x844-posts"),
+            ("/admin/posts/new", "写文章", "phone-390x844-editor"),
+            ("/admin/sources", "订阅源", "phone-390x844-sources"),
         ):
             walk.open(path)
             check_page(walk.driver, title, title)
