@@ -74,6 +74,10 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "timeout": options.timeout,
         "graceful_timeout": options.graceful_timeout,
         "keepalive": options.keep_alive,
+        # gunicorn's most (its default is 4094): a long admin search or path reaches the app
+        # and gets its page, instead of gunicorn's plain-text 414. nginx's default buffers
+        # (large_client_header_buffers 4 8k) hold a request line as long.
+        "limit_request_line": 8190,
         # Trusted for X-Forwarded-Proto (wsgi.url_scheme); the access log reads
         # X-Forwarded-For under the same rule. Feed URLs never depend on either:
         # they are built from site.base_url.
