@@ -446,8 +446,9 @@ UNREACHABLE_KIND, NOT_MIGRATED_KIND = "unreachable", "not-migrated"
 NOT_MIGRATED = "the database has no schema yet: run `feedsvc init` (or `feedsvc db upgrade`)"
 UNREACHABLE = "the database is unreachable; try again later"
 
-# kind -> what the user reads
-_MEANINGS = {
+# kind -> what the user reads, as the API and the CLI say it (the admin says it in Chinese:
+# feedsvc/web/admin/error_messages.py)
+FAULT_MESSAGES = {
     READ_ONLY: "the database is read-only: writes are refused",
     FULL: "the database's disk is full: writes are refused",
     BUSY: "the database is busy; try again",
@@ -587,4 +588,4 @@ def _identity(path: str) -> tuple[int, int] | None:
 def storage_fault(exc: BaseException) -> Unavailable | None:
     """The user-facing meaning of a database error, or None when it is not a fault of storage."""
     kind = fault_kind(exc)
-    return None if kind is None else Unavailable(_MEANINGS[kind])
+    return None if kind is None else Unavailable(FAULT_MESSAGES[kind])

@@ -39,6 +39,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from feedsvc import logs, metrics
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.lifeline import PARENT_PID_ENV
+from feedsvc.request_body import closing_after_unread_body
 
 log = logging.getLogger("feedsvc.server")
 
@@ -73,6 +74,10 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "timeout": options.timeout,
         "graceful_timeout": options.graceful_timeout,
         "keepalive": options.keep_alive,
+        # gunicorn's most (its default is 4094): a long admin search or path reaches the app
+        # and gets its page, instead of gunicorn's plain-text 414. nginx's default buffers
+        # (large_client_header_buffers 4 8k) hold a request line as long.
+        "limit_request_line": 8190,
         # Trusted for X-Forwarded-Proto (wsgi.url_scheme); the access log reads
         # X-Forwarded-For under the same rule. Feed URLs never depend on either:
         # they are built from site.base_url.
@@ -87,7 +92,8 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
 
 
 class ReusePortWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker that hands its share of new connections back when it stops.
+    """gunicorn's gthread worker that hands its share of new connections back when it stops,
+    and closes a connection whose request's body was left unread (feedsvc/request_body.py).
 
     With ``reuse_port`` the kernel queues some of the new connections on this worker's own
     socket; gunicorn would close it at the very end of a graceful stop, resetting whatever
@@ -95,6 +101,13 @@ class ReusePortWorker(ThreadWorker):  # type: ignore[misc]
     the worker stops accepting, it accepts what is queued and closes the socket: new
     connections then go to the other workers' sockets.
     """
+
+    wsgi: Any  # the application, set by gunicorn's load_wsgi
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # An answer given with the request's body unread closes the connection (the module).
+        self.wsgi = closing_after_unread_body(self.wsgi)
 
     def set_accept_enabled(self, enabled: bool) -> None:
         super().set_accept_enabled(enabled)

@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from feedsvc.config import HUB_PATH
+from feedsvc.config import HUB_PATH, Settings
 from feedsvc.db import storage_fault
 from feedsvc.errors import FeedsvcError, Unauthorized
 
@@ -79,14 +79,23 @@ _REASONS = {
 }
 
 
-def _page(status: int, message: str) -> str:
-    """The error page in the site's layout (no database read: it must render when the
-    database is what failed); a bare page if even that fails."""
-    from feedsvc.web.pages import layout
+def _under_admin() -> bool:
+    from feedsvc.web.admin import PREFIX
 
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+
+def _page(status: int, message: str) -> str:
+    """The error page in the site's layout, or under /admin in the admin's, in Chinese (no
+    database read: it must render when the database is what failed); a bare page if even
+    that fails."""
     reason = _REASONS.get(status) or HTTPStatus(status).phrase
     try:
         settings = current_app.extensions["feedsvc"].settings
+        if _under_admin():
+            return _admin_page(settings, status, message)
+        from feedsvc.web.pages import layout
+
         return render_template(
             "error.html", status=status, reason=reason, message=message, **layout(settings)
         )
@@ -96,6 +105,26 @@ def _page(status: int, message: str) -> str:
             f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{status}</title>'
             f"<h1>{status} {escape(reason)}</h1><p>{escape(message)}</p></html>"
         )
+
+
+def _admin_page(settings: Settings, status: int, message: str) -> str:
+    from feedsvc.web.admin import error_messages, session
+    from feedsvc.web.admin.layout import admin_layout
+
+    shown = admin_layout(settings)
+    return render_template(
+        "admin/error.html",
+        status=status,
+        reason=_REASONS.get(status)
+        or error_messages.REASONS.get(status)
+        or HTTPStatus(status).phrase,
+        message=error_messages.in_chinese(
+            status, message, max_request_bytes=settings.http.max_request_bytes
+        ),
+        # The layout's sign-out button, for whoever is signed in.
+        csrf_token=session.csrf_token() if shown["user"] else "",
+        **shown,
+    )
 
 
 def init_app(app: Flask) -> None:

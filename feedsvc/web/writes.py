@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("feedsvc.web")
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_PROCESS_ENDED = "the write process ended during this write: it may or may not have been saved"
 THREAD_NAME = "feedsvc-write"
 # Seconds a running thread may keep the interpreter lock while another waits for it (Python's
 # default: 0.005). A write holds it for whole milliseconds of Markdown, sanitizing and ORM
@@ -244,9 +245,7 @@ class WriteProcesses:
         from feedsvc.web.errors import error_response
 
         with self._app.request_context(environ):
-            response = error_response(
-                503, "the write process ended during this write: it may or may not have been saved"
-            )
+            response = error_response(503, WRITE_PROCESS_ENDED)
         return response(environ, start_response)
 
 
