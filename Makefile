@@ -71,6 +71,7 @@ bench: $(STAMP_TEST)
 	@if [ -f bench/sources.py ]; then $(BIN)/python bench/sources.py; fi
 	@if command -v wrk >/dev/null; then $(BIN)/python bench/metrics.py; fi
 	$(BIN)/python bench/websub.py
+	$(BIN)/python bench/admin.py
 
 # tests/test_front.py runs Debian's nginx in front of `feedsvc serve`: install it when it is
 # missing and apt can (as root); otherwise those tests skip, saying why.

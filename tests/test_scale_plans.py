@@ -255,3 +255,32 @@ def test_a_cursor_page_of_visible_posts_has_one_upper_bound(
     with ctx.db.read() as session:
         ahead = post_repo.list_posts(session, where, limit=50, after=future)
     assert corpus["scheduled"].id not in {p.id for p in ahead}
+
+
+def test_the_dashboard_reads_indexes(ctx: Any, corpus: dict[str, Any]) -> None:
+    """The admin's dashboard (bench/admin.py): the posts written last walk ix_posts_updated
+    (no sort of every post), and each count is a range of ix_posts_status_published read in
+    the index alone (no pass over the table)."""
+    now = ctx.clock.now()
+    with ctx.db.read() as session:
+        assert post_repo.count_by_state(session, now) == (12, 1, 1)
+    latest = plans(ctx, lambda s: post_repo.recently_changed(s, 10), "posts LEFT OUTER")
+    assert len(latest) == 1
+    counts = plans(ctx, lambda s: post_repo.count_by_state(s, now), "posts")
+    assert len(counts) == 3
+    if ctx.db.dialect == "sqlite":
+        assert "SCAN posts USING INDEX ix_posts_updated" in latest[0], latest[0]
+        assert "TEMP B-TREE" not in latest[0], latest[0]
+        for plan in counts:
+            assert "USING COVERING INDEX ix_posts_status_published" in plan, plan
+    else:
+        assert "ix_posts_updated" in latest[0] and "Sort" not in latest[0], latest[0]
+        for plan in counts:
+            assert "ix_posts_status_published" in plan and "Seq Scan" not in plan, plan
+
+
+def test_scheduled_posts_read_one_page_of_an_index(ctx: Any, corpus: dict[str, Any]) -> None:
+    where = post_repo.PostFilter(scheduled_after=ctx.clock.now())
+    found = plans(ctx, lambda s: post_repo.list_posts(s, where, limit=5), "posts LEFT OUTER")
+    assert len(found) == 1
+    assert_page_from_index(ctx, found[0], cursor=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select, tuple_
+from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -225,17 +225,21 @@ def get_tag_by_name(session: Session, name: str) -> Tag | None:
 
 
 def count_by_state(session: Session, now: datetime) -> tuple[int, int, int]:
-    """(published and due, drafts, scheduled: published with a time still to come)."""
-    due = and_(Post.status == "published", Post.published_at <= now)
-    scheduled = and_(Post.status == "published", Post.published_at > now)
-    row = session.execute(
-        select(
-            func.count(case((due, 1))),
-            func.count(case((Post.status == "draft", 1))),
-            func.count(case((scheduled, 1))),
-        )
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    """(published and due, drafts, scheduled: published with a time still to come).
+
+    Three counts, each a range of ix_posts_status_published (status, published_at, id) read
+    in the index alone: one pass of the table with a CASE per state read every row (331 ms
+    at 100,000 posts on SQLite, bench/admin.py)."""
+
+    def count(*where: ColumnElement[bool]) -> int:
+        return int(session.scalar(select(func.count()).select_from(Post).where(*where)) or 0)
+
+    published = Post.status == "published"
+    return (
+        count(published, Post.published_at <= now),
+        count(Post.status == "draft"),
+        count(published, Post.published_at > now),
+    )
 
 
 def recently_changed(session: Session, limit: int) -> list[Post]:
