@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -143,9 +144,18 @@ class Walk:
 
     def click(self, selector: str) -> None:
         """Click (a link, a submit button) and wait for the next page."""
-        element = self.find(selector)
         self.driver.get_log("browser")  # what an earlier page left is that page's
-        element.click()
+        for attempt in range(3):
+            element = self.find(selector)
+            try:
+                element.click()
+                break
+            except WebDriverException as exc:
+                # ChromeDriver, after a full-page screenshot (captureBeyondViewport), may
+                # resolve the element to a node id of the document before it: the click is
+                # refused before it is dispatched. Find the element again and click it.
+                if "does not belong to the document" not in str(exc) or attempt == 2:
+                    raise
         WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(element))
 
     def check_nav_aligned(self) -> None:
@@ -553,7 +563,14 @@ def _session_ends_while_writing(walk: Walk) -> None:
     check_page(walk.driver, "概览", "概览")
     walk.driver.close()
     walk.driver.switch_to.window(kept)
-    walk.click("#resubmit button[type=submit]")
+    # Back in a tab that was in the background, ChromeDriver may resolve elements to node ids
+    # of a stale document ("does not belong to the document"): the button is clicked by the
+    # page's own script, as a user's click would (the form's submit handler runs), and the
+    # step waits for the editor the save redirects to.
+    walk.driver.get_log("browser")
+    walk.driver.execute_script("document.querySelector('#resubmit button[type=submit]').click()")
+    saved = re.compile(re.escape(walk.url("/admin/posts/")) + r"\d+")
+    WebDriverWait(walk.driver, 20).until(lambda d: saved.fullmatch(d.current_url))
     check_page(walk.driver, "编辑文章", "编辑文章")
     assert walk.notice() == f"已发布《{KEPT_TITLE}》。"
     walk.shot("post-resubmitted")
