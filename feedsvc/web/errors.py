@@ -79,12 +79,6 @@ _REASONS = {
 }
 
 
-def _under_admin() -> bool:
-    from feedsvc.web.admin import PREFIX
-
-    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
-
-
 def _page(status: int, message: str) -> str:
     """The error page in the site's layout, or under /admin in the admin's, in Chinese (no
     database read: it must render when the database is what failed); a bare page if even
@@ -92,7 +86,9 @@ def _page(status: int, message: str) -> str:
     reason = _REASONS.get(status) or HTTPStatus(status).phrase
     try:
         settings = current_app.extensions["feedsvc"].settings
-        if _under_admin():
+        from feedsvc.web.admin import under_admin
+
+        if under_admin(request.path):
             return _admin_page(settings, status, message)
         from feedsvc.web.pages import layout
 

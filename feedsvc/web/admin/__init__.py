@@ -27,6 +27,11 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 PREFIX = "/admin"
 
 
+def under_admin(path: str) -> bool:
+    """Whether ``path`` is the admin's (/admin or below; not /administer)."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     from feedsvc.web.admin import (  # noqa: F401 - registers the views
         auth,
@@ -52,7 +57,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def _never_cached(response: Response) -> Response:
-        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+        if under_admin(request.path):
             response.headers["Cache-Control"] = "no-store"
             response.vary.add("Cookie")
         return response
